@@ -1,0 +1,43 @@
+"""optieval: export, convert, benchmark, compare and gate ML models for release.
+
+The public API is five functions, one per arrow of the data flow (DESIGN.md)::
+
+    export_model   PyTorch spec -> checked ONNX file + manifest
+    convert        FP32 ONNX -> FP16 / INT8 artifact + census
+    benchmark      artifact x backends x precisions x batches -> latency cells
+    compare        candidates vs a reference -> parity metrics
+    gate           release.toml -> checks, verdict, reports
+
+Heavy libraries (torch, onnxruntime, TensorRT) are imported only when a function needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "export_model": "optieval.export.torch_export",
+    "convert": "optieval.export.precision",
+    "benchmark": "optieval.bench.runner",
+    "compare": "optieval.bench.parity",
+    "gate": "optieval.bench.gate",
+}
+
+__all__ = ["__version__", "benchmark", "compare", "convert", "export_model", "gate"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optieval.bench.gate import gate
+    from optieval.bench.parity import compare
+    from optieval.bench.runner import benchmark
+    from optieval.export.precision import convert
+    from optieval.export.torch_export import export_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optieval' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,5 @@
+"""``python -m optieval``."""
+
+from optieval.cli import main
+
+main()
