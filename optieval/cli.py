@@ -7,29 +7,32 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from optieval.errors import InputError, OptievalError
 
-console = Console()
-err_console = Console(stderr=True)
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _OptievalGroup(TyperGroup):
     """Maps :class:`OptievalError` to one line on stderr and its exit code (traceback with
     ``--debug``)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OptievalError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(exc.exit_code) from None
 
 
 app = typer.Typer(
@@ -78,7 +81,113 @@ def write_json_output(path: Path | None, payload: dict[str, Any]) -> None:
         from optieval.files import write_json_atomic
 
         write_json_atomic(path, payload)
-        err_console.print(f"wrote {path}", highlight=False)
+        err_console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
+def doctor(
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON to this file.")
+    ] = None,
+) -> None:
+    """Show this machine's fingerprint and which backends are usable here, and why not."""
+    from optieval.bench.render import doctor_table, environment_table
+    from optieval.doctor import diagnose
+
+    report = diagnose()
+    console.print(environment_table(report.env))
+    console.print(doctor_table(report))
+    write_json_output(json_file, report.to_json())
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help="ONNX model (or a prebuilt engine).")],
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="Backends, comma-separated.")
+    ] = None,
+    precision: Annotated[
+        list[str] | None, typer.Option("--precision", "-p", help="fp32, fp16, int8; comma-separated.")
+    ] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="Batch sizes, comma-separated.")
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", help="NAME:D0xD1x... full shape (batch first); repeatable."),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads for CPU backends.")] = None,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds (discarded).")] = 0.5,
+    duration: Annotated[float, typer.Option(help="Measure at least this many seconds.")] = 3.0,
+    min_samples: Annotated[
+        int | None, typer.Option(help="Measure at least this many iterations.")
+    ] = None,
+    max_duration: Annotated[float, typer.Option(help="Stop measuring after this many seconds.")] = 30.0,
+    target_percentile: Annotated[
+        float, typer.Option(help="Highest percentile that must get a 95% interval.")
+    ] = 99.0,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write results JSON here.")] = None,
+) -> None:
+    """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
+    from optieval.bench.inputs import parse_shape_option
+    from optieval.bench.latency import MeasureSettings
+    from optieval.bench.render import bench_table, cell_footnotes
+    from optieval.bench.runner import benchmark
+    from optieval.errors import BackendUnavailable, combined_exit_code
+
+    shapes: dict[str, list[tuple[int, ...]]] = {}
+    for item in shape or []:
+        name, parsed = parse_shape_option(item)
+        shapes.setdefault(name, []).extend(parsed)
+    backends = split_list(backend, "--backend") or ["ort-cpu"]
+    settings = MeasureSettings(
+        warmup_s=warmup,
+        duration_s=duration,
+        min_samples=min_samples,
+        max_duration_s=max_duration,
+        target_percentile=target_percentile,
+    )
+    report = benchmark(
+        model,
+        backends=backends,
+        precisions=split_list(precision, "--precision") or ["fp32"],
+        batches=parse_int_list(batch, "--batch"),
+        shapes=shapes,
+        threads=threads,
+        settings=settings,
+    )
+    write_json_output(json_file, report.to_json())
+    if len(backends) == 1 and all(c.status == "skipped" for c in report.results):
+        reason = report.results[0].reason if report.results else "unusable"
+        raise BackendUnavailable(reason or "unusable", where=backends[0])
+    console.print(bench_table(report))
+    for line in cell_footnotes(report):
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    codes = [3 if c.status == "error" else 0 for c in report.results]
+    code = combined_exit_code(codes)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to measure each cell.")] = 2.0,
+) -> None:
+    """Run optieval's main job on the bundled digits CNN: benchmark it on ONNX Runtime CPU."""
+    from optieval.assets import DIGITS_ONNX
+    from optieval.bench.latency import MeasureSettings
+    from optieval.bench.render import bench_table, cell_footnotes
+    from optieval.bench.runner import benchmark
+
+    report = benchmark(
+        DIGITS_ONNX,
+        backends=["ort-cpu"],
+        batches=[1, 8],
+        settings=MeasureSettings(duration_s=duration, max_duration_s=max(duration, 10.0)),
+    )
+    console.print(bench_table(report))
+    for line in cell_footnotes(report):
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -1,0 +1,159 @@
+"""The timed loop: warm-up kept apart, then measure until a minimum duration and a minimum
+sample count are both met, capped by a maximum duration (DESIGN.md, decision 3).
+
+The loop calls a zero-argument runner (``Backend.runner``) between two reads of the host's
+monotonic nanosecond clock and appends the difference: nothing else happens per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from optieval.errors import InputError
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long and how much to measure.
+
+    Args:
+        warmup_s: seconds of discarded warm-up (default 0.5).
+        warmup_iters: discarded warm-up iterations, at least (default 10).
+        duration_s: measure at least this long (default 3).
+        min_samples: measure at least this many iterations (None: derived from
+            ``target_percentile``, the count its 95% interval needs).
+        max_duration_s: stop here even if the minimums are not met (default 30).
+        target_percentile: the highest percentile that must get an interval (default 99).
+    """
+
+    warmup_s: float = 0.5
+    warmup_iters: int = 10
+    duration_s: float = 3.0
+    min_samples: int | None = None
+    max_duration_s: float = 30.0
+    target_percentile: float = 99.0
+
+    def validate(self) -> MeasureSettings:
+        """Raise InputError naming the option for zero or negative durations and counts."""
+        checks = [
+            ("--warmup", self.warmup_s >= 0, "must not be negative"),
+            ("--warmup-iters", self.warmup_iters >= 0, "must not be negative"),
+            ("--duration", self.duration_s > 0, "must be positive"),
+            ("--max-duration", self.max_duration_s > 0, "must be positive"),
+            ("--min-samples", self.min_samples is None or self.min_samples > 0, "must be positive"),
+            ("--target-percentile", 0 < self.target_percentile < 100, "must be in (0, 100)"),
+        ]
+        for option, ok, message in checks:
+            if not ok:
+                raise InputError(message, where=option)
+        if self.max_duration_s < self.duration_s:
+            raise InputError(
+                f"--max-duration {self.max_duration_s} is shorter than --duration {self.duration_s}",
+                where="--max-duration",
+            )
+        return self
+
+    def required_samples(self) -> int:
+        """The sample count the run must reach: ``min_samples`` or, by default, the smallest
+        count for which the target percentile has a distribution-free 95% interval."""
+        if self.min_samples is not None:
+            return self.min_samples
+        return min_samples_for_percentile(self.target_percentile)
+
+
+def min_samples_for_percentile(percentile: float, confidence: float = 0.95) -> int:
+    """Smallest n for which the widest order-statistic interval [x_(1), x_(n)] covers the
+    ``percentile`` quantile with probability ``confidence``: 1 - q^n - (1-q)^n >= confidence."""
+    q = percentile / 100.0
+    n = 1
+    while 1.0 - q**n - (1.0 - q) ** n < confidence:
+        n += 1
+        if n > 10_000_000:  # pragma: no cover - only for absurd percentiles
+            break
+    return n
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one timed loop produced."""
+
+    times_ns: np.ndarray
+    warmup_iterations: int
+    first_inference_ms: float
+    elapsed_s: float
+    reached_minimums: bool
+
+    @property
+    def times_ms(self) -> np.ndarray:
+        """Per-iteration latencies in milliseconds."""
+        return self.times_ns.astype(np.float64) / 1e6
+
+
+def measure(runners: Sequence[Callable[[], object]], settings: MeasureSettings) -> Measurement:
+    """Warm up, then time ``runners`` (cycled, one call per iteration) per the settings.
+
+    The first call is timed on its own and reported as the cold first inference.
+    """
+    perf = time.perf_counter_ns
+    count = len(runners)
+    if count == 0:
+        raise InputError("nothing to run: no inputs")
+
+    t0 = perf()
+    runners[0]()
+    first_ms = (perf() - t0) / 1e6
+
+    warm_end = perf() + int(settings.warmup_s * 1e9)
+    warm = 0
+    while warm < settings.warmup_iters or perf() < warm_end:
+        runners[warm % count]()
+        warm += 1
+
+    need = settings.required_samples()
+    min_ns = int(settings.duration_s * 1e9)
+    max_ns = int(settings.max_duration_s * 1e9)
+    times: list[int] = []
+    append = times.append
+    start = perf()
+    if count == 1:
+        run = runners[0]
+        while True:
+            a = perf()
+            run()
+            b = perf()
+            append(b - a)
+            elapsed = b - start
+            if (elapsed >= min_ns and len(times) >= need) or elapsed >= max_ns:
+                break
+    else:
+        i = 0
+        while True:
+            run = runners[i % count]
+            i += 1
+            a = perf()
+            run()
+            b = perf()
+            append(b - a)
+            elapsed = b - start
+            if (elapsed >= min_ns and len(times) >= need) or elapsed >= max_ns:
+                break
+    elapsed_s = (perf() - start) / 1e9
+    return Measurement(
+        times_ns=np.asarray(times, dtype=np.int64),
+        warmup_iterations=warm,
+        first_inference_ms=first_ms,
+        elapsed_s=elapsed_s,
+        reached_minimums=len(times) >= need and elapsed_s >= settings.duration_s - 1e-9,
+    )
+
+
+def percentile_point(sorted_ms: np.ndarray, percentile: float) -> float:
+    """Nearest-rank percentile of sorted samples (the order statistic x_(ceil(q n)))."""
+    n = len(sorted_ms)
+    rank = max(1, math.ceil(percentile / 100.0 * n))
+    return float(sorted_ms[rank - 1])

@@ -1,0 +1,106 @@
+"""Rich renderings of bench results and the doctor report for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from optieval.bench.results import STATUS_OK, BenchReport
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def bench_table(report: BenchReport) -> Table:
+    """One row per cell: status, samples, percentiles (with their 95% intervals when known),
+    throughput and cold start."""
+    table = Table(title=f"optieval bench: {report.model.get('path', '')}", title_justify="left")
+    table.add_column("cell", no_wrap=True)
+    table.add_column("shapes")
+    for column in ("n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "items/s", "cold ms"):
+        table.add_column(column, justify="right")
+    for cell in report.results:
+        shapes = " ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in cell.shapes.items())
+        if cell.status != STATUS_OK or cell.latency_ms is None:
+            table.add_row(f"{cell.label} [yellow]{cell.status}[/]", shapes, "-", "-", "-", "-",
+                          "-", "-", "-")
+            continue
+        lat = cell.latency_ms
+        ci = cell.ci95_ms or {}
+        items = (cell.throughput or {}).get("items_per_s")
+        table.add_row(
+            cell.label,
+            shapes,
+            str(cell.samples),
+            _with_ci(lat.get("p50"), ci.get("p50")),
+            _with_ci(lat.get("p90"), ci.get("p90")),
+            _with_ci(lat.get("p99"), ci.get("p99")),
+            _ms(lat.get("mean")),
+            f"{items:,.0f}" if items else "-",
+            _ms(cell.cold_start_ms),
+        )
+    return table
+
+
+def _with_ci(point: float | None, interval: Any) -> str:
+    if point is None:
+        return "-"
+    if interval:
+        return f"{_ms(point)} [{_ms(interval[0])}, {_ms(interval[1])}]"
+    return _ms(point)
+
+
+def cell_footnotes(report: BenchReport) -> list[str]:
+    """Reasons of skipped and failed cells, notes, and environment warnings, one line each."""
+    lines = [f"warning: {w}" for w in report.warnings]
+    for cell in report.results:
+        if cell.reason:
+            lines.append(f"{cell.label} {cell.status}: {cell.reason}")
+        lines.extend(f"{cell.label}: {note}" for note in cell.notes)
+    return lines
+
+
+def doctor_table(report: Any) -> Table:
+    """The doctor's backend table."""
+    table = Table(title="backends", title_justify="left")
+    table.add_column("backend")
+    table.add_column("usable")
+    table.add_column("reason")
+    for status in report.backends:
+        mark = "[green]yes[/]" if status.usable else "[red]no[/]"
+        reason = status.reason + (f" (hint: {status.hint})" if status.hint else "")
+        table.add_row(status.name, mark, reason)
+    return table
+
+
+def environment_table(env: dict[str, Any]) -> Table:
+    """The environment fingerprint, one row per fact."""
+    table = Table(title="environment", title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    cpu = env.get("cpu", {})
+    rows = [
+        ("optieval", env.get("optieval")),
+        ("python", env.get("python")),
+        ("os", f"{env.get('os')} ({env.get('machine')})"),
+        ("cpu", f"{cpu.get('model')}, {cpu.get('usable_cores')} usable cores"),
+        ("cpu flags", ", ".join(cpu.get("flags", [])) or "none of interest"),
+    ]
+    for name, version in env.get("versions", {}).items():
+        rows.append((name, version or "not installed"))
+    rows.append(("ort providers", ", ".join(env.get("ort_providers", [])) or "-"))
+    gpus = env.get("gpus", [])
+    if gpus:
+        for gpu in gpus:
+            rows.append((f"gpu {gpu.get('index')}",
+                         f"{gpu.get('name')}, driver {gpu.get('driver')}, "
+                         f"CUDA {gpu.get('cuda_driver', '?')}"))
+    else:
+        rows.append(("gpu", "none found (no NVML, no nvidia-smi)"))
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table

@@ -1,0 +1,120 @@
+"""The bench results model: one cell per backend x precision x batch x shape, serialized with a
+versioned schema that other tools parse (README, "Bench JSON").
+
+Schema history:
+    1: first release (schema_version, env, model, results[] of cells).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from optieval.errors import InputError
+
+BENCH_SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_SKIPPED = "skipped"
+STATUS_ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured (or skipped, or failed) cell.
+
+    ``times_ms`` holds every measured iteration in order; the summary fields are derived from it
+    when the cell was measured (status ``ok``) and are None otherwise.
+    """
+
+    backend: str
+    precision: str
+    batch: int
+    shapes: dict[str, list[int]]
+    status: str
+    reason: str | None = None
+    samples: int = 0
+    times_ms: list[float] = field(default_factory=list)
+    latency_ms: dict[str, float] | None = None
+    ci95_ms: dict[str, list[float] | None] | None = None
+    throughput: dict[str, Any] | None = None
+    device_times_ms: list[float] | None = None
+    device_latency_ms: dict[str, float] | None = None
+    cold_start_ms: float | None = None
+    memory: dict[str, Any] | None = None
+    artifact: dict[str, Any] | None = None
+    artifact_bytes: int | None = None
+    gflops: float | None = None
+    stability: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, int, tuple[tuple[str, tuple[int, ...]], ...]]:
+        """What pairs this cell with a baseline's: backend, precision, batch and shapes."""
+        return (
+            self.backend,
+            self.precision,
+            self.batch,
+            tuple(sorted((k, tuple(v)) for k, v in self.shapes.items())),
+        )
+
+    @property
+    def label(self) -> str:
+        """``ort-cpu:fp32 b8``."""
+        return f"{self.backend}:{self.precision} b{self.batch}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cell:
+        """Inverse of :meth:`to_json`; unknown keys are ignored so newer readers stay lenient."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """A whole ``optieval bench`` run: where it ran, what it ran, and every cell."""
+
+    env: dict[str, Any]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    results: tuple[Cell, ...]
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form with ``schema_version``."""
+        return {
+            "schema_version": BENCH_SCHEMA_VERSION,
+            "kind": "bench",
+            "env": self.env,
+            "model": self.model,
+            "settings": self.settings,
+            "warnings": list(self.warnings),
+            "results": [c.to_json() for c in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, where: str = "bench JSON") -> BenchReport:
+        """Read a bench JSON; refuses other schema versions with what to do."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != BENCH_SCHEMA_VERSION:
+            raise InputError(
+                f"bench schema_version {version!r} is not {BENCH_SCHEMA_VERSION}",
+                where=where,
+                hint="re-run the benchmark with this optieval version",
+            )
+        try:
+            cells = tuple(Cell.from_json(c) for c in data["results"])
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"malformed bench results ({exc})", where=where) from exc
+        return cls(
+            env=data.get("env", {}),
+            model=data.get("model", {}),
+            settings=data.get("settings", {}),
+            results=cells,
+            warnings=tuple(data.get("warnings", [])),
+        )

@@ -1,0 +1,48 @@
+import time
+
+import pytest
+
+from optieval.bench.latency import MeasureSettings, measure, min_samples_for_percentile
+from optieval.errors import InputError
+
+
+def test_min_samples_derived_from_percentile() -> None:
+    # 1 - 0.99^n >= 0.95 first holds at n = 299; the median needs 6 (1 - 2 * 0.5^n >= 0.95).
+    assert min_samples_for_percentile(99) == 299
+    assert min_samples_for_percentile(50) == 6
+
+
+def test_measure_meets_both_minimums() -> None:
+    calls = []
+    settings = MeasureSettings(warmup_s=0.0, warmup_iters=3, duration_s=0.05, min_samples=50)
+    m = measure([lambda: calls.append(1)], settings)
+    assert m.warmup_iterations >= 3
+    assert len(m.times_ns) >= 50
+    assert m.elapsed_s >= 0.05
+    assert m.reached_minimums
+    assert len(calls) == 1 + m.warmup_iterations + len(m.times_ns)
+
+
+def test_measure_stops_at_max_duration() -> None:
+    settings = MeasureSettings(
+        warmup_s=0.0, warmup_iters=0, duration_s=0.05, min_samples=10_000, max_duration_s=0.1
+    )
+    m = measure([lambda: time.sleep(0.01)], settings)
+    assert m.elapsed_s < 0.5
+    assert not m.reached_minimums
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"duration_s": 0}, "--duration"),
+        ({"duration_s": -1}, "--duration"),
+        ({"min_samples": 0}, "--min-samples"),
+        ({"warmup_s": -1}, "--warmup"),
+        ({"max_duration_s": 1, "duration_s": 2}, "--max-duration"),
+        ({"target_percentile": 100}, "--target-percentile"),
+    ],
+)
+def test_bad_settings_name_the_option(kwargs: dict, option: str) -> None:
+    with pytest.raises(InputError, match=option):
+        MeasureSettings(**kwargs).validate()
