@@ -23,7 +23,7 @@ class _OptievalGroup(TyperGroup):
     """Maps :class:`OptievalError` to one line on stderr and its exit code (traceback with
     ``--debug``)."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context, vendored or not by typer
         try:
             return super().invoke(ctx)
         except OptievalError as exc:
@@ -107,7 +107,8 @@ def bench(
         list[str] | None, typer.Option("--backend", "-b", help="Backends, comma-separated.")
     ] = None,
     precision: Annotated[
-        list[str] | None, typer.Option("--precision", "-p", help="fp32, fp16, int8; comma-separated.")
+        list[str] | None,
+        typer.Option("--precision", "-p", help="fp32, fp16, int8; comma-separated."),
     ] = None,
     batch: Annotated[
         list[str] | None, typer.Option("--batch", help="Batch sizes, comma-separated.")
@@ -122,11 +123,15 @@ def bench(
     min_samples: Annotated[
         int | None, typer.Option(help="Measure at least this many iterations.")
     ] = None,
-    max_duration: Annotated[float, typer.Option(help="Stop measuring after this many seconds.")] = 30.0,
+    max_duration: Annotated[
+        float, typer.Option(help="Stop measuring after this many seconds.")
+    ] = 30.0,
     target_percentile: Annotated[
         float, typer.Option(help="Highest percentile that must get a 95% interval.")
     ] = 99.0,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write results JSON here.")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write results JSON here.")
+    ] = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
     from optieval.bench.inputs import parse_shape_option
@@ -196,4 +201,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -45,7 +45,5 @@ def diagnose() -> DoctorReport:
     statuses = []
     for name in BACKEND_NAMES:
         state = availability(name)
-        statuses.append(
-            BackendStatus(name, state.usable, state.reason, state.detail.get("hint"))
-        )
+        statuses.append(BackendStatus(name, state.usable, state.reason, state.detail.get("hint")))
     return DoctorReport(fingerprint(), tuple(statuses))

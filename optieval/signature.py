@@ -133,7 +133,9 @@ def signature_from_onnx(model: onnx.ModelProto) -> Signature:
 
     def spec(value: Any) -> TensorSpec:
         elem = value.type.tensor_type.elem_type
-        return TensorSpec(value.name, _ONNX_TO_NUMPY.get(elem, f"onnx:{elem}"), _dims_from_onnx(value.type))
+        return TensorSpec(
+            value.name, _ONNX_TO_NUMPY.get(elem, f"onnx:{elem}"), _dims_from_onnx(value.type)
+        )
 
     return Signature(
         tuple(spec(v) for v in model.graph.input if v.name not in initializers),

@@ -46,13 +46,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep every test's artifacts out of the user's ~/.cache/optieval."""
     monkeypatch.setenv("OPTIEVAL_CACHE", str(tmp_path_factory.getbasetemp() / "optieval-cache"))
 
 
-def make_onnx_mlp(path: Path, *, batch: int | str = "batch", features: int = 4, classes: int = 3,
-                  seed: int = 0) -> Path:
+def make_onnx_mlp(
+    path: Path, *, batch: int | str = "batch", features: int = 4, classes: int = 3, seed: int = 0
+) -> Path:
     """Write a tiny Gemm-Relu-Gemm ONNX classifier (input ``x``, output ``logits``)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper

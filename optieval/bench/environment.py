@@ -6,6 +6,7 @@ facts come from NVML when ``nvidia-ml-py`` is installed, else from ``nvidia-smi`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -62,7 +63,11 @@ def _cpuinfo() -> dict[str, Any]:
         for line in text.splitlines():
             key, _, value = line.partition(":")
             key = key.strip()
-            if key == "model name" and info["model"] in ("", platform.machine(), platform.processor()):
+            if key == "model name" and info["model"] in (
+                "",
+                platform.machine(),
+                platform.processor(),
+            ):
                 info["model"] = value.strip()
             elif key == "flags" and not flags:
                 flags = set(value.split())
@@ -98,21 +103,15 @@ def _gpus() -> list[dict[str, Any]]:
                     "cuda_driver": f"{cuda // 1000}.{(cuda % 1000) // 10}",
                     "memory_mb": pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20,
                     "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-                    "throttle_reasons": int(
-                        pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle)
-                    ),
-                    "other_processes": len(
-                        pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-                    ),
+                    "throttle_reasons": int(pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle)),
+                    "other_processes": len(pynvml.nvmlDeviceGetComputeRunningProcesses(handle)),
                 }
             )
     except Exception:
         pass
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
     return gpus
 
 
@@ -122,9 +121,15 @@ def _gpus_from_smi() -> list[dict[str, Any]]:
         return []
     try:
         out = subprocess.run(
-            [smi, "--query-gpu=index,name,driver_version,memory.total,clocks.sm",
-             "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            [
+                smi,
+                "--query-gpu=index,name,driver_version,memory.total,clocks.sm",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
@@ -132,8 +137,15 @@ def _gpus_from_smi() -> list[dict[str, Any]]:
     for line in out.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 5:
-            gpus.append({"index": int(parts[0]), "name": parts[1], "driver": parts[2],
-                         "memory_mb": _int_or_none(parts[3]), "sm_clock_mhz": _int_or_none(parts[4])})
+            gpus.append(
+                {
+                    "index": int(parts[0]),
+                    "name": parts[1],
+                    "driver": parts[2],
+                    "memory_mb": _int_or_none(parts[3]),
+                    "sm_clock_mhz": _int_or_none(parts[4]),
+                }
+            )
     return gpus
 
 
@@ -208,8 +220,16 @@ def environment_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     diffs = []
     pairs = [
         ("CPU", a.get("cpu", {}).get("model"), b.get("cpu", {}).get("model")),
-        ("usable cores", a.get("cpu", {}).get("usable_cores"), b.get("cpu", {}).get("usable_cores")),
-        ("GPU", [g.get("name") for g in a.get("gpus", [])], [g.get("name") for g in b.get("gpus", [])]),
+        (
+            "usable cores",
+            a.get("cpu", {}).get("usable_cores"),
+            b.get("cpu", {}).get("usable_cores"),
+        ),
+        (
+            "GPU",
+            [g.get("name") for g in a.get("gpus", [])],
+            [g.get("name") for g in b.get("gpus", [])],
+        ),
         ("host", a.get("hostname"), b.get("hostname")),
     ]
     for key in ("onnxruntime", "torch", "tensorrt"):

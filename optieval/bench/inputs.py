@@ -67,7 +67,7 @@ def _check_override(spec: TensorSpec, shape: Shape, batch: int | None) -> Shape:
             f"{len(spec.shape)} ({spec.shape_text()})",
             where=where,
         )
-    for axis, (want, got) in enumerate(zip(spec.shape, shape)):
+    for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
         if isinstance(want, int) and want != got:
             raise InputError(
                 f"dim {axis} of input {spec.name!r} is fixed at {want} in the model, not {got}",
@@ -130,6 +130,7 @@ def random_array(rng: np.random.Generator, dtype: str, shape: Sequence[int]) -> 
     """One random array of ``dtype`` and ``shape`` drawn from ``rng``."""
     if dtype == "bool":
         return rng.random(shape) < 0.5
+    kind: str
     try:
         kind = np.dtype(dtype).kind
     except TypeError:

@@ -53,7 +53,8 @@ class MeasureSettings:
                 raise InputError(message, where=option)
         if self.max_duration_s < self.duration_s:
             raise InputError(
-                f"--max-duration {self.max_duration_s} is shorter than --duration {self.duration_s}",
+                f"--max-duration {self.max_duration_s} is shorter than "
+                f"--duration {self.duration_s}",
                 where="--max-duration",
             )
         return self

@@ -26,8 +26,9 @@ def bench_table(report: BenchReport) -> Table:
     for cell in report.results:
         shapes = " ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in cell.shapes.items())
         if cell.status != STATUS_OK or cell.latency_ms is None:
-            table.add_row(f"{cell.label} [yellow]{cell.status}[/]", shapes, "-", "-", "-", "-",
-                          "-", "-", "-")
+            table.add_row(
+                f"{cell.label} [yellow]{cell.status}[/]", shapes, "-", "-", "-", "-", "-", "-", "-"
+            )
             continue
         lat = cell.latency_ms
         ci = cell.ci95_ms or {}
@@ -96,9 +97,13 @@ def environment_table(env: dict[str, Any]) -> Table:
     gpus = env.get("gpus", [])
     if gpus:
         for gpu in gpus:
-            rows.append((f"gpu {gpu.get('index')}",
-                         f"{gpu.get('name')}, driver {gpu.get('driver')}, "
-                         f"CUDA {gpu.get('cuda_driver', '?')}"))
+            rows.append(
+                (
+                    f"gpu {gpu.get('index')}",
+                    f"{gpu.get('name')}, driver {gpu.get('driver')}, "
+                    f"CUDA {gpu.get('cuda_driver', '?')}",
+                )
+            )
     else:
         rows.append(("gpu", "none found (no NVML, no nvidia-smi)"))
     for key, value in rows:

@@ -112,8 +112,14 @@ def benchmark(
             for batch, cell_shapes in shape_sets:
                 if not state.usable:
                     cells.append(
-                        Cell(backend, precision, batch, _listify(cell_shapes), STATUS_SKIPPED,
-                             reason=state.reason)
+                        Cell(
+                            backend,
+                            precision,
+                            batch,
+                            _listify(cell_shapes),
+                            STATUS_SKIPPED,
+                            reason=state.reason,
+                        )
                     )
                     continue
                 request = CellRequest(
@@ -155,7 +161,7 @@ def _shape_sets(
     for batch in batches:
         if batch < 1:
             raise InputError(f"batch {batch} must be at least 1", where="--batch")
-    sweeps = [dict(zip(shapes, combo)) for combo in _product(list(shapes.values()))] or [{}]
+    sweeps = [dict(zip(shapes, combo, strict=True)) for combo in _product(list(shapes.values()))] or [{}]
     pairs = []
     if shapes and not batches:
         for sweep in sweeps:
@@ -189,15 +195,18 @@ def run_cell(request: CellRequest) -> Cell:
         raise
     except BackendError as exc:
         status = STATUS_SKIPPED if "Unavailable" in type(exc).__name__ else STATUS_ERROR
-        return Cell(request.backend, request.precision, request.batch, shapes, status,
-                    reason=str(exc))
+        return Cell(
+            request.backend, request.precision, request.batch, shapes, status, reason=str(exc)
+        )
     except OptievalError as exc:
-        return Cell(request.backend, request.precision, request.batch, shapes, STATUS_ERROR,
-                    reason=str(exc))
+        return Cell(
+            request.backend, request.precision, request.batch, shapes, STATUS_ERROR, reason=str(exc)
+        )
     except Exception as exc:  # a crash inside a backend is a failed cell, not a crashed run
         tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return Cell(request.backend, request.precision, request.batch, shapes, STATUS_ERROR,
-                    reason=tail)
+        return Cell(
+            request.backend, request.precision, request.batch, shapes, STATUS_ERROR, reason=tail
+        )
 
 
 def _measure_cell(request: CellRequest) -> Cell:

@@ -99,7 +99,9 @@ class Backend(ABC):
         for name, array in feeds.items():
             _check_one(expected[name], array, self.signature)
 
-    def infer(self, feeds: Mapping[str, np.ndarray], *, check: bool = True) -> dict[str, np.ndarray]:
+    def infer(
+        self, feeds: Mapping[str, np.ndarray], *, check: bool = True
+    ) -> dict[str, np.ndarray]:
         """Run one inference. ``check=False`` skips the feed check (for timed loops whose feeds
         were checked once)."""
         if check:
@@ -136,7 +138,7 @@ def _check_one(spec: TensorSpec, array: np.ndarray, signature: Signature) -> Non
             hint=f"the model expects {signature.describe()}",
         )
     if len(array.shape) != len(spec.shape) or any(
-        isinstance(d, int) and d != a for d, a in zip(spec.shape, array.shape)
+        isinstance(d, int) and d != a for d, a in zip(spec.shape, array.shape, strict=True)
     ):
         raise InputError(
             f"input {spec.name!r} has shape {'x'.join(map(str, array.shape))}, "
