@@ -161,7 +161,8 @@ def _shape_sets(
     for batch in batches:
         if batch < 1:
             raise InputError(f"batch {batch} must be at least 1", where="--batch")
-    sweeps = [dict(zip(shapes, combo, strict=True)) for combo in _product(list(shapes.values()))] or [{}]
+    combos = _product(list(shapes.values()))
+    sweeps = [dict(zip(shapes, combo, strict=True)) for combo in combos] or [{}]
     pairs = []
     if shapes and not batches:
         for sweep in sweeps:
