@@ -1,14 +1,23 @@
 """ONNX Runtime backends: ``ort-cpu``, ``ort-cuda`` and ``ort-trt``.
 
 onnxruntime silently builds a CPU-only session when the CUDA or TensorRT provider fails to load
-(FACTS.md). Every GPU backend here disables the CPU fallback and checks that its provider is the
-session's first one, so a result labelled ``ort-cuda`` never comes from the CPU.
+(FACTS.md). Every GPU backend here first loads its provider library the way ORT would (so a
+missing CUDA library is named), then checks that its provider is the session's first one, so a
+result labelled ``ort-cuda`` never comes from the CPU. With ``strict_placement=True`` the CPU
+provider is left out altogether and ``session.disable_cpu_ep_fallback`` is set, so a node the GPU
+provider cannot run fails the load instead of running on the CPU. (ORT refuses that entry when the
+CPU provider is listed explicitly, so the two go together.)
+
+Device-resident timing: :meth:`OrtCudaBackend.runner` with ``io="device"`` (the default) copies the
+feeds to the GPU once, outside the timed call, binds inputs and outputs on the device (I/O
+binding), and returns a callable that only runs the session; ``io="host"`` includes the host to
+device and device to host copies in every call.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +25,12 @@ import numpy as np
 
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
+from optieval.runtime.profiles import (
+    ProfileShape,
+    check_in_profiles,
+    compute_profiles,
+    ort_trt_shape_options,
+)
 from optieval.signature import Signature, signature_from_ort
 
 _GRAPH_LEVELS = ("disable", "basic", "extended", "all")
@@ -38,6 +53,15 @@ class OrtBackend(Backend):
         model: path to an ONNX file (external data beside it is found by ORT).
         threads: intra-op threads (None: ORT's default).
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all`` (default).
+        profile_dir: write ORT's profiler trace there (None: no profiling).
+        precision: the precision the caller will label results with; checked against the
+            artifact's census on load (InputError, exit 2, when they differ). None: read only.
+        strict_placement: GPU providers only; leave the CPU provider out so that every node must
+            run on the GPU provider (default False: ORT may place shape nodes on the CPU, but the
+            session's first provider is still checked).
+
+    After :meth:`load`, ``options`` also holds ``precision`` (from the census) and ``providers``
+    (the session's providers, first one checked).
     """
 
     provider: ClassVar[str]
@@ -49,6 +73,8 @@ class OrtBackend(Backend):
         threads: int | None = None,
         graph_optimization: str = "all",
         profile_dir: str | None = None,
+        precision: str | None = None,
+        strict_placement: bool = False,
     ) -> None:
         super().__init__()
         if graph_optimization not in _GRAPH_LEVELS:
@@ -61,6 +87,10 @@ class OrtBackend(Backend):
             raise InputError("thread count must be at least 1", where="--threads")
         self.model = Path(model)
         self.options = {"threads": threads, "graph_optimization": graph_optimization}
+        if self.provider != "CPUExecutionProvider":
+            self.options["strict_placement"] = strict_placement
+        self._requested_precision = precision
+        self._strict_placement = strict_placement
         self._profile_dir = profile_dir
         self.session: Any = None
 
@@ -82,21 +112,43 @@ class OrtBackend(Backend):
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[level]
         so.log_severity_level = 3
-        if self.provider != "CPUExecutionProvider":
-            # Raise instead of quietly building a CPU session (FACTS.md, ONNX Runtime).
+        if self.provider != "CPUExecutionProvider" and self._strict_placement:
+            # Raise instead of placing any node on the CPU (FACTS.md, ONNX Runtime).
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         if self._profile_dir is not None:
             so.enable_profiling = True
             so.profile_file_prefix = str(Path(self._profile_dir) / "ort_profile")
         return so
 
+    def providers(self) -> list[Any]:
+        """The provider list given to the session: this backend's provider first."""
+        providers: list[Any] = [(self.provider, self.provider_options())]
+        if self.provider == "TensorrtExecutionProvider":
+            cuda_options = {"device_id": self.options.get("device_id", 0)}
+            providers.append(("CUDAExecutionProvider", cuda_options))
+        if self.provider != "CPUExecutionProvider" and not self._strict_placement:
+            providers.append("CPUExecutionProvider")  # for the few nodes ORT keeps on the host
+        return providers
+
     def _load(self) -> Signature:
+        from optieval.runtime.artifact import require_precision
+
         ort = _import_ort()
         if not self.model.is_file():
             raise InputError("model file not found", where=str(self.model))
-        providers: list[Any] = [(self.provider, self.provider_options())]
+        self.options["precision"] = require_precision(
+            self.model, self._requested_precision, where=str(self.model)
+        )
         if self.provider != "CPUExecutionProvider":
-            providers.append("CPUExecutionProvider")  # for ops the GPU provider lacks
+            missing = _provider_library_error(ort, self.provider)
+            if missing:
+                raise BackendUnavailable(
+                    f"{self.provider} cannot load in onnxruntime {ort.__version__}: {missing}",
+                    where=self.name,
+                    hint="install the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs, "
+                    "or run `optieval doctor`",
+                )
+        providers = self.providers()
         try:
             self.session = ort.InferenceSession(
                 str(self.model), sess_options=self._session_options(ort), providers=providers
@@ -104,7 +156,9 @@ class OrtBackend(Backend):
         except Exception as exc:
             raise self._classify_load_error(exc) from exc
         active = self.session.get_providers()
+        self.options["providers"] = list(active)
         if not active or active[0] != self.provider:
+            self.session = None
             raise BackendUnavailable(
                 f"onnxruntime built a session on {active} instead of {self.provider}",
                 where=self.name,
@@ -137,7 +191,7 @@ class OrtBackend(Backend):
                 where=self.name,
                 hint=f"the model expects {self.signature.describe()}",
             ) from exc
-        return dict(zip(names, values))
+        return dict(zip(names, values, strict=True))
 
     def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         """Bind ``session.run`` to the feeds: the timed loop then calls ORT directly."""
@@ -262,25 +316,301 @@ class OrtCpuBackend(OrtBackend):
         return Availability(True)
 
 
+IO_MODES = ("device", "host")
+
+
+def cuda_provider_options(
+    *, device_id: int = 0, enable_cuda_graph: bool = False, use_tf32: bool = False
+) -> dict[str, Any]:
+    """CUDA EP options for ``ort-cuda``: exhaustive cuDNN search, CUDA graph on request, TF32
+    off so that fp32 results are fp32."""
+    options: dict[str, Any] = {
+        "device_id": device_id,
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+        "use_tf32": "1" if use_tf32 else "0",
+    }
+    if enable_cuda_graph:
+        options["enable_cuda_graph"] = "1"
+    return options
+
+
+def resolve_output_shapes(
+    signature: Signature, feed_shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]] | None:
+    """Output shapes with symbolic dims bound from the inputs' dims of the same name (``batch``);
+    None when any output dim stays unknown (then ORT must allocate the outputs)."""
+    bound: dict[str, int] = {}
+    for spec in signature.inputs:
+        for dim, size in zip(spec.shape, feed_shapes.get(spec.name, ()), strict=False):
+            if isinstance(dim, str):
+                bound[dim] = int(size)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in signature.outputs:
+        dims = [
+            d if isinstance(d, int) else bound.get(d) if isinstance(d, str) else None
+            for d in spec.shape
+        ]
+        if any(d is None for d in dims):
+            return None
+        shapes[spec.name] = tuple(int(d) for d in dims)  # type: ignore[arg-type]
+    return shapes
+
+
 class OrtCudaBackend(OrtBackend):
-    """ONNX Runtime on the CUDA execution provider, with no silent CPU fallback."""
+    """ONNX Runtime on the CUDA execution provider, with no silent CPU fallback.
+
+    Args (besides :class:`OrtBackend`'s):
+        device_id: the CUDA device (default 0).
+        io: ``device`` (default): :meth:`runner` keeps inputs and outputs resident on the GPU
+            through I/O binding, the copies happen once outside the timed call; ``host``: every
+            timed call includes the host to device and device to host copies.
+        enable_cuda_graph: capture the session in a CUDA graph (ORT's ``enable_cuda_graph``);
+            inputs and outputs are then bound to fixed device buffers, whose output shapes must
+            follow from the input shapes.
+    """
 
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
 
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        device_id: int = 0,
+        io: str = "device",
+        enable_cuda_graph: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, **options)
+        if io not in IO_MODES:
+            raise InputError(
+                f"unknown I/O mode {io!r}", where="--io", hint=f"choose {' or '.join(IO_MODES)}"
+            )
+        self.options.update(
+            {"device_id": device_id, "io": io, "enable_cuda_graph": enable_cuda_graph}
+        )
+        self._graph_binding: tuple[Any, dict[str, Any]] | None = None
+        self._bindings_alive: dict[str, Any] = {}
+
     def provider_options(self) -> dict[str, Any]:
-        return {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE"}
+        return cuda_provider_options(
+            device_id=self.options["device_id"],
+            enable_cuda_graph=self.options["enable_cuda_graph"],
+        )
 
     @classmethod
     def availability(cls) -> Availability:
         return _provider_availability(cls.provider, "pip install onnxruntime-gpu on a CUDA machine")
 
+    def _bind_device(self, feeds: Mapping[str, np.ndarray]) -> tuple[Any, dict[str, Any]]:
+        """Copy ``feeds`` to the device and bind them with device outputs; returns the binding
+        and the input OrtValues (kept alive with it, updated in place for a CUDA graph)."""
+        ort = _import_ort()
+        device = self.options["device_id"]
+        binding = self.session.io_binding()
+        values: dict[str, Any] = {}
+        for name, array in feeds.items():
+            values[name] = ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(array), "cuda", device
+            )
+            binding.bind_ortvalue_input(name, values[name])
+        shapes = resolve_output_shapes(self.signature, {k: v.shape for k, v in feeds.items()})
+        dtypes = {o.name: o.dtype for o in self.signature.outputs}
+        for out in self.signature.outputs:
+            if shapes is not None:
+                # Fixed output buffers: a captured CUDA graph replays into the same addresses.
+                values[out.name] = ort.OrtValue.ortvalue_from_shape_and_type(
+                    shapes[out.name], np.dtype(dtypes[out.name]), "cuda", device
+                )
+                binding.bind_ortvalue_output(out.name, values[out.name])
+            elif self.options["enable_cuda_graph"]:
+                raise InputError(
+                    f"output {out.name!r} has a shape that does not follow from the inputs "
+                    f"({out.shape_text()}); a CUDA graph needs fixed output buffers",
+                    where=self.name,
+                    hint="run without --cuda-graph",
+                )
+            else:
+                binding.bind_output(out.name, "cuda", device)
+        return binding, values
+
+    def _run_binding(self, binding: Any) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.signature.outputs]
+        self.session.run_with_iobinding(binding)
+        return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
+
+    def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.options["enable_cuda_graph"]:
+            return super()._infer(feeds)
+        return self._graph_call(feeds)()
+
+    def _graph_call(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+        """With a CUDA graph the bound addresses must not change: bind once, then copy new
+        feeds into the same device buffers (``update_inplace``)."""
+        shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+        if self._graph_binding is None or any(
+            tuple(self._graph_binding[1][k].shape()) != s for k, s in shapes.items()
+        ):
+            if self._graph_binding is not None:
+                raise InputError(
+                    "a CUDA graph was captured for other input shapes",
+                    where=self.name,
+                    hint="load a new backend per shape when enable_cuda_graph is on",
+                )
+            self._graph_binding = self._bind_device(feeds)
+        binding, values = self._graph_binding
+        arrays = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+
+        def call() -> dict[str, np.ndarray]:
+            for name, array in arrays.items():
+                values[name].update_inplace(array)
+            return self._run_binding(binding)
+
+        return call
+
+    def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
+        """A callable for the timed loop. ``io="device"``: inputs copied to the GPU here, once;
+        the callable runs the session on device-resident inputs and outputs (ORT synchronizes
+        the outputs before returning, so a host clock around it measures the work).
+        ``io="host"``: the callable includes both copies."""
+        import functools
+
+        self.check_feeds(feeds)
+        if self.options["io"] == "host":
+            if self.options["enable_cuda_graph"]:
+                return self._graph_call(feeds)
+            return super().runner(feeds)
+        if self.options["enable_cuda_graph"]:
+            self._graph_call(feeds)()  # bind and capture with these feeds
+            assert self._graph_binding is not None
+            binding = self._graph_binding[0]
+        else:
+            binding, values = self._bind_device(feeds)
+            self._bindings_alive = values
+        return functools.partial(self.session.run_with_iobinding, binding)
+
+    def _close(self) -> None:
+        self._graph_binding = None
+        super()._close()
+
+
+def ort_trt_provider_options(
+    *,
+    precision: str,
+    cache_folder: str | os.PathLike[str],
+    profiles: Sequence[ProfileShape] = (),
+    device_id: int = 0,
+) -> dict[str, Any]:
+    """TensorRT EP options for an artifact of ``precision`` (FACTS.md: the EP links TensorRT 10,
+    weakly typed, so fp16 and Q/DQ artifacts still need ``trt_fp16_enable`` /
+    ``trt_int8_enable``). Engine and timing caches go to ``cache_folder``; profile shapes come
+    from :func:`optieval.runtime.profiles.compute_profiles`.
+
+    Raises InputError for bf16 (the EP has no bf16 switch) or an unknown precision.
+    """
+    if precision not in ("fp32", "fp16", "int8"):
+        raise InputError(
+            f"ort-trt cannot run a {precision} artifact",
+            where="--precision",
+            hint="use fp32, fp16 or int8 artifacts",
+        )
+    folder = str(cache_folder)
+    options: dict[str, Any] = {
+        "device_id": device_id,
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": folder,
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": folder,
+        "trt_fp16_enable": "True" if precision == "fp16" else "False",
+        "trt_int8_enable": "True" if precision == "int8" else "False",
+    }
+    if precision == "int8":
+        # Q/DQ artifacts carry their scales; no calibration table is used.
+        options["trt_int8_use_native_calibration_table"] = "False"
+    options.update(ort_trt_shape_options(profiles))
+    return options
+
+
+ORT_TRT_PRECISION_SOURCE = (
+    "artifact census: the engine the ORT TensorRT EP builds cannot be inspected through ORT"
+)
+
 
 class OrtTrtBackend(OrtBackend):
-    """ONNX Runtime on the TensorRT execution provider (it links TensorRT 10, weakly typed)."""
+    """ONNX Runtime on the TensorRT execution provider (it links TensorRT 10, weakly typed).
+
+    Args (besides :class:`OrtBackend`'s):
+        device_id: the CUDA device (default 0).
+        shapes: per input, the shapes that will be run (e.g. one per batch size); they make the
+            optimization profile (min/opt/max). Needed for inputs with dynamic dims.
+        profiles: explicit :class:`ProfileShape` per input (win over ``shapes``).
+
+    The precision switch follows the artifact's census (fp16 -> ``trt_fp16_enable``, int8 Q/DQ
+    -> ``trt_int8_enable``); ``options["precision_source"]`` says that the label rests on that
+    census, since the EP's engine cannot be inspected. Engines and timing caches live in the
+    optieval cache under ``ort-trt/<key>`` (artifact hash, ORT version, precision, profiles).
+    """
 
     name = "ort-trt"
     provider = "TensorrtExecutionProvider"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        device_id: int = 0,
+        shapes: Mapping[str, Sequence[Sequence[int]]] | None = None,
+        profiles: Sequence[ProfileShape] = (),
+        **options: Any,
+    ) -> None:
+        super().__init__(model, **options)
+        self._shapes = shapes
+        self._explicit_profiles = tuple(profiles)
+        self.profiles: list[ProfileShape] = []
+        self.options.update({"device_id": device_id, "precision_source": ORT_TRT_PRECISION_SOURCE})
+        self._trt_options: dict[str, Any] = {}
+
+    def provider_options(self) -> dict[str, Any]:
+        return self._trt_options
+
+    def _load(self) -> Signature:
+        from optieval.cache import cache_dir, cache_key
+        from optieval.files import sha256_file
+        from optieval.runtime.artifact import require_precision
+        from optieval.signature import load_onnx, signature_from_onnx
+
+        ort = _import_ort()
+        precision = require_precision(self.model, self._requested_precision, where=str(self.model))
+        signature = signature_from_onnx(load_onnx(self.model, load_external_data=False))
+        self.profiles = []
+        if self._shapes or self._explicit_profiles or any(s.is_dynamic for s in signature.inputs):
+            self.profiles = compute_profiles(
+                signature, shapes=self._shapes, explicit=self._explicit_profiles
+            )
+        key = cache_key(
+            {
+                "artifact": sha256_file(self.model),
+                "onnxruntime": ort.__version__,
+                "precision": precision,
+                "profiles": [p.to_json() for p in self.profiles],
+            }
+        )
+        self._trt_options = ort_trt_provider_options(
+            precision=precision,
+            cache_folder=cache_dir("ort-trt", key),
+            profiles=self.profiles,
+            device_id=self.options["device_id"],
+        )
+        self.options["profiles"] = [p.to_json() for p in self.profiles]
+        return super()._load()
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Also InputError naming the range when a shape lies outside the profile."""
+        super().check_feeds(feeds)
+        if self.profiles:
+            check_in_profiles(
+                {k: tuple(v.shape) for k, v in feeds.items()}, self.profiles, where=self.name
+            )
 
     @classmethod
     def availability(cls) -> Availability:

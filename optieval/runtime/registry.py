@@ -18,6 +18,9 @@ _CLASSES: dict[str, str] = {
     "ort-cpu": "optieval.runtime.ort:OrtCpuBackend",
     "ort-cuda": "optieval.runtime.ort:OrtCudaBackend",
     "ort-trt": "optieval.runtime.ort:OrtTrtBackend",
+    "torch-cpu": "optieval.runtime.torch_backend:TorchCpuBackend",
+    "torch-cuda": "optieval.runtime.torch_backend:TorchCudaBackend",
+    "tensorrt": "optieval.runtime.tensorrt_backend:TensorrtBackend",
 }
 
 

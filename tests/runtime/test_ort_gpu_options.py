@@ -1,0 +1,187 @@
+"""ort-cuda / ort-trt on a CPU-only machine: option mapping, census check and the strict
+no-fallback check (onnxruntime-gpu is installed here without CUDA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from optieval.errors import BackendUnavailable, InputError
+from optieval.runtime import ort as ort_mod
+from optieval.runtime.ort import (
+    ORT_TRT_PRECISION_SOURCE,
+    OrtCpuBackend,
+    OrtCudaBackend,
+    OrtTrtBackend,
+    cuda_provider_options,
+    ort_trt_provider_options,
+    resolve_output_shapes,
+)
+from optieval.runtime.profiles import ProfileShape
+from optieval.signature import Signature, TensorSpec
+
+
+def test_cuda_provider_options() -> None:
+    assert cuda_provider_options() == {
+        "device_id": 0,
+        "cudnn_conv_algo_search": "EXHAUSTIVE",
+        "use_tf32": "0",
+    }
+    assert cuda_provider_options(device_id=1, enable_cuda_graph=True)["enable_cuda_graph"] == "1"
+
+
+@pytest.mark.parametrize(
+    "precision, fp16, int8",
+    [("fp32", "False", "False"), ("fp16", "True", "False"), ("int8", "False", "True")],
+)
+def test_ort_trt_precision_switches(tmp_path: Path, precision: str, fp16: str, int8: str) -> None:
+    opts = ort_trt_provider_options(
+        precision=precision,
+        cache_folder=tmp_path,
+        profiles=[ProfileShape("x", (1, 4), (8, 4), (8, 4))],
+    )
+    assert opts["trt_fp16_enable"] == fp16 and opts["trt_int8_enable"] == int8
+    assert opts["trt_engine_cache_enable"] == "True"
+    assert opts["trt_engine_cache_path"] == str(tmp_path) == opts["trt_timing_cache_path"]
+    assert opts["trt_profile_opt_shapes"] == "x:8x4"
+
+
+def test_ort_trt_rejects_bf16(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="bf16"):
+        ort_trt_provider_options(precision="bf16", cache_folder=tmp_path)
+
+
+def test_resolve_output_shapes() -> None:
+    sig = Signature(
+        (TensorSpec("x", "float32", ("batch", 4)),), (TensorSpec("y", "float32", ("batch", 3)),)
+    )
+    assert resolve_output_shapes(sig, {"x": (5, 4)}) == {"y": (5, 3)}
+    odd = Signature(sig.inputs, (TensorSpec("y", "float32", ("n_boxes", 4)),))
+    assert resolve_output_shapes(odd, {"x": (5, 4)}) is None
+
+
+def test_ort_cuda_unavailable_names_the_missing_library(mlp_onnx: Path) -> None:
+    """Constructed directly (no registry check), load() still refuses: the missing CUDA
+    library is named, and no CPU session is ever handed out."""
+    if ort_mod.OrtCudaBackend.availability().usable:
+        pytest.skip("CUDA provider loads here")
+    backend = OrtCudaBackend(mlp_onnx)
+    with pytest.raises(BackendUnavailable) as info:
+        backend.load()
+    assert info.value.exit_code == 3
+    assert ".so" in str(info.value)  # e.g. libcublasLt.so.13: cannot open shared object file
+    assert backend.session is None and not backend.is_loaded
+
+
+class _FakeSession:
+    def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
+        self.requested = providers
+
+    def get_providers(self) -> list[str]:
+        return ["CPUExecutionProvider"]  # what ORT does when the GPU provider fails quietly
+
+
+def test_quiet_cpu_fallback_is_refused(mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", _FakeSession)
+    for cls in (OrtCudaBackend, OrtTrtBackend):
+        backend = cls(mlp_onnx, shapes={"x": [(2, 4)]}) if cls is OrtTrtBackend else cls(mlp_onnx)
+        with pytest.raises(BackendUnavailable, match="instead of"):
+            backend.load()
+        assert backend.session is None
+
+
+def test_provider_lists(mlp_onnx: Path) -> None:
+    cuda = OrtCudaBackend(mlp_onnx)
+    assert [p if isinstance(p, str) else p[0] for p in cuda.providers()] == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    strict = OrtCudaBackend(mlp_onnx, strict_placement=True)
+    assert [p[0] for p in strict.providers()] == ["CUDAExecutionProvider"]
+    trt = OrtTrtBackend(mlp_onnx)
+    assert [p if isinstance(p, str) else p[0] for p in trt.providers()] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+
+
+def test_ort_trt_options_from_census_and_shapes(
+    mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ort-trt's load computes its provider options before the session: check them with the
+    session creation stubbed out."""
+    import onnxruntime
+
+    seen: dict[str, Any] = {}
+
+    class Session(_FakeSession):
+        def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
+            seen["providers"] = providers
+
+        def get_providers(self) -> list[str]:
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self) -> list[Any]:
+            return []
+
+        def get_outputs(self) -> list[Any]:
+            return []
+
+    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    backend = OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (16, 4)]})
+    backend.load()
+    name, opts = seen["providers"][0]
+    assert name == "TensorrtExecutionProvider"
+    assert opts["trt_fp16_enable"] == "False"  # the mlp is fp32 by its graph census
+    assert opts["trt_profile_min_shapes"] == "x:1x4" and opts["trt_profile_max_shapes"] == "x:16x4"
+    assert Path(opts["trt_engine_cache_path"]).is_relative_to(
+        Path(__import__("os").environ["OPTIEVAL_CACHE"])
+    )
+    assert backend.options["precision"] == "fp32"
+    assert backend.options["precision_source"] == ORT_TRT_PRECISION_SOURCE
+    assert "census" in backend.options["precision_source"]
+
+
+def test_ort_trt_dynamic_input_needs_shapes(
+    mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    with pytest.raises(InputError, match="'x' has dynamic dims"):
+        OrtTrtBackend(mlp_onnx).load()
+
+
+def test_precision_label_checked_against_census(mlp_onnx: Path) -> None:
+    with pytest.raises(InputError, match="requested precision fp16 .* computes in fp32"):
+        OrtCpuBackend(mlp_onnx, precision="fp16").load()
+    with OrtCpuBackend(mlp_onnx, precision="fp32") as backend:
+        assert backend.options["precision"] == "fp32"
+
+
+def test_bad_io_mode() -> None:
+    with pytest.raises(InputError, match="--io"):
+        OrtCudaBackend("m.onnx", io="pinned")
+
+
+@pytest.mark.ort_cuda
+def test_ort_cuda_device_and_host_io(mlp_onnx: Path) -> None:
+    feeds = {"x": np.ones((2, 4), np.float32)}
+    with OrtCpuBackend(mlp_onnx) as cpu:
+        expected = cpu.infer(feeds)["logits"]
+    for io in ("device", "host"):
+        with OrtCudaBackend(mlp_onnx, io=io) as backend:
+            assert backend.options["providers"][0] == "CUDAExecutionProvider"
+            np.testing.assert_allclose(backend.infer(feeds)["logits"], expected, rtol=1e-4)
+            backend.runner(feeds)()
+    with OrtCudaBackend(mlp_onnx, enable_cuda_graph=True) as backend:
+        np.testing.assert_allclose(backend.infer(feeds)["logits"], expected, rtol=1e-4)
+        run = backend.runner(feeds)
+        run()
+        run()
