@@ -1,0 +1,549 @@
+"""Regression against a baseline: the ratio of new to old median latency with a confidence
+interval, the verdict rule of the bench issue, and the pairing of bench cells.
+
+**Interval method: Price & Bonett (2002)**, "Distribution-free confidence intervals for difference
+and ratio of medians", J. Statist. Comput. Simul. 72(2). For each run the variance of the log of
+its median is estimated from the order-statistic interval ``[x(c), x(n-c+1)]`` with
+``c = round((n + 1) / 2 - sqrt(n))`` and that interval's exact binomial coverage::
+
+    var(ln m) = ((ln x(n-c+1) - ln x(c)) / (2 z_c))**2,   z_c = Phi^-1(1 - P(Bin(n, 1/2) < c))
+
+and the interval of the ratio is ``exp(ln(m_new / m_old) +/- z * sqrt(var_new + var_old))``. It
+needs only three order statistics per run (``numpy.partition``, O(n)), so 1e5 samples take about
+a millisecond, and no random numbers. Medians are nearest-rank, as in
+:mod:`optieval.bench.statistics`, so the ratio's point is ``new p50 / old p50`` as printed.
+
+The interval treats each run's samples as independent draws. Iterations within a run are
+usually mildly correlated and two runs on one machine differ by more than sampling noise (load,
+clocks); the ``threshold`` (default 5%) is what keeps such differences from being called
+regressions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from optieval.bench.statistics import binomial_cdf, nearest_rank
+from optieval.errors import InputError
+
+RATIO_METHOD = "Price-Bonett log ratio of nearest-rank medians"
+DEFAULT_THRESHOLD = 0.05
+MIN_RATIO_SAMPLES = 10
+"""Fewer samples than this in either run and the ratio gets no interval."""
+
+DEFAULT_ENV_IGNORE: frozenset[str] = frozenset(
+    {
+        "timestamp",
+        "time",
+        "date",
+        "created",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "pid",
+        "load_average",
+        "loadavg",
+        "load",
+    }
+)
+"""Last path components of ``env`` keys that differ between any two runs and are not reported
+as environment differences."""
+
+
+class Regression(str, Enum):
+    """Verdict of a baseline comparison (a ``str`` subclass: compares equal to its value)."""
+
+    SLOWER = "slower"
+    FASTER = "faster"
+    NO_CHANGE = "no significant change"
+    POSSIBLE_REGRESSION = "possible regression"
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """New over old median latency with its confidence interval.
+
+    Attributes:
+        ratio: ``new_median_ms / old_median_ms`` (above 1: slower).
+        low, high: the interval; None when ``supported`` is False.
+        confidence: nominal confidence of the interval.
+        new_median_ms, old_median_ms: nearest-rank medians.
+        n_new, n_old: sample counts.
+        supported: False when either run has fewer than ``MIN_RATIO_SAMPLES`` samples or a
+            zero latency inside its median interval (the log is undefined).
+        method: the interval method's name.
+    """
+
+    ratio: float
+    low: float | None
+    high: float | None
+    confidence: float
+    new_median_ms: float
+    old_median_ms: float
+    n_new: int
+    n_old: int
+    supported: bool
+    method: str = RATIO_METHOD
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)`` or None."""
+        if self.low is None or self.high is None:
+            return None
+        return (self.low, self.high)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (inverse of :meth:`from_json`)."""
+        return {
+            "ratio": self.ratio,
+            "ci": None if self.interval is None else [self.low, self.high],
+            "confidence": self.confidence,
+            "new_median_ms": self.new_median_ms,
+            "old_median_ms": self.old_median_ms,
+            "n_new": self.n_new,
+            "n_old": self.n_old,
+            "supported": self.supported,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RatioEstimate:
+        """Rebuild from :meth:`to_json` output."""
+        try:
+            ci = data.get("ci")
+            return cls(
+                ratio=float(data["ratio"]),
+                low=None if ci is None else float(ci[0]),
+                high=None if ci is None else float(ci[1]),
+                confidence=float(data["confidence"]),
+                new_median_ms=float(data["new_median_ms"]),
+                old_median_ms=float(data["old_median_ms"]),
+                n_new=int(data["n_new"]),
+                n_old=int(data["n_old"]),
+                supported=bool(data["supported"]),
+                method=str(data.get("method", RATIO_METHOD)),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InputError(f"malformed ratio estimate ({exc})", where="--baseline") from exc
+
+
+def _times(values: npt.ArrayLike, where: str) -> npt.NDArray[np.float64]:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size == 0:
+        raise InputError("no samples", where=where)
+    if not np.all(np.isfinite(arr)) or arr.min() < 0.0:
+        raise InputError("samples must be finite and non-negative", where=where)
+    return arr
+
+
+def _median_and_log_var(arr: npt.NDArray[np.float64]) -> tuple[float, float | None]:
+    """Nearest-rank median and the Price-Bonett variance of its log (None if undefined)."""
+    n = int(arr.size)
+    r = nearest_rank(n, 0.5)
+    if n < MIN_RATIO_SAMPLES:
+        return float(np.partition(arr, r - 1)[r - 1]), None
+    c = max(1, round((n + 1) / 2.0 - math.sqrt(n)))
+    part = np.partition(arr, sorted({c - 1, r - 1, n - c}))
+    median, lo, hi = float(part[r - 1]), float(part[c - 1]), float(part[n - c])
+    if lo <= 0.0:
+        return median, None
+    tail = binomial_cdf(c - 1, n, 0.5)  # P(K < c): one tail of [x(c), x(n-c+1)]
+    z_c = NormalDist().inv_cdf(1.0 - tail)
+    return median, ((math.log(hi) - math.log(lo)) / (2.0 * z_c)) ** 2
+
+
+def median_ratio_ci(
+    new_times: npt.ArrayLike,
+    old_times: npt.ArrayLike,
+    confidence: float = 0.95,
+) -> RatioEstimate:
+    """Ratio of the new run's median latency to the old run's, with its confidence interval.
+
+    Args:
+        new_times: the new run's latencies (any unit, same as ``old_times``).
+        old_times: the baseline's latencies.
+        confidence: in (0.5, 1); default 0.95.
+
+    Returns:
+        A :class:`RatioEstimate` (Price-Bonett interval, see the module docstring); when either
+        run has fewer than ``MIN_RATIO_SAMPLES`` samples, ``supported=False`` and no interval.
+
+    Raises:
+        InputError: empty, non-finite or negative samples (where ``times_ms``); a zero median;
+            confidence out of range.
+    """
+    if not 0.5 < confidence < 1.0:
+        raise InputError(f"confidence {confidence!r} is not inside (0.5, 1)", where="confidence")
+    new = _times(new_times, "times_ms (new run)")
+    old = _times(old_times, "times_ms (baseline)")
+    m_new, v_new = _median_and_log_var(new)
+    m_old, v_old = _median_and_log_var(old)
+    if m_old <= 0.0 or m_new <= 0.0:
+        raise InputError("a median latency is zero; no ratio can be formed", where="times_ms")
+    ratio = m_new / m_old
+    low = high = None
+    if v_new is not None and v_old is not None:
+        half = NormalDist().inv_cdf(0.5 + confidence / 2.0) * math.sqrt(v_new + v_old)
+        low, high = ratio * math.exp(-half), ratio * math.exp(half)
+    return RatioEstimate(
+        ratio=ratio,
+        low=low,
+        high=high,
+        confidence=float(confidence),
+        new_median_ms=m_new,
+        old_median_ms=m_old,
+        n_new=int(new.size),
+        n_old=int(old.size),
+        supported=low is not None,
+    )
+
+
+def regression_verdict(
+    ratio_ci: RatioEstimate | tuple[float, float] | None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Regression:
+    """Apply the bench issue's rule to a ratio interval (new / old median).
+
+    * ``slower``: the whole interval lies above ``1 + threshold``;
+    * ``faster``: the whole interval lies below ``1 - threshold``;
+    * ``possible regression``: the whole interval lies above 1 but reaches down to
+      ``1 + threshold`` or below (significant, smaller than the threshold);
+    * ``no significant change`` otherwise, including when there is no interval.
+
+    Args:
+        ratio_ci: a :class:`RatioEstimate`, a ``(low, high)`` pair, or None.
+        threshold: relative change that counts, in [0, 1); default 0.05.
+
+    Raises:
+        InputError: threshold out of range, or low > high.
+    """
+    if not 0.0 <= threshold < 1.0:
+        raise InputError(
+            f"threshold {threshold!r} is not inside [0, 1)",
+            where="max_slowdown",
+            hint="a fraction such as 0.05 for 5%",
+        )
+    interval = ratio_ci.interval if isinstance(ratio_ci, RatioEstimate) else ratio_ci
+    if interval is None:
+        return Regression.NO_CHANGE
+    low, high = float(interval[0]), float(interval[1])
+    if low > high:
+        raise InputError(f"interval [{low}, {high}] has low > high", where="ratio interval")
+    if low > 1.0 + threshold:
+        return Regression.SLOWER
+    if high < 1.0 - threshold:
+        return Regression.FASTER
+    if low > 1.0:
+        return Regression.POSSIBLE_REGRESSION
+    return Regression.NO_CHANGE
+
+
+# --------------------------------------------------------------------------------------------
+# Pairing cells
+
+CellKey = tuple[str, str, int, str]
+
+
+def _shape_key(shapes: Any) -> str:
+    """A canonical text for a cell's ``shapes`` (dict name -> dims, list of dims, or None)."""
+    if shapes is None:
+        return ""
+    if isinstance(shapes, Mapping):
+        items = sorted((str(k), [int(d) for d in v]) for k, v in shapes.items())
+        return ",".join(f"{k}:{'x'.join(map(str, dims))}" for k, dims in items)
+    if isinstance(shapes, (list, tuple)):
+        if all(isinstance(d, (int, np.integer)) for d in shapes):
+            return "x".join(str(int(d)) for d in shapes)
+        return ",".join(_shape_key(s) for s in shapes)
+    return json.dumps(shapes, sort_keys=True)
+
+
+def cell_key(cell: Mapping[str, Any]) -> CellKey:
+    """Return ``(backend, precision, batch, shapes)`` of a bench cell, shapes as canonical text.
+
+    Raises:
+        InputError: the cell lacks backend, precision or batch.
+    """
+    try:
+        return (
+            str(cell["backend"]),
+            str(cell["precision"]),
+            int(cell["batch"]),
+            _shape_key(cell.get("shapes")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"a result cell lacks backend, precision or batch ({exc})",
+            where="--baseline",
+            hint="pass a bench JSON or a gate report.json",
+        ) from exc
+
+
+def cell_label(key: CellKey) -> str:
+    """``"ort-cpu:fp16 batch 8 x:8x3x224x224"``."""
+    backend, precision, batch, shapes = key
+    text = f"{backend}:{precision} batch {batch}"
+    return f"{text} {shapes}" if shapes else text
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """One paired cell: the ratio of medians and its verdict.
+
+    Attributes:
+        backend, precision, batch, shapes (canonical text: ``"x:8x3x224x224"``).
+        ratio: :class:`RatioEstimate`.
+        verdict: :class:`Regression`.
+    """
+
+    backend: str
+    precision: str
+    batch: int
+    shapes: str
+    ratio: RatioEstimate
+    verdict: Regression
+
+    @property
+    def label(self) -> str:
+        """Human label of the cell."""
+        return cell_label((self.backend, self.precision, self.batch, self.shapes))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (inverse of :meth:`from_json`)."""
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "batch": self.batch,
+            "shapes": self.shapes,
+            "ratio": self.ratio.to_json(),
+            "verdict": self.verdict.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CellComparison:
+        """Rebuild from :meth:`to_json` output."""
+        try:
+            return cls(
+                backend=str(data["backend"]),
+                precision=str(data["precision"]),
+                batch=int(data["batch"]),
+                shapes=str(data["shapes"]),
+                ratio=RatioEstimate.from_json(data["ratio"]),
+                verdict=Regression(data["verdict"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed cell comparison ({exc})", where="--baseline") from exc
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The new run against a baseline, cell by cell.
+
+    Attributes:
+        cells: the paired cells that both runs measured, in the new run's order.
+        unmatched_new: labels of new cells with no counterpart in the baseline.
+        unmatched_old: labels of baseline cells with no counterpart in the new run.
+        not_compared: ``(label, reason)`` for paired cells lacking samples on a side (skipped,
+            error, no ``times_ms``).
+        env_differences: dotted ``env`` keys whose values differ (or exist on one side only).
+        threshold: the verdict threshold used.
+        confidence: the intervals' confidence.
+    """
+
+    cells: tuple[CellComparison, ...]
+    unmatched_new: tuple[str, ...]
+    unmatched_old: tuple[str, ...]
+    not_compared: tuple[tuple[str, str], ...]
+    env_differences: tuple[str, ...]
+    threshold: float
+    confidence: float
+
+    @property
+    def slower(self) -> tuple[CellComparison, ...]:
+        """The cells judged ``slower`` (each one means exit 1)."""
+        return tuple(c for c in self.cells if c.verdict is Regression.SLOWER)
+
+    @property
+    def any_slower(self) -> bool:
+        """True when any cell is ``slower``."""
+        return bool(self.slower)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (inverse of :meth:`from_json`)."""
+        return {
+            "cells": [c.to_json() for c in self.cells],
+            "unmatched_new": list(self.unmatched_new),
+            "unmatched_old": list(self.unmatched_old),
+            "not_compared": [[label, reason] for label, reason in self.not_compared],
+            "env_differences": list(self.env_differences),
+            "threshold": self.threshold,
+            "confidence": self.confidence,
+            "method": RATIO_METHOD,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineComparison:
+        """Rebuild from :meth:`to_json` output."""
+        try:
+            return cls(
+                cells=tuple(CellComparison.from_json(c) for c in data["cells"]),
+                unmatched_new=tuple(str(s) for s in data["unmatched_new"]),
+                unmatched_old=tuple(str(s) for s in data["unmatched_old"]),
+                not_compared=tuple((str(a), str(b)) for a, b in data["not_compared"]),
+                env_differences=tuple(str(s) for s in data["env_differences"]),
+                threshold=float(data["threshold"]),
+                confidence=float(data["confidence"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed baseline comparison ({exc})", where="--baseline") from exc
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, sub in value.items():
+            _flatten(sub, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value
+
+
+def env_differences(
+    new_env: Mapping[str, Any] | None,
+    old_env: Mapping[str, Any] | None,
+    *,
+    ignore: Collection[str] = DEFAULT_ENV_IGNORE,
+) -> tuple[str, ...]:
+    """Name the ``env`` keys (dotted paths into nested dicts, sorted) whose values differ or
+    exist on one side only; keys whose last component is in ``ignore`` are skipped."""
+    new_flat: dict[str, Any] = {}
+    old_flat: dict[str, Any] = {}
+    _flatten(dict(new_env or {}), "", new_flat)
+    _flatten(dict(old_env or {}), "", old_flat)
+    keys = set(new_flat) | set(old_flat)
+    return tuple(
+        sorted(
+            k
+            for k in keys
+            if k
+            and k.rsplit(".", 1)[-1] not in ignore
+            and (k not in new_flat or k not in old_flat or new_flat[k] != old_flat[k])
+        )
+    )
+
+
+def _samples_or_reason(cell: Mapping[str, Any], side: str) -> tuple[Any, str | None]:
+    status = cell.get("status", "ok")
+    if status != "ok":
+        return None, f"{side} cell is {status}"
+    times = cell.get("times_ms")
+    if not isinstance(times, Sequence) or isinstance(times, str) or len(times) == 0:
+        return None, f"{side} cell has no times_ms"
+    return times, None
+
+
+def compare_to_baseline(
+    new_cells: Iterable[Mapping[str, Any]],
+    old_cells: Iterable[Mapping[str, Any]],
+    *,
+    new_env: Mapping[str, Any] | None = None,
+    old_env: Mapping[str, Any] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    confidence: float = 0.95,
+    ignore_env_keys: Collection[str] = DEFAULT_ENV_IGNORE,
+) -> BaselineComparison:
+    """Pair bench cells by (backend, precision, batch, shapes) and judge each pair.
+
+    Args:
+        new_cells: the new run's cells (dicts in the bench JSON cell shape: ``backend``,
+            ``precision``, ``batch``, ``shapes``, optional ``status``, ``times_ms``).
+        old_cells: the baseline's cells, same shape (a bench JSON's ``results`` or a gate
+            report's cells).
+        new_env, old_env: the two runs' ``env`` fingerprints, to name what differs.
+        threshold: see :func:`regression_verdict`; default 0.05.
+        confidence: of the ratio intervals; default 0.95.
+        ignore_env_keys: ``env`` key names never reported as differences.
+
+    Returns:
+        A :class:`BaselineComparison`.
+
+    Raises:
+        InputError (where ``--baseline``): no cell key is shared; a cell lacks its key fields;
+            malformed ``times_ms``.
+    """
+    regression_verdict(None, threshold)  # validates the threshold before any work
+    new_by_key: dict[CellKey, Mapping[str, Any]] = {}
+    for cell in new_cells:
+        new_by_key.setdefault(cell_key(cell), cell)
+    old_by_key: dict[CellKey, Mapping[str, Any]] = {}
+    for cell in old_cells:
+        old_by_key.setdefault(cell_key(cell), cell)
+    shared = [k for k in new_by_key if k in old_by_key]
+    if not shared:
+        raise InputError(
+            "the baseline shares no cell (backend, precision, batch, shapes) with this run",
+            where="--baseline",
+            hint=(
+                f"this run has {', '.join(cell_label(k) for k in new_by_key) or 'no cells'}; "
+                f"the baseline has {', '.join(cell_label(k) for k in old_by_key) or 'no cells'}"
+            ),
+        )
+    compared: list[CellComparison] = []
+    not_compared: list[tuple[str, str]] = []
+    for key in shared:
+        new_times, new_reason = _samples_or_reason(new_by_key[key], "new")
+        old_times, old_reason = _samples_or_reason(old_by_key[key], "baseline")
+        reason = new_reason or old_reason
+        if reason is not None:
+            not_compared.append((cell_label(key), reason))
+            continue
+        try:
+            ratio = median_ratio_ci(new_times, old_times, confidence)
+        except InputError as exc:
+            raise InputError(
+                f"{cell_label(key)}: {exc.message}", where="--baseline", hint=exc.hint
+            ) from exc
+        compared.append(
+            CellComparison(
+                backend=key[0],
+                precision=key[1],
+                batch=key[2],
+                shapes=key[3],
+                ratio=ratio,
+                verdict=regression_verdict(ratio, threshold),
+            )
+        )
+    return BaselineComparison(
+        cells=tuple(compared),
+        unmatched_new=tuple(cell_label(k) for k in new_by_key if k not in old_by_key),
+        unmatched_old=tuple(cell_label(k) for k in old_by_key if k not in new_by_key),
+        not_compared=tuple(not_compared),
+        env_differences=env_differences(new_env, old_env, ignore=ignore_env_keys),
+        threshold=float(threshold),
+        confidence=float(confidence),
+    )
+
+
+__all__ = [
+    "DEFAULT_ENV_IGNORE",
+    "DEFAULT_THRESHOLD",
+    "RATIO_METHOD",
+    "BaselineComparison",
+    "CellComparison",
+    "RatioEstimate",
+    "Regression",
+    "cell_key",
+    "cell_label",
+    "compare_to_baseline",
+    "env_differences",
+    "median_ratio_ci",
+    "regression_verdict",
+]
