@@ -885,10 +885,16 @@ class _Reader:
 
 
 def _calibration_batch(signature: Signature, samples: int) -> tuple[int, bool]:
+    """Batch size for calibration runs, and whether the model's batch is fixed.
+
+    A fixed batch is used as it is (the last batch wraps around). Otherwise the largest divisor
+    of ``samples`` up to 16: onnxruntime's histogram calibrators (entropy, percentile) stack
+    the per-batch tensors and need every batch to have the same shape.
+    """
     fixed = {s.shape[0] for s in signature.inputs if s.shape and isinstance(s.shape[0], int)}
     if len(fixed) == 1:
         return int(next(iter(fixed))), True
-    return max(1, min(16, samples)), False
+    return max(d for d in range(1, min(16, samples) + 1) if samples % d == 0), False
 
 
 @contextlib.contextmanager
