@@ -218,14 +218,14 @@ def _import_file(path: Path, spec: str) -> Any:
     return module
 
 
-def _get_attr(module: Any, attr: str, spec: str) -> Any:
+def _get_attr(module: Any, attr: str, spec: str, label: str) -> Any:
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             public = sorted(n for n in dir(module) if not n.startswith("_"))
             callables = [n for n in public if callable(getattr(module, n, None))][:12]
             raise InputError(
-                f"factory {attr!r} not found in {getattr(module, '__name__', module)}",
+                f"factory {attr!r} not found in {label}",
                 where=spec,
                 hint=f"callables there: {', '.join(callables) or 'none'}",
             )
@@ -514,13 +514,13 @@ def load_model(
     spec_hash: str | None = None
     if kind == "module-factory":
         module, raw_examples = _call_factory(
-            _get_attr(_import_module(target, spec, base), attr, spec), attr, spec
+            _get_attr(_import_module(target, spec, base), attr, spec, target), attr, spec
         )
     elif kind == "file-factory":
         path = _resolve_path(target, base)
         pymod = _import_file(path, spec)
         spec_hash = sha256_file(path)
-        module, raw_examples = _call_factory(_get_attr(pymod, attr, spec), attr, spec)
+        module, raw_examples = _call_factory(_get_attr(pymod, attr, spec, path.name), attr, spec)
     else:
         path = _resolve_path(target, base)
         if not path.is_file():

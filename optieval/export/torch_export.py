@@ -355,17 +355,20 @@ def _fit_examples(
     import torch
 
     fitted = {}
+    changes = []
     for spec in specs:
         tensor = examples[spec.name]
         for axis, size in enumerate(spec.shape):
             if tensor.shape[axis] != size:
-                notes.append(
-                    f"example {spec.name} axis {axis} resized from {tensor.shape[axis]} "
-                    f"to {size} for export, so the dimension stays dynamic"
-                )
+                changes.append(f"{spec.name} axis {axis}: {tensor.shape[axis]} -> {size}")
                 index = torch.arange(size) % tensor.shape[axis]
                 tensor = tensor.index_select(axis, index)
         fitted[spec.name] = tensor
+    if changes:
+        notes.append(
+            f"example inputs resized along dynamic axes for export ({'; '.join(changes)}), "
+            "so those dimensions stay dynamic"
+        )
     return fitted
 
 
