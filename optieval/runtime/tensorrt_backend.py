@@ -84,15 +84,20 @@ _TRT_TO_NUMPY = {
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """``"10.12.0.36"`` -> ``(10, 12, 0, 36)``; non-numeric parts end the tuple."""
+    """``"10.12.0.36"`` -> ``(10, 12, 0, 36)``; a part's leading digits count (``0b1`` -> 0),
+    and the first part without any ends the tuple."""
     parts: list[int] = []
     for piece in text.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits or digits != piece:
-            if digits and piece.startswith(digits):
-                parts.append(int(digits))
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
             break
         parts.append(int(digits))
+        if digits != piece:
+            break
     return tuple(parts)
 
 
