@@ -102,7 +102,7 @@ def doctor(
 
 @app.command()
 def bench(
-    model: Annotated[Path, typer.Argument(help="ONNX model (or a prebuilt engine).")],
+    model: Annotated[Path, typer.Argument(help="ONNX model (the FP32 source).")],
     backend: Annotated[
         list[str] | None, typer.Option("--backend", "-b", help="Backends, comma-separated.")
     ] = None,
@@ -115,20 +115,41 @@ def bench(
     ] = None,
     shape: Annotated[
         list[str] | None,
-        typer.Option("--shape", help="NAME:D0xD1x... full shape (batch first); repeatable."),
+        typer.Option(
+            "--shape", help="NAME:D0xD1x...[,D0xD1x...] full shapes (batch first) to sweep."
+        ),
     ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Real inputs: .npz, a folder, or module:function.")
+    ] = None,
+    calib: Annotated[str | None, typer.Option(help="Calibration data for int8 artifacts.")] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads for CPU backends.")] = None,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds (discarded).")] = 0.5,
+    warmup_iters: Annotated[int, typer.Option(help="Warm-up iterations, at least.")] = 10,
     duration: Annotated[float, typer.Option(help="Measure at least this many seconds.")] = 3.0,
     min_samples: Annotated[
-        int | None, typer.Option(help="Measure at least this many iterations.")
+        int | None,
+        typer.Option(help="Measure at least this many iterations (default: what p99 needs)."),
     ] = None,
     max_duration: Annotated[
-        float, typer.Option(help="Stop measuring after this many seconds.")
+        float, typer.Option(help="Stop measuring a cell after this many seconds.")
     ] = 30.0,
     target_percentile: Annotated[
         float, typer.Option(help="Highest percentile that must get a 95% interval.")
     ] = 99.0,
+    isolate: Annotated[
+        bool, typer.Option("--isolate/--no-isolate", help="Run each cell in its own process.")
+    ] = True,
+    profile_ops: Annotated[
+        bool, typer.Option("--profile-ops", help="Time per op type, from a separate run.")
+    ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A previous bench JSON or gate report to check for regressions."),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Slowdown that counts as a regression (with --baseline).")
+    ] = 0.05,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write results JSON here.")
     ] = None,
@@ -136,8 +157,8 @@ def bench(
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
     from optieval.bench.inputs import parse_shape_option
     from optieval.bench.latency import MeasureSettings
-    from optieval.bench.render import bench_table, cell_footnotes
-    from optieval.bench.runner import benchmark
+    from optieval.bench.render import baseline_table, bench_table, cell_footnotes, op_tables
+    from optieval.bench.runner import benchmark, check_against_baseline
     from optieval.errors import BackendUnavailable, combined_exit_code
 
     shapes: dict[str, list[tuple[int, ...]]] = {}
@@ -147,31 +168,78 @@ def bench(
     backends = split_list(backend, "--backend") or ["ort-cpu"]
     settings = MeasureSettings(
         warmup_s=warmup,
+        warmup_iters=warmup_iters,
         duration_s=duration,
         min_samples=min_samples,
         max_duration_s=max_duration,
         target_percentile=target_percentile,
-    )
-    report = benchmark(
-        model,
-        backends=backends,
-        precisions=split_list(precision, "--precision") or ["fp32"],
-        batches=parse_int_list(batch, "--batch"),
-        shapes=shapes,
-        threads=threads,
-        settings=settings,
-    )
-    write_json_output(json_file, report.to_json())
+    ).validate()
+    if baseline is not None and not baseline.is_file():
+        raise InputError("baseline file not found", where=f"--baseline {baseline}")
+    with _progress("bench") as on_cell:
+        report = benchmark(
+            model,
+            backends=backends,
+            precisions=split_list(precision, "--precision") or ["fp32"],
+            batches=parse_int_list(batch, "--batch"),
+            shapes=shapes,
+            threads=threads,
+            settings=settings,
+            data=data,
+            calib=calib,
+            isolate=isolate,
+            profile_ops=profile_ops,
+            on_cell=on_cell,
+        )
+    comparison = None
+    if baseline is not None:
+        comparison = check_against_baseline(report, baseline, threshold=threshold)
+    payload = report.to_json()
+    if comparison is not None:
+        payload["baseline"] = {"path": str(baseline), **comparison.to_json()}
+    write_json_output(json_file, payload)
     if len(backends) == 1 and all(c.status == "skipped" for c in report.results):
         reason = report.results[0].reason if report.results else "unusable"
         raise BackendUnavailable(reason or "unusable", where=backends[0])
     console.print(bench_table(report))
+    for table in op_tables(report):
+        console.print(table)
+    if comparison is not None:
+        console.print(baseline_table(comparison))
     for line in cell_footnotes(report):
         err_console.print(line, highlight=False, soft_wrap=True, markup=False)
     codes = [3 if c.status == "error" else 0 for c in report.results]
+    if comparison is not None and comparison.any_slower:
+        codes.append(1)
     code = combined_exit_code(codes)
     if code:
         raise typer.Exit(code)
+
+
+def _progress(label: str) -> Any:
+    """A rich progress display whose callback advances one step per finished cell."""
+    import contextlib
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def manager() -> Any:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task(f"{label}: measuring", total=None)
+
+            def on_cell(cell: Any) -> None:
+                progress.update(task, description=f"{label}: {cell.label} {cell.status}")
+
+            yield on_cell
+
+    return manager()
 
 
 @app.command()
@@ -294,9 +362,7 @@ def convert(
             "or 'random' (smoke tests only)."
         ),
     ] = None,
-    calib_method: Annotated[
-        str, typer.Option(help="minmax, entropy or percentile.")
-    ] = "minmax",
+    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
     calib_samples: Annotated[
         int | None, typer.Option(help="Calibrate on the first N samples (default all).")
     ] = None,
@@ -352,6 +418,105 @@ def inspect(
     for renderable in info_renderables(info):
         console.print(renderable)
     write_json_output(json_file, info.to_json())
+
+
+# -- parity (issue 7): compare --------------------------------------------------------------------
+
+
+@app.command("compare")
+def compare_command(
+    model: Annotated[Path, typer.Argument(help="FP32 ONNX model (from `optieval export`).")],
+    candidate: Annotated[
+        list[str],
+        typer.Option("--candidate", "-c", help="BACKEND:PRECISION to check; repeatable."),
+    ],
+    reference: Annotated[
+        str, typer.Option(help="BACKEND:PRECISION the candidates are compared with.")
+    ] = "ort-cpu:fp32",
+    spec: Annotated[
+        str | None, typer.Option(help="Model spec for torch backends when the manifest has none.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Inputs: .npz, a folder, or module:function (default: "
+                                      "seeded random inputs).")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="Key of the labels in --data (adds accuracy).")
+    ] = None,
+    calib: Annotated[
+        str | None, typer.Option(help="Calibration data for int8 artifacts (default: --data).")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Use at most N samples (default: all, or 64 random).")
+    ] = None,
+    batch: Annotated[int | None, typer.Option(help="Batch size of the runs (default 16).")] = None,
+    atol: Annotated[
+        float | None, typer.Option(help="Absolute tolerance for every output (default: by "
+                                        "precision).")
+    ] = None,
+    rtol: Annotated[
+        float | None, typer.Option(help="Relative tolerance for every output (default: by "
+                                        "precision).")
+    ] = None,
+    tol: Annotated[
+        list[str] | None, typer.Option("--tol", help="OUTPUT:ATOL:RTOL for one output; repeatable.")
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float | None, typer.Option(help="Task budget: accuracy_delta >= -DROP (needs --labels).")
+    ] = None,
+    min_accuracy_ratio: Annotated[
+        float | None, typer.Option(help="Task budget: accuracy_ratio >= R, e.g. 0.99.")
+    ] = None,
+    min_top1_agreement: Annotated[
+        float | None, typer.Option(help="Budget: argmax agreement with the reference >= A.")
+    ] = None,
+    localize: Annotated[
+        bool, typer.Option("--localize", help="Name the nodes where a failing error is born.")
+    ] = False,
+    auto_exclude: Annotated[
+        bool,
+        typer.Option("--auto-exclude", help="INT8: re-quantize keeping those nodes in float."),
+    ] = False,
+    save_golden: Annotated[
+        Path | None, typer.Option("--save-golden", help="Save reference outputs + inputs here.")
+    ] = None,
+    golden: Annotated[
+        Path | None, typer.Option("--golden", help="Compare against saved reference outputs.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of generated inputs.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads for CPU backends.")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the parity JSON here.")
+    ] = None,
+) -> None:
+    """Check accuracy parity of candidates (backend:precision) against a reference."""
+    import warnings
+
+    from optieval.bench.parity import compare
+    from optieval.bench.parity_render import candidate_lines, candidate_table, report_summary
+    from optieval.bench.tolerances import TaskBudget
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # report.warnings are printed below
+        report = compare(
+            model, split_list(candidate, "--candidate"), reference=reference, spec=spec,
+            data=data, labels_key=labels, calib=calib, samples=samples, batch=batch, atol=atol,
+            rtol=rtol, tol=tol or [], budget=TaskBudget(max_accuracy_drop, min_accuracy_ratio,
+                                                       min_top1_agreement),
+            localize=localize, auto_exclude=auto_exclude, save_golden_dir=save_golden,
+            golden=golden, seed=seed, threads=threads,
+        )  # fmt: skip
+    lines = list(report.warnings) + [w for r in report.results for w in r.warnings]
+    for line in dict.fromkeys(lines):
+        err_console.print(f"WARNING: {line}", highlight=False, soft_wrap=True, markup=False)
+    for result in report.results:
+        console.print(candidate_table(result))
+        for line in candidate_lines(result):
+            console.print(line, highlight=False, soft_wrap=True)
+    console.print(report_summary(report), highlight=False)
+    write_json_output(json_file, report.to_json())
+    if not report.passed:
+        raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

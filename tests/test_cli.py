@@ -13,7 +13,7 @@ from optieval.cli import app
 from .conftest import make_onnx_mlp
 
 runner = CliRunner()
-FAST = ["--warmup", "0", "--duration", "0.05", "--min-samples", "20"]
+FAST = ["--warmup", "0", "--duration", "0.05", "--min-samples", "20", "--no-isolate"]
 
 
 def _one_line_error(result, *needles: str) -> None:

@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -213,33 +212,3 @@ def validity_warnings(env: dict[str, Any]) -> list[str]:
         if gpu.get("other_processes"):
             warnings.append(f"GPU {gpu['index']} runs {gpu['other_processes']} other process(es)")
     return warnings
-
-
-def environment_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Name what differs between two fingerprints in ways that change timings."""
-    diffs = []
-    pairs = [
-        ("CPU", a.get("cpu", {}).get("model"), b.get("cpu", {}).get("model")),
-        (
-            "usable cores",
-            a.get("cpu", {}).get("usable_cores"),
-            b.get("cpu", {}).get("usable_cores"),
-        ),
-        (
-            "GPU",
-            [g.get("name") for g in a.get("gpus", [])],
-            [g.get("name") for g in b.get("gpus", [])],
-        ),
-        ("host", a.get("hostname"), b.get("hostname")),
-    ]
-    for key in ("onnxruntime", "torch", "tensorrt"):
-        pairs.append((key, a.get("versions", {}).get(key), b.get("versions", {}).get(key)))
-    for label, left, right in pairs:
-        if left != right:
-            diffs.append(f"{label}: {left} vs {right}")
-    return diffs
-
-
-def python_executable() -> str:
-    """The interpreter running optieval (for subprocess cells)."""
-    return sys.executable

@@ -7,7 +7,6 @@ monotonic nanosecond clock and appends the difference: nothing else happens per 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,19 +63,9 @@ class MeasureSettings:
         count for which the target percentile has a distribution-free 95% interval."""
         if self.min_samples is not None:
             return self.min_samples
-        return min_samples_for_percentile(self.target_percentile)
+        from optieval.bench.statistics import min_samples_for_quantile
 
-
-def min_samples_for_percentile(percentile: float, confidence: float = 0.95) -> int:
-    """Smallest n for which the widest order-statistic interval [x_(1), x_(n)] covers the
-    ``percentile`` quantile with probability ``confidence``: 1 - q^n - (1-q)^n >= confidence."""
-    q = percentile / 100.0
-    n = 1
-    while 1.0 - q**n - (1.0 - q) ** n < confidence:
-        n += 1
-        if n > 10_000_000:  # pragma: no cover - only for absurd percentiles
-            break
-    return n
+        return min_samples_for_quantile(self.target_percentile / 100.0)
 
 
 @dataclass(frozen=True)
@@ -151,10 +140,3 @@ def measure(runners: Sequence[Callable[[], object]], settings: MeasureSettings) 
         elapsed_s=elapsed_s,
         reached_minimums=len(times) >= need and elapsed_s >= settings.duration_s - 1e-9,
     )
-
-
-def percentile_point(sorted_ms: np.ndarray, percentile: float) -> float:
-    """Nearest-rank percentile of sorted samples (the order statistic x_(ceil(q n)))."""
-    n = len(sorted_ms)
-    rank = max(1, math.ceil(percentile / 100.0 * n))
-    return float(sorted_ms[rank - 1])

@@ -65,6 +65,54 @@ def cell_footnotes(report: BenchReport) -> list[str]:
     return lines
 
 
+def op_tables(report: BenchReport, *, top: int = 8) -> list[Table]:
+    """One table per profiled cell: time per op type, slowest first."""
+    tables = []
+    for cell in report.results:
+        profile = cell.op_profile
+        if not profile:
+            continue
+        table = Table(
+            title=f"{cell.label}: time per op type ({profile['iterations']} profiled runs)",
+            title_justify="left",
+        )
+        table.add_column("op type")
+        table.add_column("ms per run", justify="right")
+        table.add_column("share", justify="right")
+        for row in profile["by_op_type"][:top]:
+            table.add_row(row["op_type"], f"{row['ms']:.4f}", f"{row['share']:.0%}")
+        tables.append(table)
+    return tables
+
+
+def baseline_table(comparison: Any) -> Table:
+    """The baseline comparison: ratio of medians with its interval and the verdict per cell."""
+    table = Table(
+        title=f"against the baseline (threshold {comparison.threshold:.0%})", title_justify="left"
+    )
+    table.add_column("cell")
+    table.add_column("new/old median", justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("verdict")
+    colours = {"slower": "red", "faster": "green", "possible regression": "yellow"}
+    for cell in comparison.cells:
+        ratio = cell.ratio
+        interval = ratio.interval
+        verdict = cell.verdict.value
+        colour = colours.get(verdict, "white")
+        table.add_row(
+            cell.label,
+            f"{ratio.ratio:.3f}",
+            f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "-",
+            f"[{colour}]{verdict}[/]",
+        )
+    for label, reason in comparison.not_compared:
+        table.add_row(label, "-", "-", f"not compared: {reason}")
+    for difference in comparison.env_differences:
+        table.caption = (table.caption or "environments differ: ") + difference + "; "
+    return table
+
+
 def doctor_table(report: Any) -> Table:
     """The doctor's backend table."""
     table = Table(title="backends", title_justify="left")

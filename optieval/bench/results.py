@@ -8,11 +8,16 @@ Schema history:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from optieval.errors import InputError
+from optieval.files import read_json
 
 BENCH_SCHEMA_VERSION = 1
+GATE_REPORT_SCHEMA_VERSION = 1
+"""A gate report (``kind: "gate-report"``) embeds its cells in this module's cell shape under
+``cells``, so that it serves as a baseline too."""
 
 STATUS_OK = "ok"
 STATUS_SKIPPED = "skipped"
@@ -46,6 +51,7 @@ class Cell:
     artifact_bytes: int | None = None
     gflops: float | None = None
     stability: dict[str, Any] | None = None
+    op_profile: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -118,3 +124,37 @@ class BenchReport:
             results=cells,
             warnings=tuple(data.get("warnings", [])),
         )
+
+
+def load_baseline(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Read the cells, env and model of a baseline: a bench JSON or a gate report.
+
+    Returns ``(cells, env, model)`` with cells as plain dicts in the bench cell shape.
+
+    Raises:
+        InputError (where the file): missing, not JSON, or of a schema version this optieval
+            cannot read.
+    """
+    data = read_json(path, what="baseline")
+    where = str(path)
+    if not isinstance(data, dict):
+        raise InputError("baseline is not a JSON object", where=where)
+    kind = data.get("kind", "bench")
+    version = data.get("schema_version")
+    if kind == "bench":
+        report = BenchReport.from_json(data, where=where)
+        return [c.to_json() for c in report.results], report.env, report.model
+    cells = data.get("cells")
+    if kind != "gate-report" or not isinstance(cells, list):
+        raise InputError(
+            f"not a bench JSON or gate report (kind {kind!r}, schema_version {version!r})",
+            where=where,
+            hint="pass a file written by `optieval bench --json` or `optieval gate`",
+        )
+    if version != GATE_REPORT_SCHEMA_VERSION:
+        raise InputError(
+            f"gate report schema_version {version!r} is not {GATE_REPORT_SCHEMA_VERSION}",
+            where=where,
+            hint="re-run the gate with this optieval version",
+        )
+    return [dict(c) for c in cells], data.get("env", {}), data.get("model", {})

@@ -1,14 +1,17 @@
 """``optieval.benchmark``: a matrix of backend x precision x batch x shape cells over one model,
-each measured with the protocol in :mod:`optieval.bench.latency`."""
+each measured with the protocol in :mod:`optieval.bench.latency` and summarised with the
+statistics in :mod:`optieval.bench.statistics`."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import resource
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +19,24 @@ import numpy as np
 
 from optieval.bench import inputs as inputs_mod
 from optieval.bench.environment import fingerprint, validity_warnings
-from optieval.bench.latency import MeasureSettings, measure, percentile_point
-from optieval.bench.results import (
-    STATUS_ERROR,
-    STATUS_OK,
-    STATUS_SKIPPED,
-    BenchReport,
-    Cell,
-)
-from optieval.errors import BackendError, InputError, OptievalError
+from optieval.bench.latency import MeasureSettings, measure
+from optieval.bench.results import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, BenchReport, Cell
+from optieval.bench.statistics import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
+from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.files import sha256_file
 from optieval.manifest import read_manifest
-from optieval.runtime.registry import availability, check_backend_name, create_backend
+from optieval.runtime.registry import (
+    TORCH_BACKENDS,
+    availability,
+    check_backend_name,
+    create_backend,
+)
 from optieval.signature import Signature, load_onnx, signature_from_onnx
 
-PRECISIONS = ("fp32", "fp16", "int8")
-PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+# How many distinct batches of real data a cell cycles through: enough that caches do not
+# flatter the numbers, few enough that building the feeds stays cheap.
+_MAX_DATA_BATCHES = 64
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,25 @@ class CellRequest:
     settings: MeasureSettings
     threads: int | None = None
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    calib: str | None = None
+    count_flops: bool = True
+    profile_ops: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for a subprocess."""
+        return {**asdict(self), "shapes": {k: list(v) for k, v in self.shapes.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellRequest:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            **{
+                **data,
+                "shapes": {k: tuple(v) for k, v in data["shapes"].items()},
+                "settings": MeasureSettings(**data["settings"]),
+            }
+        )
 
 
 def benchmark(
@@ -58,32 +81,47 @@ def benchmark(
     shapes: Mapping[str, Sequence[tuple[int, ...]]] | None = None,
     threads: int | None = None,
     settings: MeasureSettings | None = None,
+    data: str | os.PathLike[str] | None = None,
+    calib: str | os.PathLike[str] | None = None,
     seed: int = 0,
+    isolate: bool = False,
+    cell_timeout_s: float | None = None,
+    profile_ops: bool = False,
+    on_cell: Callable[[Cell], None] | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
     Args:
-        model: path to an ONNX file.
+        model: path to an ONNX file (the FP32 source; fp16/int8 artifacts are made from it, or
+            it is used as is when it already carries that precision).
         backends: backend names (DESIGN.md); default ``("ort-cpu",)``.
-        precisions: ``fp32``, ``fp16``, ``int8``; default ``("fp32",)``.
+        precisions: ``fp32``, ``fp16``, ``int8`` (``bf16`` on torch-cuda); default ``fp32``.
         batches: batch sizes; default ``(1,)``.
         shapes: per input, one or more full shapes (batch included) to sweep.
         threads: intra-op threads for CPU backends (None: the runtime's default).
         settings: warm-up and measurement settings (defaults as in :class:`MeasureSettings`).
+        data: real inputs (``.npz``, a folder, or ``module:function``), cycled through;
+            default: generated, seeded inputs.
+        calib: calibration data for int8 artifacts (``random`` for random calibration).
         seed: seed of the generated inputs.
+        isolate: run each cell in its own spawned subprocess (a crash or hang becomes an
+            ``error`` cell; thread pools and memory do not leak between cells).
+        cell_timeout_s: the limit of one isolated cell (default: ``max_duration`` + 120 s).
+        profile_ops: after each timed cell, a separate profiled run giving time per op type and
+            the slowest nodes (``Cell.op_profile``).
+        on_cell: called with each cell as it finishes (progress display).
 
     Returns:
         A :class:`BenchReport`; unusable backends appear as ``skipped`` cells with the reason and
         cells that fail as ``error`` cells.
 
     Raises:
-        InputError: a missing or malformed model, unknown backend or precision, or shapes the
-            model does not accept (exit 2).
+        InputError: a missing or malformed model, unknown backend or precision, shapes the model
+            does not accept, or bad data (exit 2).
     """
     settings = (settings or MeasureSettings()).validate()
     path = Path(model)
-    onnx_model = load_onnx(path, load_external_data=False)
-    signature = signature_from_onnx(onnx_model)
+    signature = signature_from_onnx(load_onnx(path, load_external_data=False))
     for name in backends:
         check_backend_name(name)
     for precision in precisions:
@@ -91,17 +129,22 @@ def benchmark(
             raise InputError(
                 f"unknown precision {precision!r}",
                 where="--precision",
-                hint=f"choose from {', '.join(PRECISIONS)}",
+                hint=f"choose from {', '.join(PRECISIONS[:3])}",
             )
     if threads is not None and threads < 1:
         raise InputError("thread count must be at least 1", where="--threads")
+    if data is not None:
+        # Fail on bad data before any cell runs, naming the file.
+        from optieval.bench.data import load_dataset
+
+        load_dataset(Path(data), signature)
 
     shape_sets = _shape_sets(signature, batches, shapes or {})
     warnings = []
     manifest = read_manifest(path)
     if manifest and manifest.get("parity", {}).get("passed") is False:
         warnings.append(
-            f"{path.name}: its export parity check failed; its numbers describe a model that "
+            f"{path.name}: its export parity check failed; these numbers describe a model that "
             "does not match its PyTorch source"
         )
 
@@ -111,31 +154,38 @@ def benchmark(
         for precision in precisions:
             for batch, cell_shapes in shape_sets:
                 if not state.usable:
-                    cells.append(
-                        Cell(
-                            backend,
-                            precision,
-                            batch,
-                            _listify(cell_shapes),
-                            STATUS_SKIPPED,
-                            reason=state.reason,
-                        )
+                    cell = Cell(
+                        backend,
+                        precision,
+                        batch,
+                        _listify(cell_shapes),
+                        STATUS_SKIPPED,
+                        reason=state.reason,
                     )
-                    continue
-                request = CellRequest(
-                    str(path), backend, precision, batch, cell_shapes, settings, threads, seed
-                )
-                cells.append(run_cell(request))
+                else:
+                    request = CellRequest(
+                        str(path),
+                        backend,
+                        precision,
+                        batch,
+                        cell_shapes,
+                        settings,
+                        threads,
+                        seed,
+                        None if data is None else str(data),
+                        None if calib is None else str(calib),
+                        profile_ops=profile_ops,
+                    )
+                    cell = _run(request, isolate, cell_timeout_s)
+                cells.append(cell)
+                if on_cell is not None:
+                    on_cell(cell)
 
     env = fingerprint()
     warnings.extend(validity_warnings(env))
     return BenchReport(
         env=env,
-        model={
-            "path": str(path),
-            "sha256": sha256_file(path),
-            "io": signature.to_json(),
-        },
+        model={"path": str(path), "sha256": sha256_file(path), "io": signature.to_json()},
         settings={
             "warmup_s": settings.warmup_s,
             "warmup_iters": settings.warmup_iters,
@@ -143,13 +193,47 @@ def benchmark(
             "min_samples": settings.required_samples(),
             "max_duration_s": settings.max_duration_s,
             "target_percentile": settings.target_percentile,
-            "percentile_method": "nearest-rank (order statistic x_(ceil(q*n)))",
+            "percentile_method": POINT_METHOD,
+            "interval_method": INTERVAL_METHOD,
+            "throughput_method": THROUGHPUT_METHOD,
             "clock": "host monotonic perf_counter_ns around each iteration",
-            "seed": seed,
+            "inputs": "data: " + str(data) if data else f"generated, seed {seed}",
+            "isolated": isolate,
         },
         results=tuple(cells),
         warnings=tuple(warnings),
     )
+
+
+def _run(request: CellRequest, isolate: bool, timeout_s: float | None) -> Cell:
+    if not isolate:
+        return run_cell(request)
+    from optieval.runtime.isolation import run_isolated
+
+    limit = timeout_s or request.settings.max_duration_s + request.settings.warmup_s + 120.0
+    outcome = run_isolated(
+        "optieval.bench.runner:run_cell_payload", request.to_json(), timeout_s=limit
+    )
+    if outcome.ok:
+        return Cell.from_json(outcome.value)
+    if outcome.exit_code == 2:
+        raise InputError(outcome.reason)
+    reason = outcome.reason
+    if outcome.stderr_tail.strip():
+        reason = f"{reason}; stderr: {outcome.stderr_tail.strip()[-500:]}"
+    return Cell(
+        request.backend,
+        request.precision,
+        request.batch,
+        _listify(request.shapes),
+        STATUS_ERROR,
+        reason=f"{outcome.status}: {reason}",
+    )
+
+
+def run_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Entry point of an isolated cell: plain data in, plain data out."""
+    return run_cell(CellRequest.from_json(payload)).to_json()
 
 
 def _shape_sets(
@@ -161,14 +245,14 @@ def _shape_sets(
     for batch in batches:
         if batch < 1:
             raise InputError(f"batch {batch} must be at least 1", where="--batch")
-    combos = _product(list(shapes.values()))
+    combos = list(itertools.product(*shapes.values())) if shapes else []
     sweeps = [dict(zip(shapes, combo, strict=True)) for combo in combos] or [{}]
     pairs = []
     if shapes and not batches:
+        # Without --batch, each swept shape brings its own batch (its first dimension).
         for sweep in sweeps:
-            first = next(iter(sweep.values()))
-            resolved = inputs_mod.resolve_shapes(signature, first[0] if first else None, sweep)
-            pairs.append((first[0] if first else 1, resolved))
+            batch = next(iter(sweep.values()))[0]
+            pairs.append((batch, inputs_mod.resolve_shapes(signature, batch, sweep)))
         return pairs
     for batch in batches or [1]:
         for sweep in sweeps:
@@ -176,28 +260,26 @@ def _shape_sets(
     return pairs
 
 
-def _product(lists: list[Sequence[tuple[int, ...]]]) -> list[tuple[tuple[int, ...], ...]]:
-    import itertools
-
-    return list(itertools.product(*lists)) if lists else []
-
-
-def _listify(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, list[int]]:
-    return {k: list(v) for k, v in shapes.items()}
+def _listify(shapes: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+    return {k: [int(d) for d in v] for k, v in shapes.items()}
 
 
 def run_cell(request: CellRequest) -> Cell:
     """Run one cell in this process and return it; a backend failure becomes an ``error`` cell
-    and bad input propagates as :class:`InputError`."""
+    (``skipped`` when the backend is unusable) and bad input propagates as :class:`InputError`."""
     shapes = _listify(request.shapes)
     try:
         return _measure_cell(request)
     except InputError:
         raise
-    except BackendError as exc:
-        status = STATUS_SKIPPED if "Unavailable" in type(exc).__name__ else STATUS_ERROR
+    except BackendUnavailable as exc:
         return Cell(
-            request.backend, request.precision, request.batch, shapes, status, reason=str(exc)
+            request.backend,
+            request.precision,
+            request.batch,
+            shapes,
+            STATUS_SKIPPED,
+            reason=str(exc),
         )
     except OptievalError as exc:
         return Cell(
@@ -210,59 +292,208 @@ def run_cell(request: CellRequest) -> Cell:
         )
 
 
+def resolve_artifact(
+    model: Path, backend: str, precision: str, calib: str | None
+) -> tuple[Path, dict[str, Any]]:
+    """The file a cell loads and what is known of its precision: the precision artifact (with
+    its census) for ONNX backends; the model itself for torch backends, which apply the
+    precision themselves."""
+    if backend in TORCH_BACKENDS:
+        return model, {"path": str(model), "precision_source": "torch autocast / fp32 module"}
+    from optieval.export.census import census
+    from optieval.export.precision import artifact_for
+
+    artifact = artifact_for(model, precision, calib=calib)
+    found = census(load_onnx(artifact, load_external_data=False))
+    info = {
+        "path": str(artifact),
+        "sha256": sha256_file(artifact),
+        "census": found.to_json(),
+        "precision_source": "artifact census",
+    }
+    return artifact, info
+
+
+def _backend_options(request: CellRequest) -> dict[str, Any]:
+    """The constructor options each backend takes for this cell."""
+    options: dict[str, Any] = {}
+    if request.threads and request.backend != "tensorrt":
+        options["threads"] = request.threads
+    if request.backend in (*TORCH_BACKENDS, "tensorrt"):
+        options["precision"] = request.precision
+    if request.backend in ("ort-trt", "tensorrt"):
+        # Engine profiles cover exactly the shapes this cell runs.
+        options["shapes"] = {name: [list(shape)] for name, shape in request.shapes.items()}
+    return options
+
+
+def _feeds(
+    request: CellRequest, signature: Signature
+) -> tuple[list[dict[str, np.ndarray]], dict[str, list[int]]]:
+    if request.data is None:
+        feeds = inputs_mod.generate_feeds(signature, request.shapes, seed=request.seed)
+        return [feeds], _listify(request.shapes)
+    from optieval.bench.data import load_dataset
+
+    dataset = load_dataset(request.data, signature)
+    count = max(1, min(_MAX_DATA_BATCHES, math.ceil(dataset.num_samples / request.batch)))
+    batches = list(dataset.batches(request.batch, count=count, cycle=True))
+    return batches, {k: list(v.shape) for k, v in batches[0].items()}
+
+
 def _measure_cell(request: CellRequest) -> Cell:
-    artifact = Path(request.model)
+    model = Path(request.model)
+    artifact, artifact_info = resolve_artifact(
+        model, request.backend, request.precision, request.calib
+    )
     notes: list[str] = []
-    if request.precision != "fp32":
-        raise InputError(
-            f"precision {request.precision} needs a precision artifact, which this build cannot "
-            "make yet",
-            where="--precision",
+    if request.backend == "ort-cpu" and request.precision == "fp16":
+        notes.append(
+            "fp16 on the ONNX Runtime CPU provider runs through inserted casts (no fp16 compute "
+            "kernels on x86): expect it slower than fp32; it says nothing about GPU fp16"
         )
-    options: dict[str, Any] = {"threads": request.threads} if request.threads else {}
-    backend = create_backend(request.backend, artifact, **options)
+    if request.backend == "ort-trt" and request.precision != "fp32":
+        notes.append(
+            f"the {request.precision} label rests on the artifact's census: ORT's TensorRT EP "
+            "engine cannot be inspected"
+        )
+    if request.data is None and request.precision == "int8":
+        notes.append("generated inputs: int8 latency can depend on the data; pass --data")
+
+    backend = create_backend(request.backend, artifact, **_backend_options(request))
     with backend:
         signature = backend.signature
-        feeds = inputs_mod.generate_feeds(signature, request.shapes, seed=request.seed)
-        runner = backend.runner(feeds)
-        measurement = measure([runner], request.settings)
-        cold_load_ms = backend.cold_start_ms or 0.0
+        feeds, shapes = _feeds(request, signature)
+        runners = [backend.runner(f) for f in feeds]
+        measurement = measure(runners, request.settings)
+        device_times = _device_times(backend, feeds[0], len(measurement.times_ns))
         backend_options = dict(backend.options)
+        cold_load_ms = backend.cold_start_ms or 0.0
+
+    op_profile = None
+    if request.profile_ops:
+        from optieval.bench.op_profile import profile_ops
+
+        try:
+            op_profile = profile_ops(
+                request.backend, artifact, feeds[0], threads=request.threads
+            ).to_json()
+        except InputError as exc:
+            notes.append(str(exc))
+
     times = measurement.times_ms
-    ordered = np.sort(times)
-    latency = {f"p{int(p)}": percentile_point(ordered, p) for p in PERCENTILES}
-    latency.update(
-        mean=float(times.mean()),
-        std=float(times.std(ddof=1)) if len(times) > 1 else 0.0,
-        min=float(ordered[0]),
-        max=float(ordered[-1]),
-    )
-    throughput = request.batch / (latency["mean"] / 1e3) if latency["mean"] > 0 else None
+    summary = summarize(times, batch=request.batch)
+    stats = summary.to_json()
     if not measurement.reached_minimums:
         notes.append(
-            f"stopped at --max-duration with {len(times)} samples, fewer than the "
-            f"{request.settings.required_samples()} the target percentile needs"
+            f"stopped at --max-duration with {len(times)} samples; the target percentile needs "
+            f"{request.settings.required_samples()}"
         )
+    if summary.unstable:
+        notes.append(summary.stability.reason)
+    gflops = (
+        _achieved_gflops(artifact, request, shapes, summary.mean_ms)
+        if (request.count_flops and request.backend not in TORCH_BACKENDS)
+        else None
+    )
     return Cell(
         backend=request.backend,
         precision=request.precision,
         batch=request.batch,
-        shapes=_listify(request.shapes),
+        shapes=shapes,
         status=STATUS_OK,
-        samples=len(times),
+        samples=summary.n,
         times_ms=[float(t) for t in times],
-        latency_ms=latency,
-        throughput={"items_per_s": throughput},
+        latency_ms=stats["latency_ms"],
+        ci95_ms=stats["ci95_ms"],
+        throughput=stats["throughput"],
+        device_times_ms=device_times,
+        device_latency_ms=_device_summary(device_times, request.batch),
         cold_start_ms=cold_load_ms + measurement.first_inference_ms,
         memory={"peak_rss_mb": _peak_rss_mb()},
-        artifact={"path": str(artifact)},
-        artifact_bytes=artifact.stat().st_size,
-        options={**backend_options, "warmup_iterations": measurement.warmup_iterations},
+        artifact=artifact_info,
+        artifact_bytes=_artifact_bytes(artifact),
+        gflops=gflops,
+        stability=stats["stability"],
+        op_profile=op_profile,
+        options={
+            **backend_options,
+            "warmup_iterations": measurement.warmup_iterations,
+            "cv": stats["cv"],
+        },
         notes=notes,
     )
+
+
+def _device_times(backend: Any, feeds: dict[str, np.ndarray], count: int) -> list[float] | None:
+    """Device time per iteration from CUDA events, for backends that offer it."""
+    device_runner = getattr(backend, "device_runner", None)
+    if device_runner is None:
+        return None
+    run = device_runner(feeds)
+    return [float(run()) for _ in range(max(1, min(count, 10_000)))]
+
+
+def _device_summary(times: list[float] | None, batch: int) -> dict[str, float] | None:
+    if not times:
+        return None
+    latency: dict[str, float] = summarize(times, batch=batch).to_json()["latency_ms"]
+    return latency
+
+
+def _achieved_gflops(
+    artifact: Path, request: CellRequest, shapes: dict[str, list[int]], mean_ms: float
+) -> float | None:
+    from optieval.bench.flops import count_flops
+
+    try:
+        counted = count_flops(load_onnx(artifact, load_external_data=False), shapes)
+    except OptievalError:
+        return None
+    if mean_ms <= 0 or counted.flops == 0:
+        return None
+    return counted.flops / (mean_ms / 1e3) / 1e9
+
+
+def _artifact_bytes(artifact: Path) -> int:
+    """Size of the model file plus any external data files beside it that it names."""
+    total = artifact.stat().st_size
+    for sibling in artifact.parent.glob(artifact.name + ".data"):
+        total += sibling.stat().st_size
+    return total
 
 
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports kilobytes, macOS bytes.
     return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
+
+
+def check_against_baseline(
+    report: BenchReport, baseline: str | os.PathLike[str], *, threshold: float = 0.05
+) -> Any:
+    """Pair ``report``'s cells with a baseline's (a bench JSON or a gate report) and judge each
+    pair by the ratio of medians (:func:`optieval.bench.baseline.compare_to_baseline`).
+
+    Raises:
+        InputError (where ``--baseline``): an unreadable baseline or one of another schema
+            version; a model with other inputs and outputs; no shared cell.
+    """
+    from optieval.bench.baseline import compare_to_baseline
+    from optieval.bench.results import load_baseline
+
+    old_cells, old_env, old_model = load_baseline(baseline)
+    old_io, new_io = old_model.get("io"), report.model.get("io")
+    if old_io and new_io and old_io != new_io:
+        raise InputError(
+            "the baseline's model has other inputs or outputs than this one",
+            where="--baseline",
+            hint=f"baseline: {old_io}; now: {new_io}",
+        )
+    return compare_to_baseline(
+        [c.to_json() for c in report.results],
+        old_cells,
+        new_env=report.env,
+        old_env=old_env,
+        threshold=threshold,
+    )

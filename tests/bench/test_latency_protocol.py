@@ -2,14 +2,15 @@ import time
 
 import pytest
 
-from optieval.bench.latency import MeasureSettings, measure, min_samples_for_percentile
+from optieval.bench.latency import MeasureSettings, measure
 from optieval.errors import InputError
 
 
-def test_min_samples_derived_from_percentile() -> None:
+def test_required_samples_derived_from_target_percentile() -> None:
     # 1 - 0.99^n >= 0.95 first holds at n = 299; the median needs 6 (1 - 2 * 0.5^n >= 0.95).
-    assert min_samples_for_percentile(99) == 299
-    assert min_samples_for_percentile(50) == 6
+    assert MeasureSettings().required_samples() == 299
+    assert MeasureSettings(target_percentile=50).required_samples() == 6
+    assert MeasureSettings(min_samples=7).required_samples() == 7
 
 
 def test_measure_meets_both_minimums() -> None:
