@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from statistics import NormalDist
@@ -445,9 +445,15 @@ def _samples_or_reason(cell: Mapping[str, Any], side: str) -> tuple[Any, str | N
     if status != "ok":
         return None, f"{side} cell is {status}"
     times = cell.get("times_ms")
-    if not isinstance(times, Sequence) or isinstance(times, str) or len(times) == 0:
+    if times is None or isinstance(times, (str, bytes, Mapping)):
         return None, f"{side} cell has no times_ms"
-    return times, None
+    try:
+        arr = np.asarray(times, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None, f"{side} cell's times_ms are not numbers"
+    if arr.size == 0:
+        return None, f"{side} cell has no times_ms"
+    return arr, None
 
 
 def compare_to_baseline(

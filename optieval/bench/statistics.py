@@ -761,7 +761,8 @@ def summarize(
         ``supported=False`` and no interval.
 
     Raises:
-        InputError: no samples, NaN/inf/negative samples, batch < 1, bad percentiles.
+        InputError: no samples, NaN/inf/negative samples, all samples zero (a clock too coarse
+            for the model), batch < 1, bad percentiles.
     """
     _check_confidence(confidence)
     if not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -781,11 +782,7 @@ def summarize(
     quantiles = tuple(
         quantile_ci(xs, float(p) / 100.0, confidence) for p in sorted(set(map(float, percentiles)))
     )
-    throughput = (
-        throughput_estimate(arr, batch=int(batch), confidence=confidence)
-        if mean > 0.0
-        else ThroughputEstimate(math.inf, None, None, float(confidence), int(batch), 0)
-    )
+    throughput = throughput_estimate(arr, batch=int(batch), confidence=confidence)
     return LatencySummary(
         n=n,
         batch=int(batch),

@@ -214,3 +214,11 @@ def test_cell_without_key_fields_is_bad_input() -> None:
 def test_env_differences_ignores_run_specific_keys() -> None:
     assert env_differences({"a": 1, "load_average": [1, 2, 3]}, {"a": 1, "load_average": [0]}) == ()
     assert env_differences(None, {"a": {"b": 1}}) == ("a.b",)
+
+
+def test_cells_holding_numpy_arrays_are_compared() -> None:
+    rng = np.random.default_rng(108)
+    new = [{"backend": "ort-cpu", "precision": "fp32", "batch": 1, "times_ms": _times(rng, 200)}]
+    old = [{"backend": "ort-cpu", "precision": "fp32", "batch": 1, "times_ms": _times(rng, 200)}]
+    result = compare_to_baseline(new, old)
+    assert [c.label for c in result.cells] == ["ort-cpu:fp32 batch 1"]

@@ -385,3 +385,8 @@ def test_bad_target_percentile_names_the_option() -> None:
 def test_stopping_rule_round_trips() -> None:
     rule = StoppingRule.for_percentile(95, min_duration_s=1.5, max_duration_s=10.0)
     assert StoppingRule.from_json(json.loads(json.dumps(rule.to_json()))) == rule
+
+
+def test_all_zero_latencies_are_refused() -> None:
+    with pytest.raises(InputError, match="zero"):
+        summarize([0.0] * 400, batch=1)
