@@ -482,7 +482,7 @@ def check_against_baseline(
     from optieval.bench.baseline import compare_to_baseline
     from optieval.bench.results import load_baseline
 
-    old_cells, old_env, old_model = load_baseline(baseline)
+    old_cells, old_env, old_model = load_baseline(Path(baseline))
     old_io, new_io = old_model.get("io"), report.model.get("io")
     if old_io and new_io and old_io != new_io:
         raise InputError(
