@@ -491,7 +491,10 @@ def count_flops(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
             left_out[op] = left_out.get(op, 0) + 1
             continue
         name = node.name or f"{node.op_type}_{index}"
-        macs = counter(node, shape)
+        try:
+            macs = counter(node, shape)
+        except (ValueError, TypeError, ZeroDivisionError, IndexError):
+            macs = None  # a malformed attribute or shape: list it rather than guess
         if macs is None:
             unresolved.append(name)
             continue

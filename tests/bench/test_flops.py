@@ -255,3 +255,14 @@ def test_json_round_trip_and_achieved_rate() -> None:
         count.achieved_per_s(0.0)
     with pytest.raises(InputError):
         FlopCount.from_json({"flops": 1})
+
+
+def test_a_malformed_node_is_unresolved_not_a_crash() -> None:
+    node = helper.make_node(
+        "Attention", ["q", "k", "v"], ["y"], name="att", q_num_heads=4, kv_num_heads=0
+    )
+    model = _model(
+        [node], [("q", [2, 5, 32]), ("k", [2, 6, 16]), ("v", [2, 6, 16])], ["y"], opset=23
+    )
+    count = count_flops(model, {})
+    assert count.unresolved == ("att",) and count.flops == 0
