@@ -1,8 +1,10 @@
 """Which precision an ONNX artifact really computes in, before any number is labelled with it.
 
-The precision step writes a census into the artifact's manifest; when there is none (a model
-that arrived already quantized, say) the graph itself is read: Q/DQ or integer ops mean int8,
-FP16 weights or casts to FP16 mean fp16, otherwise fp32 (DESIGN.md, decisions 1 and 2).
+The precision step writes its label and census into the artifact's manifest; when there is no
+manifest (a model that arrived already quantized, say) the census is taken from the graph
+(:func:`optieval.export.census.census`, its dominant precision); a graph without compute nodes
+falls back to its types: Q/DQ or integer ops mean int8, FP16 weights or casts fp16, else fp32
+(DESIGN.md, decisions 1 and 2).
 """
 
 from __future__ import annotations
@@ -39,13 +41,18 @@ def check_precision_name(precision: str, *, where: str = "--precision") -> str:
 
 
 def _manifest_precision(manifest: dict[str, Any] | None) -> str | None:
+    """The label the precision step wrote (it verified it against the census), else the
+    census's dominant precision."""
     if not manifest:
         return None
+    value = manifest.get("precision")
+    if isinstance(value, str) and value in PRECISIONS:
+        return value
     census = manifest.get("census")
-    for source in (census if isinstance(census, dict) else {}, manifest):
-        value = source.get("precision")
-        if isinstance(value, str) and value in PRECISIONS:
-            return value
+    if isinstance(census, dict):
+        dominant = census.get("dominant_precision")
+        if isinstance(dominant, str) and dominant in PRECISIONS:
+            return dominant
     return None
 
 
@@ -74,7 +81,13 @@ def artifact_precision(path: str | os.PathLike[str]) -> str:
     manifest_value = _manifest_precision(read_manifest(path))
     if manifest_value is not None:
         return manifest_value
-    return graph_precision(load_onnx(Path(path), load_external_data=False))
+    model = load_onnx(Path(path), load_external_data=False)
+    from optieval.export.census import census
+
+    dominant = census(model).dominant_precision
+    if dominant in PRECISIONS:
+        return str(dominant)
+    return graph_precision(model)  # no compute nodes: fall back to the graph's types
 
 
 def require_precision(path: str | os.PathLike[str], requested: str | None, *, where: str) -> str:
