@@ -511,7 +511,7 @@ def compare_command(
         err_console.print(f"WARNING: {line}", highlight=False, soft_wrap=True, markup=False)
     for result in report.results:
         console.print(candidate_table(result))
-        for line in candidate_lines(result):
+        for line in candidate_lines(result, report.model):
             console.print(line, highlight=False, soft_wrap=True)
     console.print(report_summary(report), highlight=False)
     write_json_output(json_file, report.to_json())

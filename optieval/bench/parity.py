@@ -483,6 +483,8 @@ def _compare_cell(
         labels=given.labels,
         budget=budget,
         confidence=confidence,
+        reference_label=ref_label,
+        candidate_label=cell.label,
     )
     passed = all(o.passed for o in outputs)
     samples = int(next(iter(inputs.values())).shape[0]) if inputs else 0
@@ -510,7 +512,7 @@ def _compare_cell(
         )
     result = replace(result, localization=loc)
     if auto_exclude and cell.precision == "int8" and loc.exclude:
-        auto, final = _auto_exclude(
+        auto, _ = _auto_exclude(
             cell,
             model_path=model_path,
             model_proto=model_proto,
@@ -529,11 +531,6 @@ def _compare_cell(
             artifact=artifact,
         )
         result = replace(result, auto_exclude=auto)
-        if final is not None and auto.passed:
-            warnings.append(
-                f"with {len(auto.excluded)} node(s) kept in float the candidate passes: "
-                f"{' '.join('--exclude ' + n for n in auto.excluded)}"
-            )
     elif auto_exclude and cell.precision != "int8":
         warnings.append("--auto-exclude applies to INT8 candidates only")
     return replace(result, warnings=tuple(warnings))

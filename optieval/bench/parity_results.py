@@ -479,6 +479,8 @@ def compare_outputs(
     labels: np.ndarray | None = None,
     budget: TaskBudget | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    reference_label: str = "reference",
+    candidate_label: str = "candidate",
 ) -> tuple[OutputParity, ...]:
     """Compare every output of a candidate with the reference's (pure; no model is run).
 
@@ -488,6 +490,7 @@ def compare_outputs(
         labels: class indices (samples,) or None; checked here.
         budget: task budgets (default: none).
         confidence: of every interval (default 0.95).
+        reference_label, candidate_label: names used in error messages.
 
     Returns:
         One :class:`OutputParity` per output, in the reference's order.
@@ -497,7 +500,9 @@ def compare_outputs(
             of the wrong length or type, or labels given but no classification-shaped output.
     """
     tolerances = tolerances or ToleranceSet()
-    check_output_match(reference, candidate)
+    check_output_match(
+        reference, candidate, reference_label=reference_label, candidate_label=candidate_label
+    )
     tolerances.check_outputs(reference)
     checked: np.ndarray | None = None
     if labels is not None:

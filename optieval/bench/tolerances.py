@@ -131,7 +131,7 @@ class ToleranceSet:
         unknown = sorted(set(self.per_output) - set(known))
         if unknown:
             raise InputError(
-                f"--tol names output(s) the model does not have: {', '.join(unknown)}",
+                f"the model has no output called {', '.join(unknown)}",
                 where="--tol",
                 hint=f"the outputs are {', '.join(known)}",
             )
