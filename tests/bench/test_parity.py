@@ -159,3 +159,25 @@ def test_parse_cell() -> None:
     assert parse_cell("ort-cpu").label == "ort-cpu:fp32"
     with pytest.raises(InputError, match="unknown backend"):
         parse_cell("onnx:fp32")
+
+
+@pytest.mark.slow  # imports torch and exports a model (~8 s on a 2-core machine)
+def test_torch_reference_rebuilt_from_manifest(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from optieval.export.torch_export import export_model
+
+    spec = tmp_path / "tiny.py"
+    spec.write_text(
+        "import torch\n\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),"
+        " torch.nn.Linear(8, 3))\n"
+        "    return net, (torch.randn(2, 4),)\n"
+    )
+    model = tmp_path / "tiny.onnx"
+    export_model(f"{spec}:make", model, dynamic=["batch"])
+    report = compare(model, ["ort-cpu:fp32"], reference="torch-cpu:fp32", samples=16)
+    (res,) = report.results
+    assert res.reference == "torch-cpu:fp32" and res.passed
+    assert res.outputs[0].max_abs < 1e-4
