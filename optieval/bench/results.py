@@ -50,6 +50,7 @@ class Cell:
     artifact: dict[str, Any] | None = None
     artifact_bytes: int | None = None
     gflops: float | None = None
+    flops: dict[str, Any] | None = None
     stability: dict[str, Any] | None = None
     op_profile: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)

@@ -391,10 +391,10 @@ def _measure_cell(request: CellRequest) -> Cell:
         )
     if summary.unstable:
         notes.append(summary.stability.reason)
-    gflops = (
-        _achieved_gflops(artifact, request, shapes, summary.mean_ms)
-        if (request.count_flops and request.backend not in TORCH_BACKENDS)
-        else None
+    gflops, flops = (
+        _flops(artifact, shapes, summary.mean_ms)
+        if request.count_flops and request.backend not in TORCH_BACKENDS
+        else (None, None)
     )
     return Cell(
         backend=request.backend,
@@ -414,6 +414,7 @@ def _measure_cell(request: CellRequest) -> Cell:
         artifact=artifact_info,
         artifact_bytes=_artifact_bytes(artifact),
         gflops=gflops,
+        flops=flops,
         stability=stats["stability"],
         op_profile=op_profile,
         options={
@@ -441,18 +442,27 @@ def _device_summary(times: list[float] | None, batch: int) -> dict[str, float] |
     return latency
 
 
-def _achieved_gflops(
-    artifact: Path, request: CellRequest, shapes: dict[str, list[int]], mean_ms: float
-) -> float | None:
+def _flops(
+    artifact: Path, shapes: dict[str, list[int]], mean_ms: float
+) -> tuple[float | None, dict[str, Any] | None]:
+    """Achieved GFLOP/s (GOP/s when most of the work is int8) and what the count covered."""
     from optieval.bench.flops import count_flops
 
     try:
         counted = count_flops(load_onnx(artifact, load_external_data=False), shapes)
     except OptievalError:
-        return None
+        return None, None
     if mean_ms <= 0 or counted.flops == 0:
-        return None
-    return counted.flops / (mean_ms / 1e3) / 1e9
+        return None, None
+    achieved = counted.flops / (mean_ms / 1e3) / 1e9
+    return achieved, {
+        "per_iteration": counted.flops,
+        "unit": counted.unit,
+        "achieved": achieved,
+        "counted_op_types": sorted(counted.by_op_type),
+        "left_out": counted.left_out,
+        "method": counted.method,
+    }
 
 
 def _artifact_bytes(artifact: Path) -> int:
