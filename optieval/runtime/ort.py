@@ -542,7 +542,8 @@ class OrtTrtBackend(OrtBackend):
     Args (besides :class:`OrtBackend`'s):
         device_id: the CUDA device (default 0).
         shapes: per input, the shapes that will be run (e.g. one per batch size); they make the
-            optimization profile (min/opt/max). Needed for inputs with dynamic dims.
+            optimization profile (min/opt/max). Without them the EP builds an engine for each
+            new input shape it sees (in the first, untimed call for that shape).
         profiles: explicit :class:`ProfileShape` per input (win over ``shapes``).
 
     The precision switch follows the artifact's census (fp16 -> ``trt_fp16_enable``, int8 Q/DQ
@@ -583,7 +584,8 @@ class OrtTrtBackend(OrtBackend):
         precision = require_precision(self.model, self._requested_precision, where=str(self.model))
         signature = signature_from_onnx(load_onnx(self.model, load_external_data=False))
         self.profiles = []
-        if self._shapes or self._explicit_profiles or any(s.is_dynamic for s in signature.inputs):
+        # Without requested shapes the EP builds an engine per new shape on its own.
+        if self._shapes or self._explicit_profiles:
             self.profiles = compute_profiles(
                 signature, shapes=self._shapes, explicit=self._explicit_profiles
             )

@@ -108,7 +108,8 @@ def compute_profiles(
 
     Args:
         signature: the model's inputs (dims may be symbolic).
-        shapes: for each input, the shapes that will be run (e.g. one per requested batch size);
+        shapes: for each input, the shapes that will be run (e.g. one per requested batch size,
+            or a single shape);
             min and max are their element-wise minimum and maximum, opt is the largest requested
             shape (the throughput target). Inputs with only fixed dims need none.
         explicit: profiles given by the user (``--profile``); they win over ``shapes``.
@@ -121,7 +122,7 @@ def compute_profiles(
             shape disagrees with the model's fixed dims or rank (all collected, raised once).
     """
     given = {p.name: p for p in explicit}
-    requested = {k: [tuple(int(d) for d in s) for s in v] for k, v in (shapes or {}).items()}
+    requested = {k: _shape_list(v) for k, v in (shapes or {}).items()}
     known = {s.name for s in signature.inputs}
     problems = [f"no input {n!r}" for n in sorted((set(given) | set(requested)) - known)]
     result: list[ProfileShape] = []
@@ -166,6 +167,14 @@ def compute_profiles(
             "--profile NAME:MIN:OPT:MAX for each dynamic input",
         )
     return result
+
+
+def _shape_list(value: Iterable[Any]) -> list[Shape]:
+    """One shape (``(8, 4)``) or several (``[(1, 4), (8, 4)]``) as a list of shapes."""
+    items = list(value)
+    if items and all(isinstance(d, int) for d in items):
+        return [tuple(items)]
+    return [tuple(int(d) for d in s) for s in items]
 
 
 def _volume(shape: Sequence[int]) -> int:

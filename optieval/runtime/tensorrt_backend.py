@@ -28,6 +28,7 @@ that stream; :meth:`TensorrtBackend.infer_timed` returns ``(outputs, device_ms)`
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -407,8 +408,10 @@ def _cuda_reason() -> str | None:
     return cuda_unusable_reason(torch)
 
 
+@functools.cache
 def trt_availability() -> Availability:
-    """Whether native TensorRT can run here (import, version, CUDA, builder creation)."""
+    """Whether native TensorRT can run here (import, version, CUDA, builder creation); probed
+    once per process."""
     try:
         import tensorrt as trt
     except ImportError as exc:
@@ -447,7 +450,7 @@ class _Logger:
                 trt.ILogger.__init__(self)
 
             def log(self, severity: Any, msg: str) -> None:
-                if severity <= trt.ILogger.Severity.WARNING:
+                if int(severity) <= int(trt.ILogger.Severity.WARNING):
                     outer.messages.append(str(msg))
 
         self.messages: list[str] = []
@@ -694,7 +697,10 @@ class TensorrtBackend(Backend):
         model: ONNX artifact, or ``.plan`` / ``.engine`` with its ``.json`` manifest.
         precision: label to verify: checked against the artifact's census (InputError) and the
             engine's read-back (BackendFailed). None: take the census.
-        shapes: per input, the shapes that will be run (they make the profile).
+        shapes: per input, the shapes that will be run (they make the profile). With neither
+            ``shapes`` nor ``profiles`` for a model with dynamic inputs, the engine is built on
+            the first feeds (profile = their shapes) and the build time added to
+            ``cold_start_ms``.
         profiles: explicit :class:`ProfileShape` per input (win over ``shapes``).
         cuda_graph: capture ``execute_async_v3`` in a CUDA graph (per input shape).
         io: ``device`` (default: :meth:`runner` times only the engine) or ``host`` (each timed
@@ -716,8 +722,10 @@ class TensorrtBackend(Backend):
         io: str = "device",
         engine_cache: bool = True,
         device_id: int = 0,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
+        del threads  # accepted like every backend's; the engine runs on the GPU
         if io not in IO_MODES:
             raise InputError(
                 f"unknown I/O mode {io!r}", where="--io", hint=f"choose {' or '.join(IO_MODES)}"
@@ -742,6 +750,10 @@ class TensorrtBackend(Backend):
         self._stream: Any = None
         self._buffers: dict[str, Any] = {}
         self._graphs: dict[tuple[Any, ...], Any] = {}
+        self._runtime: Any = None
+        self._pending = False
+        self._onnx_signature: Signature | None = None
+        self._identity: tuple[str, str, str] = ("", "", "")
 
     @classmethod
     def availability(cls) -> Availability:
@@ -751,79 +763,117 @@ class TensorrtBackend(Backend):
     def _load(self) -> Signature:
         import torch
 
-        from optieval.files import read_json, sha256_bytes, sha256_file
+        from optieval.files import read_json, sha256_bytes
 
         trt, version, gpu_name, cc = _versions()
+        self._identity = (version, gpu_name, cc)
         torch.cuda.set_device(self.options["device_id"])
-        runtime_logger = _Logger(trt)
+        self._stream = torch.cuda.Stream()
         if self.model.suffix in PLAN_SUFFIXES:
             plan = self._read_plan(read_json, sha256_bytes, version, gpu_name, cc)
-        else:
-            from optieval.manifest import write_manifest
-            from optieval.runtime.artifact import require_precision
+            self._deserialize(trt, plan, host_code=bool(self.options.get("version_compatible")))
+            return _engine_signature(trt, self._engine)
+        from optieval.runtime.artifact import require_precision
+        from optieval.signature import load_onnx, signature_from_onnx
 
-            precision = require_precision(self.model, self._requested, where=str(self.model))
-            self.options["precision"] = precision
-            from optieval.signature import load_onnx, signature_from_onnx
+        self.options["precision"] = require_precision(
+            self.model, self._requested, where=str(self.model)
+        )
+        onnx_signature = signature_from_onnx(load_onnx(self.model, load_external_data=False))
+        self._onnx_signature = onnx_signature
+        dynamic = any(s.is_dynamic for s in onnx_signature.inputs)
+        if dynamic and not self._shapes and not self._explicit:
+            # No shapes asked for yet: build on the first feeds (profile min=opt=max=their
+            # shapes), outside any timed call; the build time is added to cold_start_ms.
+            self._pending = True
+            return onnx_signature
+        self.profiles = compute_profiles(
+            onnx_signature, shapes=self._shapes, explicit=self._explicit
+        )
+        self._deserialize(trt, self._engine_plan(self.profiles))
+        return onnx_signature
 
-            onnx_sig = signature_from_onnx(load_onnx(self.model, load_external_data=False))
-            self.profiles = compute_profiles(onnx_sig, shapes=self._shapes, explicit=self._explicit)
-            source_hash = sha256_file(self.model)
-            key = engine_cache_key(
-                artifact_sha256=source_hash,
+    def _engine_plan(self, profiles: Sequence[ProfileShape]) -> bytes:
+        """The engine for ``profiles``: from the cache (verified) or built and cached."""
+        from optieval.cache import cache_dir
+        from optieval.files import sha256_bytes, sha256_file, write_bytes_atomic
+        from optieval.manifest import read_manifest, write_manifest
+
+        version, gpu_name, cc = self._identity
+        precision = str(self.options["precision"])
+        source_hash = sha256_file(self.model)
+        key = engine_cache_key(
+            artifact_sha256=source_hash,
+            trt_version=version,
+            gpu_name=gpu_name,
+            compute_capability=cc,
+            options={"precision": precision, "profiles": [p.to_json() for p in profiles]},
+        )
+        self.options["engine_cache_key"] = key
+        plan_path = cache_dir("tensorrt", key) / "engine.plan"
+        if self.options["engine_cache"]:
+            cached = self._cached_plan(plan_path, sha256_bytes)
+            if cached is not None:
+                manifest = read_manifest(plan_path) or {}
+                self.options["read_back"] = manifest.get("precision", {}).get("read_back")
+                self.options["engine_cache_hit"] = True
+                return cached
+        built = build_engine(
+            self.model,
+            precision=precision,
+            profiles=profiles,
+            timing_cache=_timing_cache_path(version, cc),
+            device_id=self.options["device_id"],
+        )
+        write_bytes_atomic(plan_path, built.plan)
+        write_manifest(
+            plan_path,
+            engine_manifest(
+                source={"path": str(self.model), "sha256": source_hash},
+                engine_sha256=sha256_bytes(built.plan),
                 trt_version=version,
                 gpu_name=gpu_name,
                 compute_capability=cc,
-                options={"precision": precision, "profiles": [p.to_json() for p in self.profiles]},
-            )
-            from optieval.cache import cache_dir
+                precision=precision,
+                readback=built.readback,
+                profiles=built.profiles,
+                signature=built.signature,
+                build_seconds=built.build_seconds,
+            ),
+        )
+        self.options["read_back"] = built.readback.to_json()
+        self.options["engine_cache_hit"] = False
+        return built.plan
 
-            plan_path = cache_dir("tensorrt", key) / "engine.plan"
-            cached = (
-                self._cached_plan(plan_path, sha256_bytes) if self.options["engine_cache"] else None
-            )
-            if cached is not None:
-                plan = cached
-            else:
-                built = build_engine(
-                    self.model,
-                    precision=precision,
-                    profiles=self.profiles,
-                    timing_cache=_timing_cache_path(version, cc),
-                    device_id=self.options["device_id"],
-                )
-                plan = built.plan
-                from optieval.files import write_bytes_atomic
-
-                write_bytes_atomic(plan_path, plan)
-                write_manifest(
-                    plan_path,
-                    engine_manifest(
-                        source={"path": str(self.model), "sha256": source_hash},
-                        engine_sha256=sha256_bytes(plan),
-                        trt_version=version,
-                        gpu_name=gpu_name,
-                        compute_capability=cc,
-                        precision=precision,
-                        readback=built.readback,
-                        profiles=built.profiles,
-                        signature=built.signature,
-                        build_seconds=built.build_seconds,
-                    ),
-                )
-                self.options["read_back"] = built.readback.to_json()
-            self.options["engine_cache_key"] = key
-        runtime = trt.Runtime(runtime_logger.logger)
-        runtime.engine_host_code_allowed = True  # version-compatible plans carry their runtime
+    def _deserialize(self, trt: Any, plan: bytes, *, host_code: bool = False) -> None:
+        log = _Logger(trt)
+        runtime = trt.Runtime(log.logger)
+        if host_code:
+            # Version-compatible plans carry their own lean runtime: only for plans whose
+            # manifest says they were built so.
+            runtime.engine_host_code_allowed = True
+        self._runtime = runtime  # the engine must not outlive its runtime
         self._engine = runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
             raise BackendFailed(
-                f"TensorRT could not load the engine ({runtime_logger.tail() or 'no message'})",
+                f"TensorRT could not load the engine ({log.tail() or 'no message'})",
                 where=str(self.model),
             )
         self._context = self._engine.create_execution_context()
-        self._stream = torch.cuda.Stream()
-        return _engine_signature(trt, self._engine)
+
+    def _ensure_engine(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Build the deferred engine for these feeds' shapes (see :meth:`_load`)."""
+        if not self._pending:
+            return
+        start = time.perf_counter()
+        shapes = {k: [tuple(v.shape)] for k, v in feeds.items()}
+        assert self._onnx_signature is not None  # set by _load when it defers
+        self.profiles = compute_profiles(self._onnx_signature, shapes=shapes)
+        self._deserialize(_import_trt(), self._engine_plan(self.profiles))
+        self._pending = False
+        build_ms = (time.perf_counter() - start) * 1e3
+        self.options["deferred_build_ms"] = build_ms
+        self.cold_start_ms = (self.cold_start_ms or 0.0) + build_ms
 
     def _read_plan(
         self, read_json: Any, sha256_bytes: Any, version: str, gpu_name: str, cc: str
@@ -861,6 +911,8 @@ class TensorrtBackend(Backend):
             )
         self.options["precision"] = requested
         self.options["read_back"] = manifest.get("precision", {}).get("read_back")
+        compat = manifest.get("compatibility") or {}
+        self.options["version_compatible"] = bool(compat.get("version_compatible"))
         self.profiles = [ProfileShape.from_json(p) for p in manifest.get("profiles", [])]
         return plan
 
@@ -953,6 +1005,7 @@ class TensorrtBackend(Backend):
     def _prepare(
         self, feeds: Mapping[str, np.ndarray]
     ) -> tuple[Callable[[], None], dict[str, Any]]:
+        self._ensure_engine(feeds)
         outputs = self._bind(feeds)
         key = tuple((k, tuple(v.shape), v.data_ptr()) for k, v in sorted(self._buffers.items()))
         return self._enqueue_fn(key), outputs
@@ -1017,4 +1070,6 @@ class TensorrtBackend(Backend):
         self._buffers = {}
         self._context = None
         self._engine = None
+        self._runtime = None
         self._stream = None
+        self._pending = False

@@ -150,12 +150,10 @@ def test_ort_trt_options_from_census_and_shapes(
     assert "census" in backend.options["precision_source"]
 
 
-def test_ort_trt_dynamic_input_needs_shapes(
-    mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ort_trt_shapes_must_fit_the_model(mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
-    with pytest.raises(InputError, match="'x' has dynamic dims"):
-        OrtTrtBackend(mlp_onnx).load()
+    with pytest.raises(InputError, match="'x' shape 2x5 does not fit float32\\[batchx4\\]"):
+        OrtTrtBackend(mlp_onnx, shapes={"x": [(2, 5)]}).load()
 
 
 def test_precision_label_checked_against_census(mlp_onnx: Path) -> None:

@@ -75,3 +75,8 @@ def test_ort_trt_shape_options_format() -> None:
         "trt_profile_max_shapes": "x:16x4,m:2",
     }
     assert ort_trt_shape_options([]) == {}
+
+
+def test_a_single_shape_per_input_is_accepted() -> None:
+    (x, _mask) = compute_profiles(SIG, shapes={"x": (2, 3, 8, 8)})
+    assert x == ProfileShape("x", (2, 3, 8, 8), (2, 3, 8, 8), (2, 3, 8, 8))

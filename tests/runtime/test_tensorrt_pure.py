@@ -295,3 +295,15 @@ def test_tensorrt_builds_runs_and_caches(mlp_onnx: Path, tmp_path: Path) -> None
     assert Path(result.manifest).is_file() and result.manifest_data["gpu"]["compute_capability"]
     with TensorrtBackend(plan) as trt:
         np.testing.assert_allclose(trt.infer(feeds)["logits"], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_deferred_build_on_first_feeds(mlp_onnx: Path) -> None:
+    """Without shapes, the engine is built for the first feeds' shapes, outside timed calls."""
+    with TensorrtBackend(mlp_onnx) as trt:
+        loaded_ms = trt.cold_start_ms or 0.0
+        trt.infer({"x": np.ones((4, 4), np.float32)})
+        assert trt.options["deferred_build_ms"] > 0
+        assert (trt.cold_start_ms or 0.0) > loaded_ms
+        with pytest.raises(InputError, match=r"outside the engine's profile 4x4 \.\. 4x4"):
+            trt.infer({"x": np.ones((8, 4), np.float32)})
