@@ -371,6 +371,7 @@ class OrtCudaBackend(OrtBackend):
 
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
+    ort_device: ClassVar[str] = "cuda"  # OrtValue device of the bound inputs and outputs
 
     def __init__(
         self,
@@ -411,7 +412,7 @@ class OrtCudaBackend(OrtBackend):
         values: dict[str, Any] = {}
         for name, array in feeds.items():
             values[name] = ort.OrtValue.ortvalue_from_numpy(
-                np.ascontiguousarray(array), "cuda", device
+                np.ascontiguousarray(array), self.ort_device, device
             )
             binding.bind_ortvalue_input(name, values[name])
         shapes = resolve_output_shapes(self.signature, {k: v.shape for k, v in feeds.items()})
@@ -420,7 +421,7 @@ class OrtCudaBackend(OrtBackend):
             if shapes is not None:
                 # Fixed output buffers: a captured CUDA graph replays into the same addresses.
                 values[out.name] = ort.OrtValue.ortvalue_from_shape_and_type(
-                    shapes[out.name], np.dtype(dtypes[out.name]), "cuda", device
+                    shapes[out.name], np.dtype(dtypes[out.name]).type, self.ort_device, device
                 )
                 binding.bind_ortvalue_output(out.name, values[out.name])
             elif self.options["enable_cuda_graph"]:
@@ -431,7 +432,7 @@ class OrtCudaBackend(OrtBackend):
                     hint="run without --cuda-graph",
                 )
             else:
-                binding.bind_output(out.name, "cuda", device)
+                binding.bind_output(out.name, self.ort_device, device)
         return binding, values
 
     def _run_binding(self, binding: Any) -> dict[str, np.ndarray]:

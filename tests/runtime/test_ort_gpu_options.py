@@ -183,3 +183,40 @@ def test_ort_cuda_device_and_host_io(mlp_onnx: Path) -> None:
         run = backend.runner(feeds)
         run()
         run()
+
+
+class _CpuBoundCuda(OrtCudaBackend):
+    """ort-cuda's I/O-binding code driven on the CPU provider: the same binding calls, with
+    OrtValues on the host (the provider and its options are the only differences)."""
+
+    name = "ort-cuda"
+    provider = "CPUExecutionProvider"
+    ort_device = "cpu"
+
+    def provider_options(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.mark.parametrize("io", ["device", "host"])
+def test_io_binding_paths(mlp_onnx: Path, io: str) -> None:
+    feeds = {"x": np.arange(12, dtype=np.float32).reshape(3, 4)}
+    with OrtCpuBackend(mlp_onnx) as cpu:
+        expected = cpu.infer(feeds)["logits"]
+    with _CpuBoundCuda(mlp_onnx, io=io) as backend:
+        run = backend.runner(feeds)
+        run()
+        np.testing.assert_allclose(backend.infer(feeds)["logits"], expected, rtol=1e-6)
+
+
+def test_fixed_buffer_path_updates_in_place(mlp_onnx: Path) -> None:
+    """The CUDA-graph path binds fixed buffers once and copies new feeds into them."""
+    a = {"x": np.ones((2, 4), np.float32)}
+    b = {"x": np.full((2, 4), 3.0, np.float32)}
+    with OrtCpuBackend(mlp_onnx) as cpu:
+        want_a, want_b = cpu.infer(a)["logits"], cpu.infer(b)["logits"]
+    with _CpuBoundCuda(mlp_onnx, enable_cuda_graph=True) as backend:
+        np.testing.assert_allclose(backend.infer(a)["logits"], want_a, rtol=1e-6)
+        np.testing.assert_allclose(backend.infer(b)["logits"], want_b, rtol=1e-6)
+        with pytest.raises(InputError, match="captured for other input shapes"):
+            backend.infer({"x": np.ones((5, 4), np.float32)})
+        backend.runner(b)()
