@@ -143,6 +143,15 @@ def bench(
     profile_ops: Annotated[
         bool, typer.Option("--profile-ops", help="Time per op type, from a separate run.")
     ] = False,
+    io: Annotated[
+        str,
+        typer.Option(
+            "--io", help="GPU backends: device (I/O stays on the GPU) or host (copies timed)."
+        ),
+    ] = "device",
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="Capture ort-cuda/tensorrt runs in a CUDA graph.")
+    ] = False,
     baseline: Annotated[
         Path | None,
         typer.Option(help="A previous bench JSON or gate report to check for regressions."),
@@ -189,6 +198,8 @@ def bench(
             calib=calib,
             isolate=isolate,
             profile_ops=profile_ops,
+            io=io,
+            cuda_graph=cuda_graph,
             on_cell=on_cell,
         )
     comparison = None
@@ -437,8 +448,10 @@ def compare_command(
         str | None, typer.Option(help="Model spec for torch backends when the manifest has none.")
     ] = None,
     data: Annotated[
-        str | None, typer.Option(help="Inputs: .npz, a folder, or module:function (default: "
-                                      "seeded random inputs).")
+        str | None,
+        typer.Option(
+            help="Inputs: .npz, a folder, or module:function (default: seeded random inputs)."
+        ),
     ] = None,
     labels: Annotated[
         str | None, typer.Option("--labels", help="Key of the labels in --data (adds accuracy).")
@@ -451,12 +464,12 @@ def compare_command(
     ] = None,
     batch: Annotated[int | None, typer.Option(help="Batch size of the runs (default 16).")] = None,
     atol: Annotated[
-        float | None, typer.Option(help="Absolute tolerance for every output (default: by "
-                                        "precision).")
+        float | None,
+        typer.Option(help="Absolute tolerance for every output (default: by precision)."),
     ] = None,
     rtol: Annotated[
-        float | None, typer.Option(help="Relative tolerance for every output (default: by "
-                                        "precision).")
+        float | None,
+        typer.Option(help="Relative tolerance for every output (default: by precision)."),
     ] = None,
     tol: Annotated[
         list[str] | None, typer.Option("--tol", help="OUTPUT:ATOL:RTOL for one output; repeatable.")
@@ -536,9 +549,7 @@ def build(
     ] = "fp32",
     profile: Annotated[
         list[str] | None,
-        typer.Option(
-            "--profile", help="NAME:MIN:OPT:MAX, e.g. x:1x4:8x4:32x4; repeatable."
-        ),
+        typer.Option("--profile", help="NAME:MIN:OPT:MAX, e.g. x:1x4:8x4:32x4; repeatable."),
     ] = None,
     shape: Annotated[
         list[str] | None,

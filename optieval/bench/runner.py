@@ -34,6 +34,8 @@ from optieval.runtime.registry import (
 from optieval.signature import Signature, load_onnx, signature_from_onnx
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
+IO_MODES = ("device", "host")
+GPU_IO_BACKENDS = ("ort-cuda", "torch-cuda", "tensorrt")
 # How many distinct batches of real data a cell cycles through: enough that caches do not
 # flatter the numbers, few enough that building the feeds stays cheap.
 _MAX_DATA_BATCHES = 64
@@ -55,6 +57,8 @@ class CellRequest:
     calib: str | None = None
     count_flops: bool = True
     profile_ops: bool = False
+    io: str = "device"
+    cuda_graph: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for a subprocess."""
@@ -87,6 +91,8 @@ def benchmark(
     isolate: bool = False,
     cell_timeout_s: float | None = None,
     profile_ops: bool = False,
+    io: str = "device",
+    cuda_graph: bool = False,
     on_cell: Callable[[Cell], None] | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
@@ -109,6 +115,9 @@ def benchmark(
         cell_timeout_s: the limit of one isolated cell (default: ``max_duration`` + 120 s).
         profile_ops: after each timed cell, a separate profiled run giving time per op type and
             the slowest nodes (``Cell.op_profile``).
+        io: on GPU backends, ``device`` keeps inputs and outputs resident on the device
+            (default); ``host`` includes the host-device copies in every timed iteration.
+        cuda_graph: capture the run in a CUDA graph (ort-cuda, tensorrt).
         on_cell: called with each cell as it finishes (progress display).
 
     Returns:
@@ -133,6 +142,8 @@ def benchmark(
             )
     if threads is not None and threads < 1:
         raise InputError("thread count must be at least 1", where="--threads")
+    if io not in IO_MODES:
+        raise InputError(f"unknown I/O mode {io!r}", where="--io", hint="choose device or host")
     if data is not None:
         # Fail on bad data before any cell runs, naming the file.
         from optieval.bench.data import load_dataset
@@ -175,6 +186,8 @@ def benchmark(
                         None if data is None else str(data),
                         None if calib is None else str(calib),
                         profile_ops=profile_ops,
+                        io=io,
+                        cuda_graph=cuda_graph,
                     )
                     cell = _run(request, isolate, cell_timeout_s)
                 cells.append(cell)
@@ -199,6 +212,8 @@ def benchmark(
             "clock": "host monotonic perf_counter_ns around each iteration",
             "inputs": "data: " + str(data) if data else f"generated, seed {seed}",
             "isolated": isolate,
+            "io": io,
+            "cuda_graph": cuda_graph,
         },
         results=tuple(cells),
         warnings=tuple(warnings),
@@ -324,6 +339,12 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
     if request.backend in ("ort-trt", "tensorrt"):
         # Engine profiles cover exactly the shapes this cell runs.
         options["shapes"] = {name: [list(shape)] for name, shape in request.shapes.items()}
+    if request.backend in GPU_IO_BACKENDS:
+        options["io"] = request.io
+    if request.cuda_graph and request.backend == "ort-cuda":
+        options["enable_cuda_graph"] = True
+    elif request.cuda_graph and request.backend == "tensorrt":
+        options["cuda_graph"] = True
     return options
 
 

@@ -154,3 +154,42 @@ def test_cli_profile_ops_reports_op_types(tmp_path: Path) -> None:
     op_types = [row["op_type"] for row in profile["by_op_type"]]
     assert "Conv" in op_types
     assert abs(sum(row["share"] for row in profile["by_op_type"]) - 1.0) < 1e-6
+
+
+def test_bad_io_mode_names_the_option() -> None:
+    with pytest.raises(InputError, match="--io"):
+        benchmark(DIGITS_ONNX, settings=QUICK, io="pinned")
+
+
+@pytest.mark.gpu
+def test_torch_cuda_cell_has_device_times() -> None:
+    """On a CUDA machine: the torch-cuda reference runs the bundled digits model from its spec
+    and reports CUDA-event device times next to the host clock."""
+    from optieval.bench.runner import CellRequest, run_cell
+
+    manifest_model = _digits_export()
+    cell = run_cell(
+        CellRequest(str(manifest_model), "torch-cuda", "fp32", 8, {"x": (8, 1, 8, 8)}, QUICK)
+    )
+    assert cell.status == "ok", cell.reason
+    assert cell.device_times_ms and len(cell.device_times_ms) >= 30
+    assert cell.device_latency_ms and cell.device_latency_ms["p50"] > 0
+
+
+def _digits_export() -> Path:
+    import tempfile
+
+    from optieval import export_model
+    from optieval.assets import DIGITS_WEIGHTS
+
+    folder = Path(tempfile.mkdtemp())
+    out = folder / "digits.onnx"
+    export_model(
+        "optieval.assets.digits:build_model",
+        out,
+        inputs=["x:2x1x8x8"],
+        dynamic=["batch"],
+        checkpoint=DIGITS_WEIGHTS,
+        exporter="torchscript",
+    )
+    return out
