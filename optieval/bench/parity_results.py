@@ -508,10 +508,18 @@ def compare_outputs(
     if labels is not None:
         first = next(iter(reference.values()), np.zeros((0,)))
         checked = check_labels(labels, int(np.shape(first)[0]) if np.ndim(first) else 0)
-        if not any(is_classification_shaped(np.asarray(v)) for v in reference.values()):
+        classes = [int(np.shape(v)[1]) for v in reference.values() if is_classification_shaped(v)]
+        if not classes:
             raise InputError(
                 "labels were given but no output is classification-shaped (batch x classes)",
                 where="--labels",
+            )
+        if checked.size and int(checked.max()) >= max(classes):
+            raise InputError(
+                f"labels reach class {int(checked.max())} but the outputs have at most "
+                f"{max(classes)} classes",
+                where="--labels",
+                hint="labels must be class indices into the model's output",
             )
     return tuple(
         compare_output(

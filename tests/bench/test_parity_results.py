@@ -127,6 +127,11 @@ def test_bad_labels(labels: np.ndarray, match: str) -> None:
         check_labels(labels, 4)
 
 
+def test_labels_beyond_the_classes() -> None:
+    with pytest.raises(InputError, match="class 7"):
+        compare_outputs({"y": np.zeros((2, 3))}, {"y": np.zeros((2, 3))}, labels=np.array([0, 7]))
+
+
 def test_one_hot_labels_accepted() -> None:
     assert check_labels(np.eye(3)[[2, 0, 1]], 3).tolist() == [2, 0, 1]
 
