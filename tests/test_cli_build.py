@@ -85,3 +85,28 @@ def test_build_writes_plan_and_manifest(mlp_onnx: Path, tmp_path: Path) -> None:
     assert manifest["profiles"][0]["max"] == [32, 4]
     assert manifest["precision"]["requested"] == "fp32"
     assert {"version"} <= set(manifest["tensorrt"]) and manifest["gpu"]["compute_capability"]
+
+
+def test_build_renders_what_it_wrote(
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a recording stand-in for TensorRT: exit 0, one summary line, --json written."""
+    import json
+    import sys
+
+    from optieval.runtime import tensorrt_backend as tb
+    from optieval.runtime.base import Availability
+
+    from .runtime.fake_tensorrt import make_fake
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake())
+    monkeypatch.setattr(tb, "trt_availability", lambda: Availability(True))
+    monkeypatch.setattr(tb, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
+    plan, out = tmp_path / "m.plan", tmp_path / "build.json"
+    result = runner.invoke(
+        app, ["build", str(mlp_onnx), "--shape", "x:8x4", "-o", str(plan), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "TensorRT 10.13.0" in result.output and "read back fp32" in result.output
+    data = json.loads(out.read_text())
+    assert data["plan"] == str(plan) and data["gpu"]["compute_capability"] == "9.0"
