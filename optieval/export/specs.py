@@ -18,6 +18,7 @@ safetensors package): optieval never unpickles code from a checkpoint.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -99,6 +100,8 @@ class LoadedModel:
 
     def call_by_name(self, names: list[str] | tuple[str, ...]) -> bool:
         """Whether inputs called ``names`` are passed to forward as keywords (else in order)."""
+        if self.kind == "exported-program":  # its module takes positional inputs only
+            return False
         return self.forward_params is not None and all(n in self.forward_params for n in names)
 
     def order_inputs(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,13 +225,17 @@ def _get_attr(module: Any, attr: str, spec: str, label: str) -> Any:
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            public = sorted(n for n in dir(module) if not n.startswith("_"))
-            callables = [n for n in public if callable(getattr(module, n, None))][:12]
-            raise InputError(
-                f"factory {attr!r} not found in {label}",
-                where=spec,
-                hint=f"callables there: {', '.join(callables) or 'none'}",
-            )
+            home = getattr(module, "__name__", None)
+            defined = [
+                n
+                for n, v in vars(module).items()
+                if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == home
+            ]
+            defined.sort(key=lambda n: (n[0].isupper(), n))
+            close = difflib.get_close_matches(attr, defined, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            hint += f"factories there: {', '.join(defined[:12]) or 'none'}"
+            raise InputError(f"factory {attr!r} not found in {label}", where=spec, hint=hint)
         obj = getattr(obj, part)
     return obj
 
@@ -323,7 +330,9 @@ def _load_torchscript(path: Path, spec: str) -> Any:
     import torch
 
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise InputError(
             f"not a TorchScript archive ({_describe_exc(exc)})",
@@ -503,7 +512,6 @@ def load_model(
         InputError: the spec cannot be imported or read, the factory is missing, fails or
             returns no module, or the checkpoint is refused or does not fit.
     """
-    import torch
 
     base = (base_dir or Path.cwd()).expanduser().resolve()
     kind, target, attr = _split_spec(spec)
@@ -561,8 +569,6 @@ def load_model(
         )
         notes.append(message)
         warnings.warn(message, UserWarning, stacklevel=2)
-    if program is None and isinstance(module, torch.nn.Module):
-        module.requires_grad_(False)
 
     return LoadedModel(
         module=module,

@@ -195,6 +195,24 @@ class ExportCheckFailed(CheckFailed):
 
 
 @contextlib.contextmanager
+def _silenced_fds() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at a scratch file: the TorchScript exporter and dynamo
+    print graphs from C++ and through logging handlers bound to the original streams."""
+    saved: list[tuple[int, int]] = []
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+            yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+@contextlib.contextmanager
 def _quiet() -> Iterator[list[warnings.WarningMessage]]:
     """Silence torch's logs and prints while exporting; collect warnings for the result."""
     loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
@@ -204,6 +222,8 @@ def _quiet() -> Iterator[list[warnings.WarningMessage]]:
     try:
         with (
             contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            _silenced_fds(),
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always")
@@ -499,7 +519,7 @@ def _unsupported_op(text: str) -> str | None:
     ):
         match = re.search(pattern, text)
         if match:
-            op = match.group(1)
+            op = match.group(1).rstrip(".")
             return op.replace(".", "::", 1) if "::" not in op else op
     return None
 
@@ -553,7 +573,30 @@ def _run_exporter(
     except Exception as exc:
         raise _export_error(exc, name, opset, loaded.spec) from exc
     notes.extend(_tracer_notes(caught))
+    if loaded.exported_program is None:
+        try:
+            _check_dynamic(model, dims, name)
+        except InputError as exc:
+            exc.where = loaded.spec
+            raise
     return model
+
+
+def _check_dynamic(model: Any, dims: Mapping[str, Mapping[int, DimInfo]], exporter: str) -> None:
+    """Raise when the exporter fixed a dimension that was asked to be dynamic (torch.onnx
+    specialises silently when the model branches on a size)."""
+    fixed = []
+    for value in model.graph.input:
+        for axis, info in dims.get(value.name, {}).items():
+            shape = value.type.tensor_type.shape.dim
+            if axis < len(shape) and shape[axis].HasField("dim_value"):
+                fixed.append(f"{value.name} axis {axis} ({info.label}) = {shape[axis].dim_value}")
+    if fixed:
+        raise InputError(
+            f"the {exporter} exporter fixed dynamic dimensions to constants: {', '.join(fixed)}; "
+            "the model specialises them (e.g. it branches on the size)",
+            hint="drop that --dynamic, make the model size-agnostic, or try --exporter auto",
+        )
 
 
 def _export_any(
