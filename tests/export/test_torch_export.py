@@ -185,9 +185,8 @@ def test_torchscript_and_exported_program_sources(tmp_path: Path) -> None:
     exported = export_model(str(tmp_path / "m.pt2"), tmp_path / "ep.onnx")
     assert exported.passed and exported.exporter.name == "dynamo"
     assert isinstance(exported.signature.inputs[0].shape[0], str)  # dynamic, from the program
-    assert [c.sizes for c in exported.parity.cases][1] != [c.sizes for c in exported.parity.cases][
-        0
-    ]
+    first, second = (c.sizes for c in exported.parity.cases)
+    assert first != second
 
 
 def test_auto_falls_back_and_records_why(tmp_path: Path) -> None:
