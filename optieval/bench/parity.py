@@ -11,7 +11,6 @@ INT8, re-quantized with those nodes kept in float until the tolerance holds
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -215,6 +214,13 @@ def _gather_inputs(
         missing = [s.name for s in signature.inputs if s.name not in g.inputs]
         if missing:
             raise InputError(f"golden inputs lack {', '.join(missing)}", where=str(golden))
+        if samples is not None and samples < g.samples:
+            g = replace(
+                g,
+                inputs={k: v[:samples] for k, v in g.inputs.items()},
+                outputs={k: v[:samples] for k, v in g.outputs.items()},
+                labels=None if g.labels is None else g.labels[:samples],
+            )
         return _Inputs(dict(g.inputs), g.labels, f"golden:{golden}", g)
     if data is not None:
         from optieval.bench.data import load_dataset
@@ -398,7 +404,12 @@ def compare(
         )
         inputs = {k: v[:keep] for k, v in inputs.items()}
         labels = None if given.labels is None else given.labels[:keep]
-        given = _Inputs(inputs, labels, given.source, given.golden)
+        kept_golden = given.golden
+        if kept_golden is not None:
+            kept_golden = replace(
+                kept_golden, outputs={k: v[:keep] for k, v in kept_golden.outputs.items()}
+            )
+        given = _Inputs(inputs, labels, given.source, kept_golden)
     if given.golden is not None:
         ref_outputs = dict(given.golden.outputs)
         ref_label = given.golden.reference or ref_cell.label
@@ -566,8 +577,8 @@ def _auto_exclude(
     passed = False
     rounds = 0
     for rounds in range(1, max(max_rounds, 1) + 1):  # noqa: B007 - read after the loop
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".int8.onnx", delete=False) as tmp:
-            out = Path(tmp.name)
+        # Named by what it holds, so a rerun reuses the file instead of piling up copies.
+        out = folder / f"{cache_key({'exclude': sorted(excluded), 'calib': calib})}.int8.onnx"
         convert(model_path, "int8", output=out, calib=calib, exclude=tuple(excluded))
         current = out
         cand_outputs = _run_cell(cell, current, inputs, spec=None, threads=threads, batch=batch)

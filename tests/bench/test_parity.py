@@ -181,3 +181,11 @@ def test_torch_reference_rebuilt_from_manifest(tmp_path: Path) -> None:
     (res,) = report.results
     assert res.reference == "torch-cpu:fp32" and res.passed
     assert res.outputs[0].max_abs < 1e-4
+
+
+def test_golden_with_fixed_batch_and_samples(tmp_path: Path) -> None:
+    model = make_onnx_mlp(tmp_path / "fixed.onnx", batch=4)
+    compare(model, ["ort-cpu:fp32"], samples=12, save_golden_dir=tmp_path / "g")
+    report = compare(model, ["ort-cpu:fp32"], golden=tmp_path / "g", samples=6)
+    assert report.passed and report.results[0].samples == 4
+    assert any("fixed at 4" in w for w in report.warnings)
