@@ -110,28 +110,17 @@ def measure(runners: Sequence[Callable[[], object]], settings: MeasureSettings) 
     times: list[int] = []
     append = times.append
     start = perf()
-    if count == 1:
-        run = runners[0]
-        while True:
-            a = perf()
-            run()
-            b = perf()
-            append(b - a)
-            elapsed = b - start
-            if (elapsed >= min_ns and len(times) >= need) or elapsed >= max_ns:
-                break
-    else:
-        i = 0
-        while True:
-            run = runners[i % count]
-            i += 1
-            a = perf()
-            run()
-            b = perf()
-            append(b - a)
-            elapsed = b - start
-            if (elapsed >= min_ns and len(times) >= need) or elapsed >= max_ns:
-                break
+    i = 0
+    while True:
+        run = runners[i % count]
+        i += 1
+        a = perf()
+        run()
+        b = perf()
+        append(b - a)
+        elapsed = b - start
+        if (elapsed >= min_ns and len(times) >= need) or elapsed >= max_ns:
+            break
     elapsed_s = (perf() - start) / 1e9
     return Measurement(
         times_ns=np.asarray(times, dtype=np.int64),
