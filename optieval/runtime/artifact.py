@@ -101,3 +101,39 @@ def require_precision(path: str | os.PathLike[str], requested: str | None, *, wh
             hint=f"pass the {requested} artifact made by `optieval convert`, or ask for {actual}",
         )
     return actual
+
+
+ENGINE_SUFFIXES = (".plan", ".engine")
+
+
+def is_engine(path: str | os.PathLike[str]) -> bool:
+    """True for a prebuilt TensorRT engine (``.plan`` / ``.engine``), which only the
+    ``tensorrt`` backend runs."""
+    return Path(path).suffix in ENGINE_SUFFIXES
+
+
+def model_signature(path: str | os.PathLike[str]) -> Any:
+    """The I/O :class:`~optieval.signature.Signature` of an ONNX file or of a prebuilt engine
+    (read from its ``.plan.json`` manifest, written by ``optieval build``), so that bench,
+    compare and gate can take either. InputError when the file or the engine's manifest is
+    missing or malformed."""
+    from optieval.signature import Signature, load_onnx, signature_from_onnx
+
+    if not is_engine(path):
+        return signature_from_onnx(load_onnx(path, load_external_data=False))
+    from optieval.manifest import manifest_path
+
+    if not Path(path).is_file():
+        raise InputError("engine file not found", where=str(path))
+    manifest = read_manifest(path)
+    io = (manifest or {}).get("io")
+    if not isinstance(io, dict):
+        raise InputError(
+            "engine has no manifest with its I/O beside it",
+            where=str(manifest_path(path)),
+            hint="build engines with `optieval build`, which writes model.plan.json",
+        )
+    try:
+        return Signature.from_json(io)
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"engine manifest's io is malformed ({exc})", where=str(path)) from exc

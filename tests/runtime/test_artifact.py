@@ -57,3 +57,22 @@ def test_graph_without_compute_nodes_reads_types() -> None:
 def test_unknown_precision_name(mlp_onnx: Path) -> None:
     with pytest.raises(InputError, match="unknown precision"):
         require_precision(mlp_onnx, "fp4", where="m")
+
+
+def test_model_signature_of_onnx_and_engine(mlp_onnx: Path, tmp_path: Path) -> None:
+    from optieval.runtime.artifact import is_engine, model_signature
+
+    assert model_signature(mlp_onnx).inputs[0].shape == ("batch", 4)
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"engine")
+    assert is_engine(plan) and not is_engine(mlp_onnx)
+    with pytest.raises(InputError, match="no manifest"):
+        model_signature(plan)
+    io = {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [None, 4]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": [None, 3]}],
+    }
+    (tmp_path / "m.plan.json").write_text(json.dumps({"schema_version": 1, "io": io}))
+    assert model_signature(plan).outputs[0].name == "logits"
+    with pytest.raises(InputError, match="not found"):
+        model_signature(tmp_path / "none.plan")
