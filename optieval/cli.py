@@ -253,25 +253,68 @@ def _progress(label: str) -> Any:
     return manager()
 
 
+# -- gate and demo (issue 8) -----------------------------------------------------------------------
+
+
+@app.command()
+def gate(
+    config: Annotated[Path, typer.Argument(help="Release config (TOML); see README, Gate.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the reports (created if missing).")
+    ] = Path("optieval-report"),
+    allow_inconclusive: Annotated[
+        bool,
+        typer.Option("--allow-inconclusive", help="Exit 0 when checks are only inconclusive."),
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write report.json's content here.")
+    ] = None,
+) -> None:
+    """Gate a release: export, build artifacts, bench and compare every target, check every
+    budget; write report.json, report.md, junit.xml and report.html; exit 0 only on PASS."""
+    _run_gate(config, out, allow_inconclusive=allow_inconclusive, json_file=json_file)
+
+
 @app.command()
 def demo(
-    duration: Annotated[float, typer.Option(help="Seconds to measure each cell.")] = 2.0,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the exported model and the reports.")
+    ] = Path("optieval-demo"),
 ) -> None:
-    """Run optieval's main job on the bundled digits CNN: benchmark it on ONNX Runtime CPU."""
-    from optieval.assets import DIGITS_ONNX
-    from optieval.bench.latency import MeasureSettings
-    from optieval.bench.render import bench_table, cell_footnotes
-    from optieval.bench.runner import benchmark
+    """Run the main job on the bundled digits CNN: export it from PyTorch, build fp16 and int8
+    artifacts, bench and compare them on ONNX Runtime CPU, gate them, write the reports."""
+    from optieval.assets import DEMO_CONFIG
 
-    report = benchmark(
-        DIGITS_ONNX,
-        backends=["ort-cpu"],
-        batches=[1, 8],
-        settings=MeasureSettings(duration_s=duration, max_duration_s=max(duration, 10.0)),
+    console.print(
+        f"optieval demo: gating the bundled digits CNN with {DEMO_CONFIG.name}",
+        highlight=False,
+        markup=False,
     )
-    console.print(bench_table(report))
-    for line in cell_footnotes(report):
+    _run_gate(DEMO_CONFIG, out, allow_inconclusive=False, json_file=None)
+
+
+def _run_gate(
+    config: Path, out: Path, *, allow_inconclusive: bool, json_file: Path | None
+) -> None:
+    from optieval.bench.gate import gate as run_gate
+    from optieval.bench.gate_render import evidence_lines, gate_progress, gate_table, verdict_line
+
+    with gate_progress(err_console) as progress:
+        report = run_gate(
+            config, out_dir=out, allow_inconclusive=allow_inconclusive, progress=progress
+        )
+    for line in report.warnings:
+        err_console.print(f"[bold yellow]WARNING:[/] {escape(line)}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+    console.print(gate_table(report))
+    for line in evidence_lines(report):
         err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    write_json_output(json_file, report.to_json())
+    console.print(verdict_line(report), highlight=False)
+    console.print(f"reports: {report.reports.get('html')} (and report.md, junit.xml, report.json)",
+                  highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 # -- export (issue 3) ----------------------------------------------------------------------------

@@ -11,3 +11,5 @@ ASSETS = Path(__file__).resolve().parent
 DIGITS_ONNX = ASSETS / "digits_cnn.onnx"
 DIGITS_WEIGHTS = ASSETS / "digits_cnn.pt"
 DIGITS_DATA = ASSETS / "digits.npz"
+DEMO_CONFIG = ASSETS / "demo.toml"
+"""The release config ``optieval demo`` gates (its data loaders: ``demo_data.py``)."""

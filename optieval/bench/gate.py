@@ -215,6 +215,7 @@ def gate(
     run = _Run(config, out, progress)
     _require_backends(config)
     env = _fingerprint()
+    run.warnings.extend(_validity_warnings(env))
 
     model_path, model_info, refusal = run.model()
     if refusal is not None:
@@ -305,6 +306,12 @@ def _require_backends(config: GateConfig) -> None:
             where="gate",
             hint="; ".join(dict.fromkeys(hints)) or "run `optieval doctor` to see what is usable",
         )
+
+
+def _validity_warnings(env: dict[str, Any]) -> list[str]:
+    from optieval.bench.environment import validity_warnings
+
+    return list(validity_warnings(env))
 
 
 def _fingerprint() -> dict[str, Any]:
@@ -500,7 +507,11 @@ class _Run:
             isolate=cfg.measure.isolate,
             on_cell=on_cell,
         )
-        self.warnings.extend(report.warnings)
+        from optieval.bench.environment import validity_warnings
+
+        # The machine's own warnings (load, governor) are added once, from the gate's fingerprint.
+        known = set(validity_warnings(report.env))
+        self.warnings.extend(w for w in report.warnings if w not in known)
         return list(report.results)
 
     def _decide(self, model: Path, target: TargetConfig, cell: Cell) -> tuple[Cell, list[Check]]:
