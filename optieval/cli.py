@@ -30,7 +30,10 @@ class _OptievalGroup(TyperGroup):
             if (ctx.obj or {}).get("debug"):
                 raise
             err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+                emoji=False,  # "x:one:..." in a message must not become an emoji
             )
             raise typer.Exit(exc.exit_code) from None
 
