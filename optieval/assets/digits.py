@@ -8,10 +8,11 @@ from typing import Any
 
 
 def build_model() -> Any:
-    """Return the untrained digits CNN (load ``digits_cnn.pt`` with ``--checkpoint``)."""
+    """Return the untrained digits CNN in eval mode (load ``digits_cnn.pt`` with
+    ``--checkpoint``)."""
     from torch import nn
 
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(1, 32, kernel_size=3, padding=1),
         nn.BatchNorm2d(32),
         nn.ReLU(),
@@ -25,6 +26,7 @@ def build_model() -> Any:
         nn.Flatten(),
         nn.Linear(64, 10),
     )
+    return model.eval()
 
 
 def build_trained_model() -> Any:
