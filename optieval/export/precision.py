@@ -23,6 +23,7 @@ ends up with no compute in that precision.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -59,7 +60,7 @@ __all__ = [
 RESULT_SCHEMA_VERSION = 1
 ARTIFACT_KIND = "precision-artifact"
 # Bump when the way artifacts are built changes: old cache entries then stop matching.
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
 
 CONVERTIBLE = ("fp16", "int8")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -516,6 +517,7 @@ class _Request:
             "format": "QDQ",
             "weights": "int8 per-channel symmetric",
             "activations": "int8 symmetric (zero point 0)",
+            "dedicated_qdq_pairs": True,
             "calib_method": self.calib_method,
             "calib_samples": None if self.calib_data is None else self.calib_data.num_samples,
             "exclude": list(self.exclude),
@@ -952,7 +954,8 @@ def _build_int8(
     out.parent.mkdir()
     quantized = work / "quantized.onnx"
     try:
-        with _quiet_ort_logging():
+        # The calibrators print progress to stdout; keep the command's output clean.
+        with _quiet_ort_logging(), contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(pre),
                 str(quantized),
@@ -965,7 +968,13 @@ def _build_int8(
                 use_external_data_format=external,
                 calibrate_method=methods[request.calib_method],
                 calibration_providers=["CPUExecutionProvider"],
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                extra_options={
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    # One Q/DQ pair per consumer: ORT fuses DQ->Conv->Q into QLinearConv only
+                    # when the DQ feeds that node alone (residual inputs feed two).
+                    "DedicatedQDQPair": True,
+                },
             )
     except InputError:
         raise
