@@ -1,0 +1,138 @@
+"""Time `optieval export` of a ResNet-18-sized model with each exporter.
+
+The model is built here (torchvision does not import beside CI's CPU torch): the ResNet-18
+layout, BasicBlocks [2, 2, 2, 2], 11.7 M parameters, 224x224 input, dynamic batch. For each
+exporter it reports, over ``--repeats`` runs (median, min, max), the time of
+
+* ``torch.onnx.export`` alone (``torch-only``: capture + conversion, in memory), and
+* ``optieval.export_model`` end to end (export, save, onnx.checker + shape inference,
+  parity against PyTorch on ONNX Runtime CPU at batch 2 and 1, manifest),
+
+plus the parity split reported by optieval and the file size. The first export in a process
+pays one-off import and registry costs, so an untimed warm-up export runs first.
+
+Usage::
+
+    python benchmarks/bench_export.py [--repeats 3] [--exporters dynamo,torchscript]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from optieval import export_model  # noqa: E402
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.down is None else self.down(x)
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + identity)
+
+
+class ResNet18(nn.Module):
+    def __init__(self, classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU(), nn.MaxPool2d(3, 2, 1))  # fmt: skip
+        layers, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layers(self.stem(x))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+def resnet18() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The factory the benchmark exports (spec ``benchmarks/bench_export.py:resnet18``)."""
+    torch.manual_seed(0)
+    return ResNet18().eval(), (torch.randn(2, 3, 224, 224),)
+
+
+def _torch_only(exporter: str) -> float:
+    model, (x,) = resnet18()
+    started = time.perf_counter()
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(model, (x,), dynamo=True, input_names=["x"],
+                              dynamic_shapes={"x": {0: batch}}, verbose=False)  # fmt: skip
+        else:
+            torch.onnx.export(model, (x,), str(Path(tmp) / "m.onnx"), dynamo=False,
+                              input_names=["x"], dynamic_axes={"x": {0: "batch"}})  # fmt: skip
+    return time.perf_counter() - started
+
+
+def _optieval(exporter: str, folder: Path) -> tuple[float, dict[str, float], int]:
+    spec = f"{Path(__file__).resolve()}:resnet18"
+    started = time.perf_counter()
+    result = export_model(spec, folder / f"resnet18_{exporter}.onnx", dynamic=["batch"],
+                          exporter=exporter)  # fmt: skip
+    total = time.perf_counter() - started
+    size = sum((folder / name).stat().st_size for name in result.files)
+    assert result.passed
+    return total, result.timings, size
+
+
+def _stats(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--exporters", default="dynamo,torchscript")
+    args = parser.parse_args()
+    exporters = [e.strip() for e in args.exporters.split(",") if e.strip()]
+    params = sum(p.numel() for p in resnet18()[0].parameters())
+    print(f"ResNet-18 layout, {params / 1e6:.1f} M parameters, input 2x3x224x224, dynamic batch")
+    print(f"torch {torch.__version__}, python {platform.python_version()}, "
+          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _optieval("torchscript", folder)  # warm-up: imports, exporter registries
+        _torch_only("dynamo")
+        for exporter in exporters:
+            raw = [_torch_only(exporter) for _ in range(args.repeats)]
+            runs = [_optieval(exporter, folder) for _ in range(args.repeats)]
+            totals = [r[0] for r in runs]
+            parity = [r[1].get("parity_s", 0.0) for r in runs]
+            check = [r[1].get("check_s", 0.0) for r in runs]
+            print(f"\n{exporter} (n={args.repeats})")
+            print(f"  torch.onnx.export only : {_stats(raw)}")
+            print(f"  optieval export total  : {_stats(totals)}")
+            print(f"    of which check       : {_stats(check)}")
+            print(f"    of which parity      : {_stats(parity)}")
+            print(f"  file size              : {runs[-1][2] / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
