@@ -220,3 +220,33 @@ def test_fixed_buffer_path_updates_in_place(mlp_onnx: Path) -> None:
         with pytest.raises(InputError, match="captured for other input shapes"):
             backend.infer({"x": np.ones((5, 4), np.float32)})
         backend.runner(b)()
+
+
+def test_ort_trt_shape_outside_profile_names_the_range(
+    mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime
+
+    class Arg:
+        def __init__(self, name: str, shape: list[Any]) -> None:
+            self.name, self.type, self.shape = name, "tensor(float)", shape
+
+    class Session(_FakeSession):
+        def get_providers(self) -> list[str]:
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self) -> list[Any]:
+            return [Arg("x", ["batch", 4])]
+
+        def get_outputs(self) -> list[Any]:
+            return [Arg("logits", ["batch", 3])]
+
+    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    with OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (8, 4)]}) as backend:
+        backend.check_feeds({"x": np.ones((8, 4), np.float32)})
+        with pytest.raises(InputError, match=r"'x' shape 9x4 is outside .* 1x4 \.\. 8x4") as info:
+            backend.check_feeds({"x": np.ones((9, 4), np.float32)})
+        assert info.value.exit_code == 2
+        with pytest.raises(InputError, match="dtype float64"):
+            backend.check_feeds({"x": np.ones((2, 4))})
