@@ -30,6 +30,12 @@ class Cell:
 
     ``times_ms`` holds every measured iteration in order; the summary fields are derived from it
     when the cell was measured (status ``ok``) and are None otherwise.
+
+    ``scenario`` is ``single-stream``, ``offline``, ``concurrency`` or ``server`` and
+    ``scenario_params`` its parameters (``concurrency``, ``qps``, ``idle_ms``, ...);
+    ``issue_lag_ms`` (server) holds the load generator's lateness percentiles and whether the run
+    is ``valid``; ``search`` holds a max-QPS search (rates tried and the answer). See
+    :mod:`optieval.bench.scenarios`.
     """
 
     backend: str
@@ -55,6 +61,12 @@ class Cell:
     op_profile: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Load scenarios (optieval.bench.scenarios): None in files written before them, which
+    # means single-stream.
+    scenario: str | None = None
+    scenario_params: dict[str, Any] | None = None
+    issue_lag_ms: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str, int, tuple[tuple[str, tuple[int, ...]], ...]]:

@@ -21,6 +21,12 @@ from optieval.bench import inputs as inputs_mod
 from optieval.bench.environment import fingerprint, validity_warnings
 from optieval.bench.latency import MeasureSettings, measure
 from optieval.bench.results import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, BenchReport, Cell
+from optieval.bench.scenarios import (
+    SINGLE_STREAM,
+    ScenarioSpec,
+    check_scenario_support,
+    scenario_cell,
+)
 from optieval.bench.statistics import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
 from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.files import sha256_file
@@ -59,6 +65,7 @@ class CellRequest:
     profile_ops: bool = False
     io: str = "device"
     cuda_graph: bool = False
+    scenario: ScenarioSpec | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for a subprocess."""
@@ -72,6 +79,9 @@ class CellRequest:
                 **data,
                 "shapes": {k: tuple(v) for k, v in data["shapes"].items()},
                 "settings": MeasureSettings(**data["settings"]),
+                "scenario": None
+                if data.get("scenario") is None
+                else ScenarioSpec.from_json(data["scenario"]),
             }
         )
 
@@ -94,6 +104,7 @@ def benchmark(
     io: str = "device",
     cuda_graph: bool = False,
     on_cell: Callable[[Cell], None] | None = None,
+    scenarios: Sequence[ScenarioSpec] | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
@@ -119,6 +130,8 @@ def benchmark(
             (default); ``host`` includes the host-device copies in every timed iteration.
         cuda_graph: capture the run in a CUDA graph (ort-cuda, tensorrt).
         on_cell: called with each cell as it finishes (progress display).
+        scenarios: load scenarios (:mod:`optieval.bench.scenarios`), one cell each per backend x
+            precision x batch x shape; default single-stream.
 
     Returns:
         A :class:`BenchReport`; unusable backends appear as ``skipped`` cells with the reason and
@@ -142,6 +155,11 @@ def benchmark(
             )
     if threads is not None and threads < 1:
         raise InputError("thread count must be at least 1", where="--threads")
+    scenario_list = list(scenarios or [ScenarioSpec()])
+    for spec in scenario_list:
+        spec.validate()
+        for name in backends:
+            check_scenario_support(name, spec)
     if io not in IO_MODES:
         raise InputError(f"unknown I/O mode {io!r}", where="--io", hint="choose device or host")
     if data is not None:
@@ -163,7 +181,7 @@ def benchmark(
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
-            for batch, cell_shapes in shape_sets:
+            for (batch, cell_shapes), spec in itertools.product(shape_sets, scenario_list):
                 if not state.usable:
                     cell = Cell(
                         backend,
@@ -172,6 +190,8 @@ def benchmark(
                         _listify(cell_shapes),
                         STATUS_SKIPPED,
                         reason=state.reason,
+                        scenario=spec.kind,
+                        scenario_params=spec.params(),
                     )
                 else:
                     request = CellRequest(
@@ -188,6 +208,7 @@ def benchmark(
                         profile_ops=profile_ops,
                         io=io,
                         cuda_graph=cuda_graph,
+                        scenario=spec,
                     )
                     cell = _run(request, isolate, cell_timeout_s)
                 cells.append(cell)
@@ -212,6 +233,7 @@ def benchmark(
             "clock": "host monotonic perf_counter_ns around each iteration",
             "inputs": "data: " + str(data) if data else f"generated, seed {seed}",
             "isolated": isolate,
+            "scenarios": [spec.to_json() for spec in scenario_list],
             "io": io,
             "cuda_graph": cuda_graph,
         },
@@ -385,6 +407,17 @@ def _measure_cell(request: CellRequest) -> Cell:
     with backend:
         signature = backend.signature
         feeds, shapes = _feeds(request, signature)
+        if request.scenario is not None and not request.scenario.is_default:
+            return scenario_cell(
+                request,
+                backend,
+                feeds[0],
+                lambda: create_backend(request.backend, artifact, **_backend_options(request)),
+                shapes=shapes,
+                artifact=artifact_info,
+                artifact_bytes=_artifact_bytes(artifact),
+                notes=notes,
+            )
         runners = [backend.runner(f) for f in feeds]
         measurement = measure(runners, request.settings)
         device_times = _device_times(backend, feeds[0], len(measurement.times_ns))
@@ -444,6 +477,8 @@ def _measure_cell(request: CellRequest) -> Cell:
             "cv": stats["cv"],
         },
         notes=notes,
+        scenario=SINGLE_STREAM,
+        scenario_params=ScenarioSpec().params(),
     )
 
 
