@@ -965,6 +965,12 @@ class TensorrtBackend(Backend):
             outputs: dict[str, Any] = {}
             for spec in self.signature.outputs:
                 shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
+                if any(d < 0 for d in shape):
+                    raise BackendFailed(
+                        f"output {spec.name!r} has a data-dependent shape ({shape}); optieval "
+                        "does not run such engines yet (they need an IOutputAllocator)",
+                        where=self.name,
+                    )
                 out = self._buffers.get(spec.name)
                 if out is None or tuple(out.shape) != shape:
                     out = torch.empty(shape, dtype=getattr(torch, spec.dtype), device=device)

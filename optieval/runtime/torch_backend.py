@@ -230,7 +230,10 @@ class TorchBackend(Backend):
         self._order = getattr(loaded, "order_inputs", None)
         self._by_name = getattr(loaded, "call_by_name", None)
         module = getattr(loaded, "module", loaded)
-        module.eval()
+        try:
+            module.eval()
+        except (NotImplementedError, RuntimeError):
+            pass  # an ExportedProgram's module has no train/eval switch; it is inference-only
         self.module = module.to(self.device)
         io = (manifest or {}).get("io") or {}
         inputs = _specs_from_io(io.get("inputs"))
