@@ -22,6 +22,7 @@ Timing on ``torch-cuda``:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -230,10 +231,9 @@ class TorchBackend(Backend):
         self._order = getattr(loaded, "order_inputs", None)
         self._by_name = getattr(loaded, "call_by_name", None)
         module = getattr(loaded, "module", loaded)
-        try:
+        # An ExportedProgram's module has no train/eval switch: it is inference-only already.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             module.eval()
-        except (NotImplementedError, RuntimeError):
-            pass  # an ExportedProgram's module has no train/eval switch; it is inference-only
         self.module = module.to(self.device)
         io = (manifest or {}).get("io") or {}
         inputs = _specs_from_io(io.get("inputs"))
