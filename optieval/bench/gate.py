@@ -189,6 +189,7 @@ def gate(
     *,
     out_dir: str | os.PathLike[str] | None = None,
     allow_inconclusive: bool = False,
+    duration_s: float | None = None,
     progress: Progress | None = None,
 ) -> GateReport:
     """Gate a release: run the config's pipeline, check every budget, write the reports.
@@ -198,6 +199,8 @@ def gate(
         out_dir: where the reports (and an exported model) go; default ``./optieval-report``,
             created if missing.
         allow_inconclusive: INCONCLUSIVE checks exit 0 instead of 1.
+        duration_s: replaces ``[measure] duration_s`` (``max_duration_s`` is raised to it if
+            shorter); None keeps the config's.
         progress: ``progress(message, done, total)`` for a progress display.
 
     Returns:
@@ -211,6 +214,15 @@ def gate(
     """
     started = time.perf_counter()
     config = load_config(Path(config_path))
+    if duration_s is not None:
+        if not duration_s > 0:
+            raise InputError(f"{duration_s} must be positive", where="--duration")
+        measure = replace(
+            config.measure,
+            duration_s=duration_s,
+            max_duration_s=max(config.measure.max_duration_s, duration_s),
+        )
+        config = replace(config, measure=measure)
     out = _out_dir(out_dir)
     run = _Run(config, out, progress)
     _require_backends(config)
