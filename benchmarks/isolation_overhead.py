@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optieval.runtime.isolation import infer_cell, run_isolated  # noqa: E402
-from tests.conftest import make_onnx_mlp  # noqa: E402
+from optieval.runtime.isolation import infer_cell, run_isolated
+from tests.conftest import make_onnx_mlp
 
 
 def main() -> None:
@@ -33,14 +33,14 @@ def main() -> None:
             infer_cell(payload)
             inproc.append(time.perf_counter() - start)
             start = time.perf_counter()
-            outcome = run_isolated(
-                "optieval.runtime.isolation:infer_cell", payload, timeout_s=120
-            )
+            outcome = run_isolated("optieval.runtime.isolation:infer_cell", payload, timeout_s=120)
             isolated.append(time.perf_counter() - start)
             assert outcome.ok, outcome
         a, b = statistics.median(inproc) * 1e3, statistics.median(isolated) * 1e3
-        print(f"in process: {a:.1f} ms  isolated: {b:.1f} ms  overhead: {b - a:.0f} ms "
-              f"({b / a:.1f}x) per cell, median of {args.repeats}")
+        print(
+            f"in process: {a:.1f} ms  isolated: {b:.1f} ms  overhead: {b - a:.0f} ms "
+            f"({b / a:.1f}x) per cell, median of {args.repeats}"
+        )
         print(f"child imported: {outcome.value['imported']}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -202,3 +203,30 @@ def test_torch_cuda_matches_cpu_and_times_on_device(exported: Path, precision: s
         gpu.runner(feeds)()
     with TorchCudaBackend(exported, io="host") as gpu:
         gpu.runner(feeds)()
+
+
+def test_cuda_unusable_reasons() -> None:
+    from types import SimpleNamespace
+
+    from optieval.runtime.torch_backend import cuda_unusable_reason
+
+    def fake(cuda_version: str | None, *, available: bool = False, count: Any = 0) -> Any:
+        def device_count() -> int:
+            if isinstance(count, Exception):
+                raise count
+            return int(count)
+
+        def init() -> None:
+            raise RuntimeError("Found no NVIDIA driver on your system")
+
+        cuda = SimpleNamespace(is_available=lambda: available, device_count=device_count, init=init)
+        return SimpleNamespace(
+            __version__="2.13.0", version=SimpleNamespace(cuda=cuda_version), cuda=cuda
+        )
+
+    assert "CPU-only build" in (cuda_unusable_reason(fake(None)) or "")
+    assert cuda_unusable_reason(fake("12.8", available=True)) is None
+    assert "no NVIDIA driver" in (cuda_unusable_reason(fake("12.8")) or "")
+    assert "driver error: boom" in (
+        cuda_unusable_reason(fake("12.8", count=RuntimeError("boom"))) or ""
+    )
