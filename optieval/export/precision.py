@@ -458,7 +458,7 @@ class _Request:
             )
 
     def _check_exclude(self) -> None:
-        names = {n.name for n in self.proto.graph.node if n.name}
+        names = set(_node_names(self.proto))
         ops = {n.op_type for n in self.proto.graph.node}
         unknown = [e for e in self.exclude if e not in names and e not in ops]
         if unknown:
@@ -524,8 +524,9 @@ class _Request:
         }
 
     def _is_op(self, entry: str) -> bool:
-        return any(n.op_type == entry for n in self.proto.graph.node) and not any(
-            n.name == entry for n in self.proto.graph.node
+        """True when ``entry`` is an op type of the model and not also a node name."""
+        return any(n.op_type == entry for n in self.proto.graph.node) and (
+            entry not in _node_names(self.proto)
         )
 
 
@@ -799,16 +800,26 @@ def _publish(artifact: Path, manifest: dict[str, Any], destination: Path) -> dic
 # -- building -------------------------------------------------------------------------------------
 
 
-def _named(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Give unnamed nodes unique names: exclusion and the quantizer work by node name."""
+def _node_names(proto: onnx.ModelProto) -> list[str]:
+    """Every node's name, unnamed nodes called ``OpType_index`` (unique): exclusion and the
+    quantizer work by node name, and parity's localization labels nodes the same way."""
     taken = {n.name for n in proto.graph.node if n.name}
+    names = []
     for index, node in enumerate(proto.graph.node):
-        if not node.name:
+        name = str(node.name)
+        if not name:
             name = f"{node.op_type}_{index}"
             while name in taken:
                 name += "_"
-            node.name = name
             taken.add(name)
+        names.append(name)
+    return names
+
+
+def _named(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Give unnamed nodes the names :func:`_node_names` gives them."""
+    for node, name in zip(proto.graph.node, _node_names(proto), strict=True):
+        node.name = name
     return proto
 
 

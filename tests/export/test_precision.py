@@ -235,3 +235,14 @@ def test_released_result_schema_v1_fixture_still_reads() -> None:
     assert result.precision == "int8" and result.spread is not None
     with pytest.raises(InputError, match="schema_version"):
         ConversionResult.from_json({**data, "schema_version": 2})
+
+
+def test_unnamed_nodes_are_excluded_by_op_type_index_label(tmp_path: Path) -> None:
+    model = onnx.load(str(make_onnx_cnn(tmp_path / "anon.onnx")))
+    for node in model.graph.node:
+        node.name = ""
+    path = tmp_path / "anon2.onnx"
+    onnx.save(model, str(path))
+    data = Dataset({"x": calib_array(8)})
+    result = convert(path, "int8", calib=data, exclude=["Gemm_6"])  # parity's node labels
+    assert result.census.by_op["Gemm"] == {"fp32": 1} and result.census.compute["int8"] == 2
