@@ -302,14 +302,17 @@ def _require_backends(config: GateConfig) -> None:
     release cannot be judged on this machine."""
     from optieval.runtime.registry import availability
 
-    problems = []
-    hints = []
     wanted = [("reference", config.reference.backend)]
     wanted += [(f"target[{t.index}]", t.backend) for t in config.targets]
+    users: dict[str, list[str]] = {}
     for where, name in wanted:
+        users.setdefault(name, []).append(where)
+    problems = []
+    hints = []
+    for name, needed_by in users.items():
         state = availability(name)
         if not state.usable:
-            problems.append(f"{where} backend {name}: {state.reason}")
+            problems.append(f"{name} (needed by {', '.join(needed_by)}): {state.reason}")
             if state.detail.get("hint"):
                 hints.append(str(state.detail["hint"]))
     if problems:

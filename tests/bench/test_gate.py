@@ -177,7 +177,7 @@ def test_unusable_target_backend_is_exit_3_before_any_work(
 ) -> None:
     use_backend(monkeypatch, "ort-cuda", UnusableBackend)
     config = write_config(tmp_path / "rel", UNMEETABLE.replace("ort-cpu", "ort-cuda"), data=False)
-    with pytest.raises(BackendUnavailable, match="target\\[0\\] backend ort-cuda") as info:
+    with pytest.raises(BackendUnavailable, match="ort-cuda \\(needed by target\\[0\\]\\)") as info:
         gate(config, out_dir=tmp_path / "o")
     assert info.value.exit_code == 3
     assert not (tmp_path / "o" / "report.json").exists()

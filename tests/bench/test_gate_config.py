@@ -271,3 +271,18 @@ def test_file_problems(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InputError):
         load_config(binary)
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "gpu.toml"])
+def test_example_configs_are_valid(name: str) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    config = load_config(examples / name)
+    assert config.targets and config.model.checkpoint is not None
+    assert config.model.checkpoint.is_file()
+
+
+def test_packaged_demo_config_is_valid() -> None:
+    from optieval.assets import DEMO_CONFIG
+
+    config = load_config(DEMO_CONFIG)
+    assert {t.precision for t in config.targets} == {"fp32", "fp16", "int8"}
