@@ -165,6 +165,35 @@ def bench(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write results JSON here.")
     ] = None,
+    # -- load scenarios (issue 11) --
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="single-stream (default), offline, concurrency or server."),
+    ] = None,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(help="concurrency: requests kept in flight, comma-separated (1,2,4)."),
+    ] = None,
+    qps: Annotated[
+        list[str] | None,
+        typer.Option(help="server: Poisson arrival rates in queries/s, comma-separated."),
+    ] = None,
+    streams: Annotated[
+        list[str] | None,
+        typer.Option(help="offline: parallel sessions, comma-separated."),
+    ] = None,
+    idle_ms: Annotated[
+        float, typer.Option(help="Pause after each request, ms (single-stream, concurrency).")
+    ] = 0.0,
+    find_max_qps: Annotated[
+        bool,
+        typer.Option(
+            "--find-max-qps", help="server: find the highest rate whose p99 is under the budget."
+        ),
+    ] = False,
+    p99_ms_max: Annotated[
+        float | None, typer.Option(help="The p99 budget (ms) of --find-max-qps.")
+    ] = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
     from optieval.bench.inputs import parse_shape_option
@@ -188,6 +217,17 @@ def bench(
     ).validate()
     if baseline is not None and not baseline.is_file():
         raise InputError("baseline file not found", where=f"--baseline {baseline}")
+    from optieval.bench.scenarios import parse_rate_list, scenario_specs
+
+    scenarios = scenario_specs(
+        scenario,
+        concurrency=parse_int_list(concurrency, "--concurrency"),
+        qps=parse_rate_list(qps, "--qps"),
+        streams=parse_int_list(streams, "--streams"),
+        idle_ms=idle_ms,
+        find_max_qps=find_max_qps,
+        p99_ms_max=p99_ms_max,
+    )
     with _progress("bench") as on_cell:
         report = benchmark(
             model,
@@ -204,6 +244,7 @@ def bench(
             io=io,
             cuda_graph=cuda_graph,
             on_cell=on_cell,
+            scenarios=scenarios,
         )
     comparison = None
     if baseline is not None:
@@ -216,6 +257,10 @@ def bench(
         reason = report.results[0].reason if report.results else "unusable"
         raise BackendUnavailable(reason or "unusable", where=backends[0])
     console.print(bench_table(report))
+    from optieval.bench.scenario_render import scenario_tables
+
+    for table in scenario_tables(report):
+        console.print(table)
     for table in op_tables(report):
         console.print(table)
     if comparison is not None:

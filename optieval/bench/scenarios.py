@@ -235,10 +235,16 @@ class ScenarioSpec:
             elif not self.find_max_qps:
                 problems.append(("--p99-ms-max", "is the budget of --find-max-qps"))
         if problems:
+            wheres = list(dict.fromkeys(where for where, _ in problems))
+            message = (
+                problems[0][1]
+                if len(problems) == 1
+                else "; ".join(f"{where} {what}" for where, what in problems)
+            )
             raise InputError(
-                "; ".join(f"{where} {what}" for where, what in problems),
-                where=", ".join(dict.fromkeys(where for where, _ in problems)),
-                hint="see `optieval bench --help` (Load scenarios in the README)",
+                message,
+                where=", ".join(wheres),
+                hint="see Load scenarios in the README",
             )
         return self
 
