@@ -3,6 +3,7 @@ data, parity failures and every bad input. Exports are shared through module-sco
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -132,10 +133,29 @@ def test_reference_rebuilt_from_manifest_matches_onnx(bert: ExportResult) -> Non
 
 
 def test_multi_input_nested_outputs_from_input_options(out: Path) -> None:
-    result = _export(out, "multi_io", inputs=["image:2x3x8x8", "features:2x5"], dynamic=["batch"])
+    result = _export(
+        out, "multi_io", inputs=["image:1x3x8x8", "features:1x5"], dynamic=["batch:1..16"]
+    )
+    assert result.provenance["inputs"][0]["shape"] == [2, 3, 8, 8]  # batch 1 raised to 2
+    assert result.provenance["dynamic"][0] == {
+        "input": "image",
+        "axis": 0,
+        "label": "batch",
+        "min": 1,
+        "max": 16,
+        "size": 2,
+    }
     assert [s.name for s in result.signature.inputs] == ["image", "features"]
     assert [s.name for s in result.signature.outputs] == ["output.0", "output.1.0", "output.1.1.0"]
     assert result.passed
+
+
+def test_schema_v1_fixture_still_reads() -> None:
+    data = json.loads((Path(__file__).parent / "fixtures" / "export_result_v1.json").read_text())
+    result = ExportResult.from_json(data)
+    assert result.exporter.name == "torchscript" and result.parity.passed
+    assert result.signature.inputs[0].shape == ("batch", 4)
+    assert result.to_json() == data
 
 
 def test_result_json_round_trip(resnet: ExportResult) -> None:
