@@ -358,7 +358,16 @@ def _import_loader(text: str) -> Any:
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
         else:
-            module = importlib.import_module(module_name)
+            # A console script's sys.path lacks the current folder; a user's loader lives there.
+            cwd = str(Path.cwd())
+            added = cwd not in sys.path
+            if added:
+                sys.path.append(cwd)
+            try:
+                module = importlib.import_module(module_name)
+            finally:
+                if added:
+                    sys.path.remove(cwd)
     except InputError:
         raise
     except Exception as exc:

@@ -217,3 +217,14 @@ def test_object_arrays_are_refused_without_pickle(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     np.savez(path, x=np.array([object()] * 2, dtype=object))
     assert "pickle" in _error(path, ONE)
+
+
+def test_loader_module_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd_loader_mod.py").write_text(
+        "import numpy as np\ndef samples():\n    yield {'x': np.zeros((3, 4), np.float32)}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("cwd_loader_mod:samples", ONE).num_samples == 1
+    sys.modules.pop("cwd_loader_mod", None)
