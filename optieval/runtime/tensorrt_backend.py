@@ -45,6 +45,10 @@ from optieval.runtime.profiles import ProfileShape, check_in_profiles, compute_p
 from optieval.signature import Signature, TensorSpec
 
 MIN_TRT_VERSION = (10, 12)
+TRT_INSTALL_HINT = (
+    "on a CUDA machine, install optieval's tensorrt extra (TensorRT >= 10.12, from NVIDIA's "
+    "package index)"
+)
 PLAN_SUFFIXES = (".plan", ".engine")
 ENGINE_MANIFEST_KIND = "tensorrt-engine"
 IO_MODES = ("device", "host")
@@ -119,10 +123,7 @@ def unusable_reason(
         builder_error: the error from creating ``trt.Builder`` (a driver problem shows here).
     """
     if import_error is not None:
-        return (
-            f"TensorRT is not installed (import tensorrt failed: {import_error}); "
-            "pip install 'optieval[tensorrt]' on a CUDA machine with NVIDIA's package index"
-        )
+        return f"TensorRT is not installed (import tensorrt failed: {import_error})"
     if trt_version is not None and parse_version(trt_version)[:2] < MIN_TRT_VERSION:
         need = ".".join(map(str, MIN_TRT_VERSION))
         return f"TensorRT {trt_version} is older than {need}, the oldest optieval supports"
@@ -394,6 +395,7 @@ def _import_trt() -> Any:
         raise BackendUnavailable(
             unusable_reason(import_error=str(exc), trt_version=None, cuda_reason=None) or "",
             where="tensorrt",
+            hint=TRT_INSTALL_HINT,
         ) from exc
     return tensorrt
 
@@ -416,7 +418,7 @@ def trt_availability() -> Availability:
         import tensorrt as trt
     except ImportError as exc:
         reason = unusable_reason(import_error=str(exc), trt_version=None, cuda_reason=None)
-        return Availability(False, reason or "", {"hint": "pip install 'optieval[tensorrt]'"})
+        return Availability(False, reason or "", {"hint": TRT_INSTALL_HINT})
     version = str(getattr(trt, "__version__", "?"))
     reason = unusable_reason(import_error=None, trt_version=version, cuda_reason=_cuda_reason())
     if reason is None:
