@@ -328,6 +328,10 @@ def demo(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the exported model and the reports.")
     ] = Path("optieval-demo"),
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds to measure each cell (default: the demo config's 1 s)."),
+    ] = None,
 ) -> None:
     """Run the main job on the bundled digits CNN: export it from PyTorch, build fp16 and int8
     artifacts, bench and compare them on ONNX Runtime CPU, gate them, write the reports."""
@@ -338,18 +342,27 @@ def demo(
         highlight=False,
         markup=False,
     )
-    _run_gate(DEMO_CONFIG, out, allow_inconclusive=False, json_file=None)
+    _run_gate(DEMO_CONFIG, out, allow_inconclusive=False, json_file=None, duration_s=duration)
 
 
 def _run_gate(
-    config: Path, out: Path, *, allow_inconclusive: bool, json_file: Path | None
+    config: Path,
+    out: Path,
+    *,
+    allow_inconclusive: bool,
+    json_file: Path | None,
+    duration_s: float | None = None,
 ) -> None:
     from optieval.bench.gate import gate as run_gate
     from optieval.bench.gate_render import evidence_lines, gate_progress, gate_table, verdict_line
 
     with gate_progress(err_console) as progress:
         report = run_gate(
-            config, out_dir=out, allow_inconclusive=allow_inconclusive, progress=progress
+            config,
+            out_dir=out,
+            allow_inconclusive=allow_inconclusive,
+            duration_s=duration_s,
+            progress=progress,
         )
     for line in report.warnings:
         err_console.print(f"[bold yellow]WARNING:[/] {escape(line)}", highlight=False,
