@@ -712,6 +712,7 @@ class TensorrtBackend(Backend):
     """
 
     name = "tensorrt"
+    precisions = TRT_PRECISIONS
 
     def __init__(
         self,

@@ -350,6 +350,7 @@ class TorchCpuBackend(TorchBackend):
 
     name = "torch-cpu"
     device_type = "cpu"
+    precisions = ("fp32",)
 
     @classmethod
     def availability(cls) -> Availability:
