@@ -32,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optieval import export_model  # noqa: E402
+from optieval import export_model
 
 
 class BasicBlock(nn.Module):
@@ -44,8 +44,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.down = None
         if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                      nn.BatchNorm2d(cout))  # fmt: skip
+            self.down = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.down is None else self.down(x)
@@ -56,8 +57,12 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     def __init__(self, classes: int = 1000) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
-                                  nn.ReLU(), nn.MaxPool2d(3, 2, 1))  # fmt: skip
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        )
         layers, cin = [], 64
         for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
@@ -83,19 +88,32 @@ def _torch_only(exporter: str) -> float:
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch")
-            torch.onnx.export(model, (x,), dynamo=True, input_names=["x"],
-                              dynamic_shapes={"x": {0: batch}}, verbose=False)  # fmt: skip
+            torch.onnx.export(
+                model,
+                (x,),
+                dynamo=True,
+                input_names=["x"],
+                dynamic_shapes={"x": {0: batch}},
+                verbose=False,
+            )
         else:
-            torch.onnx.export(model, (x,), str(Path(tmp) / "m.onnx"), dynamo=False,
-                              input_names=["x"], dynamic_axes={"x": {0: "batch"}})  # fmt: skip
+            torch.onnx.export(
+                model,
+                (x,),
+                str(Path(tmp) / "m.onnx"),
+                dynamo=False,
+                input_names=["x"],
+                dynamic_axes={"x": {0: "batch"}},
+            )
     return time.perf_counter() - started
 
 
 def _optieval(exporter: str, folder: Path) -> tuple[float, dict[str, float], int]:
     spec = f"{Path(__file__).resolve()}:resnet18"
     started = time.perf_counter()
-    result = export_model(spec, folder / f"resnet18_{exporter}.onnx", dynamic=["batch"],
-                          exporter=exporter)  # fmt: skip
+    result = export_model(
+        spec, folder / f"resnet18_{exporter}.onnx", dynamic=["batch"], exporter=exporter
+    )
     total = time.perf_counter() - started
     size = sum((folder / name).stat().st_size for name in result.files)
     assert result.passed
@@ -114,8 +132,10 @@ def main() -> None:
     exporters = [e.strip() for e in args.exporters.split(",") if e.strip()]
     params = sum(p.numel() for p in resnet18()[0].parameters())
     print(f"ResNet-18 layout, {params / 1e6:.1f} M parameters, input 2x3x224x224, dynamic batch")
-    print(f"torch {torch.__version__}, python {platform.python_version()}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _optieval("torchscript", folder)  # warm-up: imports, exporter registries
