@@ -246,3 +246,72 @@ def test_unnamed_nodes_are_excluded_by_op_type_index_label(tmp_path: Path) -> No
     data = Dataset({"x": calib_array(8)})
     result = convert(path, "int8", calib=data, exclude=["Gemm_6"])  # parity's node labels
     assert result.census.by_op["Gemm"] == {"fp32": 1} and result.census.compute["int8"] == 2
+
+
+def _residual_net(path: Path) -> Path:
+    """Conv net whose activations feed two consumers (a residual add, two parallel convs)."""
+    from onnx import helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, 0.2, shape).astype(np.float32), name)
+
+    def conv(i: int, src: str, dst: str, k: int = 3) -> onnx.NodeProto:
+        return helper.make_node(
+            "Conv", [src, f"w{i}", f"b{i}"], [dst], name=f"conv{i}", pads=[k // 2] * 4
+        )
+
+    nodes = [
+        conv(0, "x", "c0"),
+        helper.make_node("Relu", ["c0"], ["r0"]),
+        conv(1, "r0", "c1"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        conv(2, "r1", "c2"),
+        helper.make_node("Add", ["c2", "r0"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r2"]),
+        conv(3, "r2", "c3"),
+        conv(4, "r2", "c4", k=1),
+        helper.make_node("Add", ["c3", "c4"], ["y"]),
+    ]
+    inits = [init("w0", (8, 3, 3, 3)), init("w4", (8, 8, 1, 1))]
+    inits += [init(f"w{i}", (8, 8, 3, 3)) for i in (1, 2, 3)]
+    inits += [init(f"b{i}", (8,)) for i in range(5)]
+    graph = helper.make_graph(
+        nodes,
+        "res",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["b", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["b", 8, 8, 8])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def test_ort_cpu_fuses_every_conv_without_cse(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from optieval.export.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+
+    source = _residual_net(tmp_path / "res.onnx")
+    data = Dataset({"x": np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)})
+    artifact = convert(source, "int8", calib=data).output
+    assert census(onnx.load(artifact)).compute["int8"] == 5
+    x = data.inputs["x"][:2].copy()
+    fused: dict[bool, int] = {}
+    outputs = {}
+    for disable in (False, True):
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"opt{disable}.onnx")
+        extra = {"disabled_optimizers": list(ORT_CPU_INT8_DISABLED_OPTIMIZERS)} if disable else {}
+        session = ort.InferenceSession(
+            artifact, options, providers=["CPUExecutionProvider"], **extra
+        )
+        outputs[disable] = session.run(None, {"x": x})[0]
+        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+        fused[disable] = ops["QLinearConv"]
+    assert fused[True] == 5  # every conv runs in int8 kernels (ORT 1.31 on x86 fuses 2 by default)
+    assert fused[False] <= fused[True]
+    np.testing.assert_allclose(outputs[True], outputs[False], atol=1e-5)
