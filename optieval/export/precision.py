@@ -295,12 +295,12 @@ def convert(
     request = _Request.make(
         model, precision, calib, calib_method, calib_samples, calib_repeats, exclude
     )
-    built = _cached_artifact(request)
     destination = _default_output(request.source, precision) if output is None else Path(output)
     if destination.resolve() == request.source.resolve():
         raise InputError(
             "the output would overwrite the source model", where=str(destination), hint="use -o"
         )
+    built = _cached_artifact(request)
     manifest = _publish(built.path, built.manifest, destination)
     spread = None
     notes = list(request.notes) + list(built.notes)
