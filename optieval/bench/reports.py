@@ -385,8 +385,8 @@ def _histogram(cell: Cell, budgets: list[tuple[str, float]] | None) -> str:
     latency = cell.latency_ms or {}
     p50, p99 = latency.get("p50", times[len(times) // 2]), latency.get("p99", times[-1])
     lo = times[0]
-    hi = max(p99 * 1.25, *(b for _, b in budgets or []), times[min(len(times) - 1,
-             int(len(times) * 0.999))])  # fmt: skip
+    # The axis follows the data (a far budget would squash it); budgets off scale are named.
+    hi = max(p99 * 1.25, times[min(len(times) - 1, int(len(times) * 0.999))])
     hi = max(hi, lo * 1.001 + 1e-9)
     bins = 40
     counts = [0] * bins
@@ -428,10 +428,16 @@ def _histogram(cell: Cell, budgets: list[tuple[str, float]] | None) -> str:
                 f'<text x="{min(xv + 3, width - 60):.1f}" y="{top + 10 + 11 * i}" '
                 f'font-size="10" fill="{colour}">{_e(name)} {_e(_fmt(value))}</text>'
             )
+    off_scale = [(name, b) for name, b in budgets or [] if b > hi]
+    for i, (name, b) in enumerate(off_scale):
+        parts.append(
+            f'<text x="{width - 10}" y="{top + 10 + 11 * (len(marks) + i)}" font-size="10" '
+            f'text-anchor="end" fill="#cf222e">{_e(name)} budget {_e(_fmt(b))} ms →</text>'
+        )
     parts += _x_axis(left, top + plot_h, plot_w, lo, hi, "ms")
     if over:
         parts.append(
-            f'<text x="{width - 10}" y="{height - 2}" font-size="9" text-anchor="end" '
+            f'<text x="{width - 10}" y="14" font-size="9" text-anchor="end" '
             f'fill="#59636e">{over} samples beyond {_e(_fmt(hi))} ms</text>'
         )
     parts.append("</svg>")
@@ -493,7 +499,8 @@ def _latency_vs_batch(cells: Sequence[Cell]) -> str | None:
     for cs in series.values():
         for c in cs:
             p99_ci = (c.ci95_ms or {}).get("p99") or []
-            values += [v for v in [*(c.latency_ms or {}).values(), *p99_ci] if isinstance(v, float)]
+            shown = [(c.latency_ms or {}).get("p50"), (c.latency_ms or {}).get("p99"), *p99_ci]
+            values += [v for v in shown if isinstance(v, (int, float))]
     hi = max(values) * 1.1 if values else 1.0
     plot_w, plot_h = width - left - right, height - top - bottom
 
@@ -609,10 +616,9 @@ def _accuracy_vs_latency(report: GateReport) -> str | None:
     for cell, lat, acc in points:
         colour = _PRECISION_COLOURS.get(cell.precision, "#59636e")
         parts.append(
-            f'<circle cx="{px(lat):.1f}" cy="{py(acc):.1f}" r="5" fill="{colour}">'
+            f'<circle cx="{px(lat):.1f}" cy="{py(acc):.1f}" r="{3 + math.log2(cell.batch):.1f}" '
+            f'fill="{colour}" fill-opacity="0.75">'
             f"<title>{_e(cell.label)}: p50 {_e(_fmt(lat))} ms, {_e(_fmt(acc))}</title></circle>"
-            f'<text x="{px(lat) + 7:.1f}" y="{py(acc) + 3:.1f}" font-size="9" '
-            f'fill="{colour}">{_e(cell.label)}</text>'
         )
     for i, precision in enumerate(sorted({c.precision for c, _, _ in points})):
         colour = _PRECISION_COLOURS.get(precision, "#59636e")
@@ -622,10 +628,11 @@ def _accuracy_vs_latency(report: GateReport) -> str | None:
             f'<text x="{left + plot_w + 26}" y="{ly}" font-size="11">{_e(precision)}</text>'
         )
     parts.append("</svg>")
-    return (
-        f"<figure>{''.join(parts)}<figcaption>{_e(metric)} (evaluation data) against p50 "
-        "latency per cell; one colour per precision.</figcaption></figure>"
+    caption = (
+        f"{metric} (evaluation data) against p50 latency per cell; one colour per precision, "
+        "larger points for larger batches (hover a point for its cell)."
     )
+    return f"<figure>{''.join(parts)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
 __all__ = ["REPORT_FILES", "render_html", "render_junit", "render_markdown", "report_paths",
