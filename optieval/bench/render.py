@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from optieval.bench.results import STATUS_OK, BenchReport
@@ -122,7 +123,7 @@ def doctor_table(report: Any) -> Table:
     for status in report.backends:
         mark = "[green]yes[/]" if status.usable else "[red]no[/]"
         reason = status.reason + (f" (hint: {status.hint})" if status.hint else "")
-        table.add_row(status.name, mark, reason)
+        table.add_row(status.name, mark, escape(reason))
     return table
 
 

@@ -31,13 +31,14 @@ from optieval.bench.statistics import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_
 from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.files import sha256_file
 from optieval.manifest import read_manifest
+from optieval.runtime.artifact import is_engine, model_signature
 from optieval.runtime.registry import (
     TORCH_BACKENDS,
     availability,
     check_backend_name,
     create_backend,
 )
-from optieval.signature import Signature, load_onnx, signature_from_onnx
+from optieval.signature import Signature, load_onnx
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 IO_MODES = ("device", "host")
@@ -143,9 +144,15 @@ def benchmark(
     """
     settings = (settings or MeasureSettings()).validate()
     path = Path(model)
-    signature = signature_from_onnx(load_onnx(path, load_external_data=False))
+    signature = model_signature(path)
     for name in backends:
         check_backend_name(name)
+        if is_engine(path) and name != "tensorrt":
+            raise InputError(
+                f"{path.name} is a prebuilt TensorRT engine; only the tensorrt backend runs it",
+                where="--backend",
+                hint="bench the ONNX model for other backends",
+            )
     for precision in precisions:
         if precision not in PRECISIONS:
             raise InputError(
@@ -337,6 +344,14 @@ def resolve_artifact(
     precision themselves."""
     if backend in TORCH_BACKENDS:
         return model, {"path": str(model), "precision_source": "torch autocast / fp32 module"}
+    if is_engine(model):
+        # The engine's precision was read back from it when it was built (optieval build)
+        # and is checked again by the tensorrt backend on load.
+        return model, {
+            "path": str(model),
+            "sha256": sha256_file(model),
+            "precision_source": "engine read-back",
+        }
     from optieval.export.census import census
     from optieval.export.precision import artifact_for
 
@@ -356,8 +371,9 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if request.threads and request.backend != "tensorrt":
         options["threads"] = request.threads
-    if request.backend in (*TORCH_BACKENDS, "tensorrt"):
-        options["precision"] = request.precision
+    # Every backend checks the label against what it loads: the artifact's census, the
+    # engine's read-back, or torch's autocast dtype.
+    options["precision"] = request.precision
     if request.backend in ("ort-trt", "tensorrt"):
         # Engine profiles cover exactly the shapes this cell runs.
         options["shapes"] = {name: [list(shape)] for name, shape in request.shapes.items()}
@@ -447,7 +463,7 @@ def _measure_cell(request: CellRequest) -> Cell:
         notes.append(summary.stability.reason)
     gflops, flops = (
         _flops(artifact, shapes, summary.mean_ms)
-        if request.count_flops and request.backend not in TORCH_BACKENDS
+        if request.count_flops and request.backend not in TORCH_BACKENDS and not is_engine(artifact)
         else (None, None)
     )
     return Cell(
