@@ -252,6 +252,8 @@ def gate(
     cells, latency_checks = run.latency(model_path)
     baseline_json, baseline_checks = run.baseline(cells, env)
     checks = (*latency_checks, *accuracy_checks, *baseline_checks)
+    if not checks:
+        run.warnings.append("no budgets in the config: PASS means that nothing was checked")
     run.step("checked every budget")
     report = GateReport(
         verdict=overall(checks),
@@ -536,6 +538,9 @@ class _Run:
         duration = measure.duration_s
         label = target.label
         checks = [b.check(cell, target=label) for b in target.latency]
+        if cell.status != "ok" and not checks:
+            # No budget reads this cell, but a crashed cell still decides the exit code (3).
+            checks = [_crashed(cell, label)]
         while cell.status == "ok" and _undecided(target.latency, checks):
             if duration >= measure.max_duration_s:
                 break
@@ -603,6 +608,13 @@ def _cell_summary(cell: Cell) -> str:
     if p50 is None or p99 is None:
         return f"{cell.samples} samples"
     return f"p50 {p50:.3g} ms, p99 {p99:.3g} ms, {cell.samples} samples"
+
+
+def _crashed(cell: Cell, target: str) -> Check:
+    from optieval.bench.budgets import failed
+
+    judgement = failed("cell", "max", 0.0, f"cell {cell.status}: {cell.reason}")
+    return Check("latency", target, cell.label, "cell_ran", judgement, error=True)
 
 
 def _refusal(path: Path, why: str) -> Check:

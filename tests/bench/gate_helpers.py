@@ -160,3 +160,13 @@ def json_of(path: Path) -> Any:
     import json
 
     return json.loads(read(path))
+
+
+class CrashingBackend(OrtCpuBackend):
+    """Runs outputs fine (parity works) but crashes in the timed loop."""
+
+    def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
+        def run() -> None:
+            raise RuntimeError("simulated crash in the timed loop")
+
+        return run

@@ -26,6 +26,7 @@ from tests.bench.gate_helpers import (
     STRADDLING,
     STRADDLING_MEASURE,
     UNMEETABLE,
+    CrashingBackend,
     FixedLatencyBackend,
     UnusableBackend,
     json_of,
@@ -181,6 +182,27 @@ def test_unusable_target_backend_is_exit_3_before_any_work(
         gate(config, out_dir=tmp_path / "o")
     assert info.value.exit_code == 3
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_crashed_cell_is_exit_3_even_without_latency_budgets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_backend(monkeypatch, "ort-cpu", CrashingBackend)
+    targets = '[[target]]\nbackend = "ort-cpu"\nbatch = 2\n'
+    report = gate(write_config(tmp_path / "rel", targets, data=False), out_dir=tmp_path / "o")
+    (check,) = report.checks
+    assert check.error and check.verdict is Verdict.FAIL
+    assert "simulated crash" in check.evidence
+    assert report.exit_code == 3
+    (error,) = ElementTree.parse(tmp_path / "o" / "junit.xml").getroot().iter("error")
+    assert "simulated crash" in (error.get("message") or "")
+
+
+def test_no_budgets_passes_with_a_warning(tmp_path: Path) -> None:
+    targets = '[[target]]\nbackend = "ort-cpu"\n'
+    report = gate(write_config(tmp_path / "rel", targets, data=False), out_dir=tmp_path / "o")
+    assert report.verdict is Verdict.PASS and report.checks == ()
+    assert any("nothing was checked" in w for w in report.warnings)
 
 
 def test_accuracy_budget_on_a_model_without_that_metric_is_bad_input(tmp_path: Path) -> None:
