@@ -303,3 +303,16 @@ def test_output_path_not_writable(tmp_path: Path) -> None:
     finally:
         if locked != Path("/sys"):
             locked.chmod(0o700)
+
+
+def test_checker_failure_is_a_failed_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise onnx.checker.ValidationError("Node (n0) has input size 3 not in range [1, 2]")
+
+    monkeypatch.setattr(onnx.checker, "check_model", broken)
+    with pytest.raises(ExportCheckFailed) as info:
+        _export(tmp_path, "tiny_linear", inputs=["x:2x4"], exporter="torchscript")
+    assert "onnx.checker" in str(info.value) and "input size 3" in str(info.value)
+    manifest = read_manifest(tmp_path / "tiny_linear.onnx")
+    assert manifest is not None and manifest["parity"]["passed"] is False
+    assert manifest["parity"]["error"].startswith("onnx.checker")
