@@ -268,18 +268,39 @@ def _shape_key(shapes: Any) -> str:
     return json.dumps(shapes, sort_keys=True)
 
 
+def _scenario_key(cell: Mapping[str, Any]) -> str:
+    """The load scenario and its rate or concurrency, for cells that are not plain single-stream
+    runs (which files written before scenarios existed hold): a server cell at 200 qps is a
+    different experiment from a single-stream one of the same shapes."""
+    scenario = cell.get("scenario")
+    if scenario in (None, "single-stream") and not (cell.get("scenario_params") or {}).get(
+        "idle_ms"
+    ):
+        return ""
+    params = cell.get("scenario_params") or {}
+    parts = [str(scenario)] + [
+        f"{name}={params[name]}"
+        for name in ("concurrency", "qps", "streams", "idle_ms")
+        if params.get(name) is not None
+    ]
+    return " ".join(parts)
+
+
 def cell_key(cell: Mapping[str, Any]) -> CellKey:
-    """Return ``(backend, precision, batch, shapes)`` of a bench cell, shapes as canonical text.
+    """Return ``(backend, precision, batch, shapes)`` of a bench cell, shapes as canonical text
+    (followed by the load scenario when the cell is not a plain single-stream run).
 
     Raises:
         InputError: the cell lacks backend, precision or batch.
     """
     try:
+        shapes = _shape_key(cell.get("shapes"))
+        scenario = _scenario_key(cell)
         return (
             str(cell["backend"]),
             str(cell["precision"]),
             int(cell["batch"]),
-            _shape_key(cell.get("shapes")),
+            f"{shapes} [{scenario}]" if scenario else shapes,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(

@@ -222,3 +222,16 @@ def test_cells_holding_numpy_arrays_are_compared() -> None:
     old = [{"backend": "ort-cpu", "precision": "fp32", "batch": 1, "times_ms": _times(rng, 200)}]
     result = compare_to_baseline(new, old)
     assert [c.label for c in result.cells] == ["ort-cpu:fp32 batch 1"]
+
+
+def test_scenario_cells_pair_only_with_the_same_scenario() -> None:
+    from optieval.bench.baseline import cell_key
+
+    plain = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]}}
+    single = dict(plain, scenario="single-stream", scenario_params={})
+    server = dict(plain, scenario="server", scenario_params={"qps": 200.0})
+    server_other = dict(plain, scenario="server", scenario_params={"qps": 400.0})
+    assert cell_key(plain) == cell_key(single)  # files from before scenarios still pair
+    assert cell_key(server) != cell_key(single)
+    assert cell_key(server) != cell_key(server_other)
+    assert "server qps=200.0" in cell_key(server)[3]
