@@ -879,8 +879,13 @@ def export_model(
         shown = "; ".join(failures[:3]) + (
             f"; ... {len(failures) - 3} more" if len(failures) > 3 else ""
         )
+        headline = (
+            f"the exported model failed its check, parity not run ({parity.error})"
+            if parity.error
+            else f"parity check failed (atol {atol:g}, rtol {rtol:g}): {shown}"
+        )
         raise ExportCheckFailed(
-            f"parity check failed (atol {atol:g}, rtol {rtol:g}): {shown}",
+            headline,
             result=result,
             where=str(output),
             hint="the file is kept for debugging and its manifest marks "
