@@ -151,12 +151,6 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     assert result.exception is not None
 
 
-def test_demo_runs_on_the_bundled_model() -> None:
-    result = runner.invoke(app, ["demo", "--duration", "0.1"])
-    assert result.exit_code == 0, result.output
-    assert "ort-cpu:fp32" in result.output
-
-
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
