@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from optieval.bench.budgets import Check, LatencyBudget, RegressionBudget
+from optieval.bench.executors import Executor
 from optieval.bench.gate_config import GateConfig, TargetConfig, load_config
 from optieval.bench.results import GATE_REPORT_SCHEMA_VERSION, Cell
 from optieval.bench.verdict import Judgement, Verdict
@@ -68,6 +69,7 @@ class GateReport:
         warnings: environment and data warnings worth reading.
         reports: the files written (``{"json": path, "md": ..., "junit": ..., "html": ...}``).
         seconds: wall time of the run.
+        executor: where the cells ran (:meth:`optieval.bench.executors.Executor.describe`).
     """
 
     verdict: Verdict
@@ -84,6 +86,7 @@ class GateReport:
     warnings: tuple[str, ...] = ()
     reports: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    executor: dict[str, Any] = field(default_factory=dict)
 
     def count(self, verdict: Verdict) -> int:
         """How many checks have ``verdict``."""
@@ -122,6 +125,7 @@ class GateReport:
             "baseline": self.baseline,
             "warnings": list(self.warnings),
             "reports": dict(self.reports),
+            "executor": dict(self.executor),
         }
 
     @classmethod
@@ -153,6 +157,7 @@ class GateReport:
                 warnings=tuple(data.get("warnings") or ()),
                 reports=dict(data.get("reports") or {}),
                 seconds=float(data.get("seconds", 0.0)),
+                executor=dict(data.get("executor") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed gate report ({exc})", where=where) from exc
@@ -191,6 +196,8 @@ def gate(
     allow_inconclusive: bool = False,
     duration_s: float | None = None,
     progress: Progress | None = None,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
 ) -> GateReport:
     """Gate a release: run the config's pipeline, check every budget, write the reports.
 
@@ -202,6 +209,10 @@ def gate(
         duration_s: replaces ``[measure] duration_s`` (``max_duration_s`` is raised to it if
             shorter); None keeps the config's.
         progress: ``progress(message, done, total)`` for a progress display.
+        executor: where the cells run: ``local`` (isolated subprocesses here, the default),
+            ``ray``, or an :class:`optieval.bench.executors.Executor` (left open).
+        ray_address: the Ray cluster for ``executor="ray"`` (default: ``RAY_ADDRESS``, else a
+            Ray instance on this machine).
 
     Returns:
         The :class:`GateReport`, already written to ``out_dir`` (``report.json``,
@@ -210,8 +221,37 @@ def gate(
 
     Raises:
         InputError: a bad config, model, data or baseline (exit 2).
-        BackendUnavailable: the reference's or a target's backend cannot run here (exit 3).
+        BackendUnavailable: the reference's or a target's backend cannot run here (exit 3);
+            ``executor="ray"`` without the ray package.
     """
+    from optieval.bench.executors import create_executor
+
+    owned = None
+    if isinstance(executor, str):
+        owned = executor = create_executor(executor, ray_address=ray_address)
+    try:
+        return _gate(
+            config_path,
+            out_dir=out_dir,
+            allow_inconclusive=allow_inconclusive,
+            duration_s=duration_s,
+            progress=progress,
+            executor=executor,
+        )
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _gate(
+    config_path: str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str] | None,
+    allow_inconclusive: bool,
+    duration_s: float | None,
+    progress: Progress | None,
+    executor: Executor,
+) -> GateReport:
     started = time.perf_counter()
     config = load_config(Path(config_path))
     if duration_s is not None:
@@ -224,8 +264,9 @@ def gate(
         )
         config = replace(config, measure=measure)
     out = _out_dir(out_dir)
-    run = _Run(config, out, progress)
-    _require_backends(config)
+    run = _Run(config, out, progress, executor)
+    if executor.checks_here:
+        _require_backends(config)
     env = _fingerprint()
     run.warnings.extend(_validity_warnings(env))
 
@@ -239,6 +280,7 @@ def gate(
             config=config.to_json(),
             env=env,
             model=model_info,
+            executor=executor.describe(),
             artifacts=(),
             cells=(),
             checks=checks,
@@ -262,6 +304,7 @@ def gate(
         config=config.to_json(),
         env=env,
         model=model_info,
+        executor=executor.describe(),
         artifacts=tuple(artifacts),
         cells=tuple(cells),
         checks=checks,
@@ -340,8 +383,11 @@ def _fingerprint() -> dict[str, Any]:
 class _Run:
     """The steps of one gate run, sharing the config, output folder and progress."""
 
-    def __init__(self, config: GateConfig, out: Path, progress: Progress | None) -> None:
+    def __init__(
+        self, config: GateConfig, out: Path, progress: Progress | None, executor: Executor
+    ) -> None:
         self.config = config
+        self.executor = executor
         self.out = out
         self.progress = progress
         self.warnings: list[str] = []
@@ -457,6 +503,7 @@ class _Run:
             data=cfg.data.evaluation,
             labels_key=cfg.data.labels,
             calib=cfg.data.calibration,
+            runner=self.executor.outputs_runner({t.label: t.hardware for t in cfg.targets}),
         )
         self.warnings.extend(report.warnings)
         for result in report.results:
@@ -489,11 +536,27 @@ class _Run:
     def latency(self, model: Path) -> tuple[list[Cell], list[Check]]:
         cells: list[Cell] = []
         checks: list[Check] = []
-        for target in self.config.targets:
-            for cell in self._bench(model, target, target.batches, self.config.measure.duration_s):
-                cell, cell_checks = self._decide(model, target, cell)
-                cells.append(cell)
-                checks.extend(cell_checks)
+        if self.executor.concurrent and len(self.config.targets) > 1:
+            # Targets on a cluster run side by side (each on its own hardware); results keep
+            # the config's order.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=len(self.config.targets)) as pool:
+                done = list(pool.map(lambda t: self._target(model, t), self.config.targets))
+        else:
+            done = [self._target(model, t) for t in self.config.targets]
+        for target_cells, target_checks in done:
+            cells.extend(target_cells)
+            checks.extend(target_checks)
+        return cells, checks
+
+    def _target(self, model: Path, target: TargetConfig) -> tuple[list[Cell], list[Check]]:
+        cells: list[Cell] = []
+        checks: list[Check] = []
+        for cell in self._bench(model, target, target.batches, self.config.measure.duration_s):
+            cell, cell_checks = self._decide(model, target, cell)
+            cells.append(cell)
+            checks.extend(cell_checks)
         return cells, checks
 
     def _bench(
@@ -523,6 +586,8 @@ class _Run:
             calib=cfg.data.calibration,
             isolate=cfg.measure.isolate,
             on_cell=on_cell,
+            executor=self.executor,
+            hardware=target.hardware,
         )
         from optieval.bench.environment import validity_warnings
 

@@ -7,7 +7,7 @@ Sections (README, "Gate")::
     [data]        calibration, evaluation, labels            (all optional)
     [reference]   backend = "ort-cpu", precision = "fp32"    (optional, these defaults)
     [measure]     warmup_s, warmup_iters, duration_s, min_samples, max_duration_s  (optional)
-    [[target]]    backend, precision, batch (int or list), threads, latency = {...},
+    [[target]]    backend, precision, batch (int or list), threads, hardware, latency = {...},
                   accuracy = {...}                           (at least one)
     [baseline]    report, max_slowdown                       (optional)
 
@@ -57,7 +57,7 @@ MEASURE_KEYS = (
     "max_duration_s",
     "isolate",
 )
-TARGET_KEYS = ("backend", "precision", "batch", "threads", "latency", "accuracy")
+TARGET_KEYS = ("backend", "precision", "batch", "threads", "hardware", "latency", "accuracy")
 BASELINE_KEYS = ("report", "max_slowdown")
 
 # For the "did you mean" of an unknown key: every key the config knows, with its path.
@@ -149,6 +149,9 @@ class TargetConfig:
     threads: int | None = None
     latency: tuple[LatencyBudget, ...] = ()
     accuracy: tuple[AccuracyBudget, ...] = ()
+    hardware: str | None = None
+    """The accelerator type the target is promised for (``"A10G"``): Ray's
+    ``accelerator_type:A10G`` resource under ``--executor ray`` (optieval.bench.executors)."""
 
     @property
     def label(self) -> str:
@@ -223,6 +226,7 @@ class GateConfig:
                     "precision": t.precision,
                     "batch": list(t.batches),
                     "threads": t.threads,
+                    "hardware": t.hardware,
                     "latency": {b.key: b.limit for b in t.latency},
                     "accuracy": {b.key: b.limit for b in t.accuracy},
                 }
@@ -594,6 +598,7 @@ def _targets(v: _Validator, raw: Any, data: DataConfig) -> list[TargetConfig]:
             if "threads" in table
             else None
         )
+        hardware = v.string(table, "hardware", path)
         latency = _budgets(v, table.get("latency"), f"{path}.latency", LATENCY_KEYS)
         accuracy = _budgets(v, table.get("accuracy"), f"{path}.accuracy", ACCURACY_KEYS)
         for key, _ in accuracy:
@@ -616,6 +621,7 @@ def _targets(v: _Validator, raw: Any, data: DataConfig) -> list[TargetConfig]:
                 threads=threads,
                 latency=tuple(LatencyBudget(k, x) for k, x in latency),
                 accuracy=tuple(AccuracyBudget(k, x) for k, x in accuracy),
+                hardware=hardware,
             )
         )
     return targets

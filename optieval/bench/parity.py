@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,13 @@ def _run_cell(
     spec: str | None,
     threads: int | None,
     batch: int | None,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
+    if runner is not None:
+        # Elsewhere (optieval.bench.executors), in the same batches as here: the batch is
+        # fixed before the inputs are split, so every sample sees the batch it sees here.
+        size = batch or DEFAULT_BATCH
+        return runner(cell, artifact, inputs, batch=size, spec=spec, threads=threads)
     with _open_backend(cell, artifact, spec=spec, threads=threads) as backend:
         size = batch or _fixed_batch(backend.signature) or DEFAULT_BATCH
         return _run(backend, inputs, size)
@@ -308,6 +314,7 @@ def compare(
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
     threads: int | None = None,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> ParityReport:
     """Compare each candidate's outputs with the reference's on the same inputs.
 
@@ -337,6 +344,8 @@ def compare(
         seed: seed of generated inputs.
         confidence: of every interval (default 0.95).
         threads: intra-op threads for the backends (default: the backend's).
+        runner: runs the reference's and candidates' outputs elsewhere, e.g. sharded over a Ray
+            cluster (:meth:`optieval.bench.executors.Executor.outputs_runner`); default: here.
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is False when any candidate failed (the CLI
@@ -416,7 +425,13 @@ def compare(
     else:
         ref_artifact = _artifact(model_path, ref_cell, str(calib) if calib else None)
         ref_outputs = _run_cell(
-            ref_cell, ref_artifact, inputs, spec=spec, threads=threads, batch=run_batch
+            ref_cell,
+            ref_artifact,
+            inputs,
+            spec=spec,
+            threads=threads,
+            batch=run_batch,
+            runner=runner,
         )
         ref_label = ref_cell.label
         if save_golden_dir is not None:
@@ -447,6 +462,7 @@ def compare(
                 auto_exclude=auto_exclude_on,
                 max_exclude_rounds=max_exclude_rounds,
                 localize_samples=localize_samples,
+                runner=runner,
             )
         )
     return ParityReport(
@@ -478,6 +494,7 @@ def _compare_cell(
     auto_exclude: bool,
     max_exclude_rounds: int,
     localize_samples: int,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> CandidateParity:
     warnings: list[str] = []
     if cell.precision == "int8" and given.source.startswith("generated"):
@@ -486,7 +503,9 @@ def _compare_cell(
             "for, so these numbers say little; pass --data"
         )
     artifact = _artifact(model_path, cell, calib)
-    cand_outputs = _run_cell(cell, artifact, inputs, spec=spec, threads=threads, batch=batch)
+    cand_outputs = _run_cell(
+        cell, artifact, inputs, spec=spec, threads=threads, batch=batch, runner=runner
+    )
     outputs = compare_outputs(
         ref_outputs,
         cand_outputs,

@@ -2,7 +2,8 @@
 versioned schema that other tools parse (README, "Bench JSON").
 
 Schema history:
-    1: first release (schema_version, env, model, results[] of cells).
+    1: first release (schema_version, env, model, results[] of cells). Later additions are optional
+       cell fields that older files lack: scenario fields; ``machine`` and ``placement``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class Cell:
     scenario_params: dict[str, Any] | None = None
     issue_lag_ms: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
+    # Executors (optieval.bench.executors): the fingerprint of the machine the cell ran on and
+    # how it was placed there (executor, node, hardware, GPUs/CPUs asked, pinned cores, retry).
+    # None in files written before them.
+    machine: dict[str, Any] | None = None
+    placement: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str, int, tuple[tuple[str, tuple[int, ...]], ...]]:

@@ -106,6 +106,8 @@ def benchmark(
     cuda_graph: bool = False,
     on_cell: Callable[[Cell], None] | None = None,
     scenarios: Sequence[ScenarioSpec] | None = None,
+    executor: Any = None,
+    hardware: str | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
@@ -133,6 +135,9 @@ def benchmark(
         on_cell: called with each cell as it finishes (progress display).
         scenarios: load scenarios (:mod:`optieval.bench.scenarios`), one cell each per backend x
             precision x batch x shape; default single-stream.
+        executor: an :class:`optieval.bench.executors.Executor` that runs the usable cells
+            (e.g. on a Ray cluster); None runs them here, one after another.
+        hardware: with ``executor``, the accelerator type the cells are promised for.
 
     Returns:
         A :class:`BenchReport`; unusable backends appear as ``skipped`` cells with the reason and
@@ -185,11 +190,12 @@ def benchmark(
         )
 
     cells: list[Cell] = []
+    deferred: list[tuple[int, CellRequest]] = []  # (slot in cells, request) for the executor
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
             for (batch, cell_shapes), spec in itertools.product(shape_sets, scenario_list):
-                if not state.usable:
+                if not state.usable and (executor is None or executor.checks_here):
                     cell = Cell(
                         backend,
                         precision,
@@ -217,10 +223,24 @@ def benchmark(
                         cuda_graph=cuda_graph,
                         scenario=spec,
                     )
+                    if executor is not None:
+                        deferred.append((len(cells), request))
+                        cells.append(Cell(backend, precision, batch, {}, "pending"))
+                        continue
                     cell = _run(request, isolate, cell_timeout_s)
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
+    if deferred:
+        ran = executor.run_cells(
+            [r for _, r in deferred],
+            hardware=hardware,
+            isolate=isolate,
+            timeout_s=cell_timeout_s,
+            on_cell=on_cell,
+        )
+        for (slot, _), cell in zip(deferred, ran, strict=True):
+            cells[slot] = cell
 
     env = fingerprint()
     warnings.extend(validity_warnings(env))
@@ -240,6 +260,7 @@ def benchmark(
             "clock": "host monotonic perf_counter_ns around each iteration",
             "inputs": "data: " + str(data) if data else f"generated, seed {seed}",
             "isolated": isolate,
+            "executor": "local" if executor is None else executor.name,
             "scenarios": [spec.to_json() for spec in scenario_list],
             "io": io,
             "cuda_graph": cuda_graph,
