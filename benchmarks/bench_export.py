@@ -11,14 +11,20 @@ exporter it reports, over ``--repeats`` runs (median, min, max), the time of
 plus the parity split reported by optieval and the file size. The first export in a process
 pays one-off import and registry costs, so an untimed warm-up export runs first.
 
+``--large-gib N`` instead exports one MLP with about N GiB of weights (past ONNX's 2 GB
+per-file limit from 2): the path through external data (``NAME.onnx.data``), the checker by path
+and ONNX Runtime parity, with its time and peak memory.
+
 Usage::
 
     python benchmarks/bench_export.py [--repeats 3] [--exporters dynamo,torchscript]
+    python benchmarks/bench_export.py --large-gib 2.25
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -81,6 +87,53 @@ def resnet18() -> tuple[nn.Module, tuple[torch.Tensor]]:
     return ResNet18().eval(), (torch.randn(2, 3, 224, 224),)
 
 
+class WideMLP(nn.Module):
+    """Square 8192-wide layers: 256 MiB of float32 weights each."""
+
+    def __init__(self, layers: int, width: int = 8192) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(width, width) for _ in range(layers)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return x
+
+
+def large_mlp() -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """The large model's factory. optieval imports this file anew from the spec, so the layer
+    count travels in an environment variable, not a global."""
+    torch.manual_seed(0)
+    layers = int(os.environ.get("OPTIEVAL_BENCH_LARGE_LAYERS", "9"))
+    return WideMLP(layers).eval(), (torch.randn(2, 8192),)
+
+
+def _large(gib: float) -> None:
+    import resource
+
+    layers = max(1, round(gib * 4))
+    os.environ["OPTIEVAL_BENCH_LARGE_LAYERS"] = str(layers)
+    print(
+        f"MLP, {layers} layers 8192x8192, {layers / 4:.2f} GiB of weights, "
+        "input 2x8192, dynamic batch, dynamo exporter"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = export_model(
+            f"{Path(__file__).resolve()}:large_mlp", Path(tmp) / "large.onnx", dynamic=["batch"]
+        )
+        total = time.perf_counter() - started
+        for name in result.files:
+            print(f"  {name}: {(Path(tmp) / name).stat().st_size / 2**20:,.1f} MiB")
+        print(f"  external data: {result.external_data}, parity passed: {result.passed}")
+        print(
+            f"  total {total:.1f} s; "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"  peak resident memory {peak:.1f} GiB")
+
+
 def _torch_only(exporter: str) -> float:
     model, (x,) = resnet18()
     started = time.perf_counter()
@@ -128,7 +181,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--exporters", default="dynamo,torchscript")
+    parser.add_argument("--large-gib", type=float, default=None)
     args = parser.parse_args()
+    if args.large_gib:
+        _large(args.large_gib)
+        return
     exporters = [e.strip() for e in args.exporters.split(",") if e.strip()]
     params = sum(p.numel() for p in resnet18()[0].parameters())
     print(f"ResNet-18 layout, {params / 1e6:.1f} M parameters, input 2x3x224x224, dynamic batch")

@@ -685,7 +685,12 @@ def _publish(stage: Path, output: Path) -> dict[str, str]:
     previous: dict[str, Any] | None = None
     with contextlib.suppress(InputError):
         previous = read_manifest(output)
+    umask = os.umask(0)
+    os.umask(umask)
     for src in staged:
+        # Staged files may be private (0600); a model is as readable as any file written here.
+        with contextlib.suppress(OSError):
+            src.chmod(0o666 & ~umask)
         with atomic_path(output.parent / src.name) as tmp:
             os.replace(src, tmp)
     for stale in (previous or {}).get("files", {}):
