@@ -34,8 +34,15 @@ def _one_line_error(result: object, *needles: str) -> str:
 
 
 def test_export_renders_parity_and_writes_json(tmp_path: Path) -> None:
-    result = _run(f"{ZOO}:tiny_linear_examples", "-o", str(tmp_path / "m.onnx"),
-                  "--dynamic", "batch", "--json", str(tmp_path / "r.json"))  # fmt: skip
+    result = _run(
+        f"{ZOO}:tiny_linear_examples",
+        "-o",
+        str(tmp_path / "m.onnx"),
+        "--dynamic",
+        "batch",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.exit_code == 0, result.output
     assert "parity: onnxruntime CPU vs PyTorch" in result.output and "PASSED" in result.output
     assert "batch=1" in result.output and "x: float32[batchx4]" in result.output
@@ -46,9 +53,23 @@ def test_export_renders_parity_and_writes_json(tmp_path: Path) -> None:
 
 
 def test_export_torchscript_with_inputs_ranges_and_tolerances(tmp_path: Path) -> None:
-    result = _run(f"{ZOO}:tiny_linear", "-o", str(tmp_path / "m.onnx"), "--input", "x:3x4",
-                  "--input-range", "x:-1:1", "--exporter", "torchscript", "--atol", "1e-5",
-                  "--rtol", "1e-4", "--opset", "17")  # fmt: skip
+    result = _run(
+        f"{ZOO}:tiny_linear",
+        "-o",
+        str(tmp_path / "m.onnx"),
+        "--input",
+        "x:3x4",
+        "--input-range",
+        "x:-1:1",
+        "--exporter",
+        "torchscript",
+        "--atol",
+        "1e-5",
+        "--rtol",
+        "1e-4",
+        "--opset",
+        "17",
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "m.onnx.json").read_text())
     assert manifest["opset"] == 17 and manifest["exporter"]["name"] == "torchscript"
@@ -57,8 +78,17 @@ def test_export_torchscript_with_inputs_ranges_and_tolerances(tmp_path: Path) ->
 
 
 def test_parity_failure_exits_1_with_table(tmp_path: Path) -> None:
-    result = _run(f"{ZOO}:shape_branch", "-o", str(tmp_path / "m.onnx"), "--dynamic", "batch",
-                  "--exporter", "torchscript", "--json", str(tmp_path / "r.json"))  # fmt: skip
+    result = _run(
+        f"{ZOO}:shape_branch",
+        "-o",
+        str(tmp_path / "m.onnx"),
+        "--dynamic",
+        "batch",
+        "--exporter",
+        "torchscript",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output
     _one_line_error(result, "parity check failed", "m.onnx")
@@ -80,18 +110,24 @@ def _weights(tmp_path: Path) -> dict[str, Path]:
         ([f"{ZOO}:missing_factory"], ["factory 'missing_factory' not found"]),
         ([f"{ZOO}:not_a_module"], ["not an nn.Module"]),
         ([f"{ZOO}:tiny_linear", "--input", "x:2x7"], ["x: float32[2x7]", "shapes cannot be"]),
-        ([f"{ZOO}:tiny_linear", "--input", "x:2x4", "--checkpoint", "{bad}"],
-         ["checkpoint keys do not match", "missing (1): fc.bias", "unexpected (1): head.bias"]),
-        ([f"{ZOO}:tiny_linear", "--input", "x:2x4", "--checkpoint", "{pickled}"],
-         ["pickled Python objects", "weights_only=True"]),
-        ([f"{ZOO}:custom_op", "--exporter", "torchscript"],
-         ["optieval_test::mystery", "opset", "--exporter dynamo"]),
+        (
+            [f"{ZOO}:tiny_linear", "--input", "x:2x4", "--checkpoint", "{bad}"],
+            ["checkpoint keys do not match", "missing (1): fc.bias", "unexpected (1): head.bias"],
+        ),
+        (
+            [f"{ZOO}:tiny_linear", "--input", "x:2x4", "--checkpoint", "{pickled}"],
+            ["pickled Python objects", "weights_only=True"],
+        ),
+        (
+            [f"{ZOO}:custom_op", "--exporter", "torchscript"],
+            ["optieval_test::mystery", "opset", "--exporter dynamo"],
+        ),
         ([f"{ZOO}:tiny_linear", "--input", "x2x4"], ["--input x2x4", "NAME:SHAPE"]),
         ([f"{ZOO}:tiny_linear", "--input", "x:2x4", "--dynamic", "x:one"], ["--dynamic x:one"]),
         ([f"{ZOO}:tiny_linear", "--exporter", "magic"], ["--exporter", "magic"]),
         ([f"{ZOO}:tiny_linear"], ["without example inputs", "--input"]),
     ],
-)  # fmt: skip
+)
 def test_bad_input_exits_2_with_one_line(
     tmp_path: Path, args: list[str], needles: list[str]
 ) -> None:
