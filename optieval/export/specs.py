@@ -502,7 +502,8 @@ def load_model(
         base_dir: folder that relative paths start at and that goes first on ``sys.path``
             while importing (default: the current folder).
         checkpoint: a state dict to load into the module (``.pt``/``.pth``/``.bin`` through
-            ``torch.load(weights_only=True)``; ``.safetensors`` through safetensors).
+            ``torch.load(weights_only=True)``; ``.safetensors`` through safetensors); a
+            relative path is looked up in the current folder, then in ``base_dir``.
 
     Returns:
         A :class:`LoadedModel`; a module left in training mode is switched to eval, with a
@@ -551,7 +552,10 @@ def load_model(
     ckpt_path: Path | None = None
     ckpt_hash: str | None = None
     if checkpoint is not None:
-        ckpt_path = _resolve_path(str(checkpoint), base)
+        # A command-line path: relative to the current folder, else to the base folder.
+        ckpt_path = Path(checkpoint).expanduser().resolve()
+        if not ckpt_path.is_file() and not Path(checkpoint).is_absolute():
+            ckpt_path = _resolve_path(str(checkpoint), base)
         if program is not None:
             raise InputError(
                 "a .pt2 ExportedProgram carries its weights; --checkpoint does not apply",
