@@ -194,6 +194,14 @@ def bench(
     p99_ms_max: Annotated[
         float | None, typer.Option(help="The p99 budget (ms) of --find-max-qps.")
     ] = None,
+    # -- executors (issue 10) --
+    executor: Annotated[
+        str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
     from optieval.bench.inputs import parse_shape_option
@@ -228,7 +236,7 @@ def bench(
         find_max_qps=find_max_qps,
         p99_ms_max=p99_ms_max,
     )
-    with _progress("bench") as on_cell:
+    with _progress("bench") as on_cell, _executor(executor, ray_address) as cell_executor:
         report = benchmark(
             model,
             backends=backends,
@@ -245,6 +253,7 @@ def bench(
             cuda_graph=cuda_graph,
             on_cell=on_cell,
             scenarios=scenarios,
+            executor=cell_executor,
         )
     comparison = None
     if baseline is not None:
@@ -273,6 +282,19 @@ def bench(
     code = combined_exit_code(codes)
     if code:
         raise typer.Exit(code)
+
+
+def _executor(name: str, ray_address: str | None) -> Any:
+    """A context manager giving the cell executor for ``--executor`` (None for local: the
+    command's own path) and closing it after."""
+    import contextlib
+
+    from optieval.bench.executors import create_executor
+
+    executor = create_executor(name, ray_address=ray_address)
+    if executor.name == "local":
+        return contextlib.nullcontext(None)
+    return executor
 
 
 def _progress(label: str) -> Any:
@@ -317,10 +339,25 @@ def gate(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write report.json's content here.")
     ] = None,
+    # -- executors (issue 10) --
+    executor: Annotated[
+        str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Gate a release: export, build artifacts, bench and compare every target, check every
     budget; write report.json, report.md, junit.xml and report.html; exit 0 only on PASS."""
-    _run_gate(config, out, allow_inconclusive=allow_inconclusive, json_file=json_file)
+    _run_gate(
+        config,
+        out,
+        allow_inconclusive=allow_inconclusive,
+        json_file=json_file,
+        executor=executor,
+        ray_address=ray_address,
+    )
 
 
 @app.command()
@@ -352,6 +389,8 @@ def _run_gate(
     allow_inconclusive: bool,
     json_file: Path | None,
     duration_s: float | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> None:
     from optieval.bench.gate import gate as run_gate
     from optieval.bench.gate_render import evidence_lines, gate_progress, gate_table, verdict_line
@@ -363,6 +402,8 @@ def _run_gate(
             allow_inconclusive=allow_inconclusive,
             duration_s=duration_s,
             progress=progress,
+            executor=executor,
+            ray_address=ray_address,
         )
     for line in report.warnings:
         err_console.print(f"[bold yellow]WARNING:[/] {escape(line)}", highlight=False,

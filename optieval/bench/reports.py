@@ -123,6 +123,10 @@ def render_markdown(report: GateReport) -> str:
     if notes:
         lines += ["", "**Evidence**", ""]
         lines += [f"- {_md(c.name)}: {_md(c.evidence)}" for c in notes]
+    hardware = _hardware_lines(report.cells)
+    if hardware:
+        lines += ["", "**Hardware**", ""]
+        lines += [f"- {_md(line)}" for line in hardware]
     if report.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [f"- {_md(w)}" for w in report.warnings]
@@ -246,8 +250,8 @@ def render_html(report: GateReport) -> str:
     if plots:
         parts.append("<h2>Plots</h2>")
         parts += plots
-    parts.append("<h2>Cells</h2>")
-    parts.append(_cell_table(report.cells))
+    parts.append("<h2>Cells by hardware</h2>")
+    parts += _cells_by_hardware(report.cells)
     if report.artifacts:
         parts.append("<h2>Artifacts</h2>")
         parts.append(_artifact_table(report.artifacts))
@@ -306,6 +310,70 @@ def _cell_table(cells: Sequence[Cell]) -> str:
         )
     rows.append("</tbody></table>")
     return "".join(rows)
+
+
+# -- cells grouped by the hardware they ran on (executors, issue 10) ----------------------------
+
+
+def _machines(cells: Sequence[Cell]) -> list[str]:
+    """Each distinct machine the cells ran on, in words: host, Ray node, GPUs, CPU."""
+    seen: dict[str, None] = {}
+    for cell in cells:
+        machine = cell.machine or {}
+        placement = cell.placement or {}
+        if not machine and not placement:
+            continue
+        parts = [f"host {machine.get('hostname', '?')}"]
+        if placement.get("node_id"):
+            parts.append(f"Ray node {str(placement['node_id'])[:12]}")
+        gpus = [str(g.get("name")) for g in machine.get("gpus") or []]
+        if gpus:
+            parts.append(", ".join(gpus))
+        cpu = machine.get("cpu") or {}
+        if cpu.get("model"):
+            parts.append(f"{cpu['model']} ({cpu.get('usable_cores', '?')} cores)")
+        seen[" · ".join(parts)] = None
+    return list(seen)
+
+
+def _pinning(cells: Sequence[Cell]) -> str:
+    pinned = [c for c in cells if ((c.placement or {}).get("pinning") or {}).get("pinned")]
+    if not pinned:
+        return ""
+    return f"{len(pinned)} of {len(cells)} cells pinned to their cores"
+
+
+def _hardware_lines(cells: Sequence[Cell]) -> list[str]:
+    from optieval.bench.executors import group_by_hardware
+
+    if not any(c.machine or c.placement for c in cells):
+        return []
+    lines = []
+    for label, group in group_by_hardware(cells).items():
+        executor = (group[0].placement or {}).get("executor", "local")
+        extra = [e for e in (_pinning(group),) if e]
+        lines.append(
+            f"{label}: {len(group)} cell{'s' if len(group) != 1 else ''} ({executor}) on "
+            + "; ".join(_machines(group) or ["this machine"])
+            + (f"; {', '.join(extra)}" if extra else "")
+        )
+    return lines
+
+
+def _cells_by_hardware(cells: Sequence[Cell]) -> list[str]:
+    from optieval.bench.executors import group_by_hardware
+
+    groups = group_by_hardware(cells)
+    if len(groups) <= 1 and not any(c.machine or c.placement for c in cells):
+        return [_cell_table(cells)]
+    parts = []
+    for label, group in groups.items():
+        parts.append(f"<h3>{_e(label)}</h3>")
+        lines = [*_machines(group), _pinning(group)]
+        if any(lines):
+            parts.append('<p class="meta">' + "<br>".join(_e(m) for m in lines if m) + "</p>")
+        parts.append(_cell_table(group))
+    return parts
 
 
 def _artifact_table(artifacts: Sequence[dict[str, Any]]) -> str:
