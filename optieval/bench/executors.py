@@ -155,6 +155,9 @@ class Executor:
         """Plain data for reports: the executor and where it runs."""
         return {"executor": self.name}
 
+    def check(self) -> None:
+        """Raise BackendUnavailable (exit 3) now when this executor cannot work at all."""
+
     def close(self) -> None:
         """Release what the executor holds (a Ray connection it opened)."""
 
@@ -175,7 +178,10 @@ def create_executor(name: str = "local", *, ray_address: str | None = None) -> E
 
     Raises:
         InputError: an unknown executor, or ``ray_address`` without ``ray`` (exit 2).
-        BackendUnavailable: ``ray`` is not installed (exit 3, with the install hint).
+
+    ``ray`` is imported on first use, so that bad input is reported (exit 2) before a missing
+    ray package (BackendUnavailable, exit 3, with the install hint; :meth:`Executor.check`
+    raises it at once).
     """
     if name not in EXECUTORS:
         raise InputError(f"unknown executor {name!r}", where="--executor",
@@ -184,7 +190,6 @@ def create_executor(name: str = "local", *, ray_address: str | None = None) -> E
         if ray_address:
             raise InputError("--ray-address needs --executor ray", where="--ray-address")
         return LocalExecutor()
-    require_ray()
     return RayExecutor(ray_address)
 
 
@@ -544,6 +549,10 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()
 
     # connection -------------------------------------------------------------------------------
+    def check(self) -> None:
+        """BackendUnavailable with the install hint when ray is not installed."""
+        require_ray()
+
     def connect(self) -> Any:
         """Connect to the cluster (once) and return the ``ray`` module."""
         with self._lock:

@@ -228,7 +228,10 @@ def gate(
 
     owned = None
     if isinstance(executor, str):
-        owned = executor = create_executor(executor, ray_address=ray_address)
+        owned = create_executor(executor, ray_address=ray_address)
+        load_config(Path(config_path))  # a bad config (exit 2) before a missing executor (3)
+        owned.check()
+        executor = owned
     try:
         return _gate(
             config_path,
