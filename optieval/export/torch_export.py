@@ -44,7 +44,7 @@ from optieval.export.inputs import (
     spec_from_tensor,
 )
 from optieval.export.specs import LoadedModel, flatten_outputs, load_model, one_line
-from optieval.export.verify import ParityReport, run_parity
+from optieval.export.verify import ParityReport, case_sizes, run_parity, specs_at
 from optieval.files import atomic_path, sha256_file
 from optieval.manifest import manifest_path, read_manifest, write_manifest
 from optieval.signature import Signature, signature_from_onnx
@@ -414,6 +414,30 @@ def _program_dims(program: Any, names: Sequence[str]) -> dict[str, dict[int, Dim
                 hint = d.node.hint if isinstance(d.node.hint, int) else 2
                 dims.setdefault(name, {})[axis] = DimInfo(str(d), low, high, int(hint))
     return dims
+
+
+def _check_alternate_sizes(
+    loaded: LoadedModel,
+    specs: Sequence[InputSpec],
+    dims: Mapping[str, Mapping[int, DimInfo]],
+    seed: int,
+) -> None:
+    """Run PyTorch at the second parity size before exporting: a dimension the model itself
+    cannot vary is a bad --dynamic request (exit 2), not a parity failure found later."""
+    if not dims or loaded.exported_program is not None:
+        return
+    sizes = case_sizes(dims)[1]
+    feeds = make_tensors(specs_at(specs, dims, sizes), seed=seed)
+    try:
+        loaded.call(feeds)
+    except Exception as exc:
+        at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise InputError(
+            f"the model fails when the dynamic dimensions change ({at}; {_describe(feeds)}): "
+            f"{one_line(f'{type(exc).__name__}: {exc}', 300)}",
+            where="--dynamic",
+            hint="mark only the dimensions the model accepts at any size",
+        ) from exc
 
 
 def _call_form(
@@ -799,6 +823,7 @@ def export_model(
                 where=spec,
                 hint="check --input shapes and dtypes against the model",
             ) from exc
+        _check_alternate_sizes(loaded, specs, dims, seed)
         out_names = [name for name, _ in flatten_outputs(reference)]
         if not out_names:
             raise InputError("forward returned no tensors", where=spec)

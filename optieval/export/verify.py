@@ -208,6 +208,19 @@ def case_sizes(dims: Mapping[str, Mapping[int, DimInfo]]) -> list[dict[str, int]
     return [first, second]
 
 
+def specs_at(
+    specs: Sequence[InputSpec], dims: Mapping[str, Mapping[int, DimInfo]], sizes: Mapping[str, int]
+) -> list[InputSpec]:
+    """``specs`` with every dynamic axis set to ``sizes[label]``."""
+    out = []
+    for spec in specs:
+        shape = list(spec.shape)
+        for axis, info in dims.get(spec.name, {}).items():
+            shape[axis] = sizes[info.label]
+        out.append(spec.with_shape(shape))
+    return out
+
+
 def run_parity(
     loaded: LoadedModel,
     onnx_path: Path,
@@ -246,15 +259,9 @@ def run_parity(
     cases: list[ParityCase] = []
     try:
         for index, sizes in enumerate(case_sizes(dims)):
-            case_specs = []
-            for spec in specs:
-                shape = list(spec.shape)
-                for axis, info in dims.get(spec.name, {}).items():
-                    shape[axis] = sizes[info.label]
-                case_specs.append(spec.with_shape(shape))
             name = ", ".join(f"{k}={v}" for k, v in sizes.items()) or f"static #{index + 1}"
             case_seed = seed + 1 + index
-            feeds = make_tensors(case_specs, seed=case_seed)
+            feeds = make_tensors(specs_at(specs, dims, sizes), seed=case_seed)
             shapes = {k: list(v.shape) for k, v in feeds.items()}
             try:
                 ref = flatten_outputs(loaded.call(feeds))

@@ -277,6 +277,10 @@ def test_shapes_that_do_not_fit(tmp_path: Path) -> None:
         ({"inputs": ["y:2x4"]}, ["forward has no input 'y'", "x"]),
         ({"inputs": ["x:2x4"], "input_ranges": ["z:0:3"]}, ["--input-range", "no input 'z'"]),
         ({"inputs": ["x:2x4"], "dynamic": ["x:3"]}, ["--dynamic", "no axis 3"]),
+        (
+            {"inputs": ["x:2x4"], "dynamic": ["x:1:feat"]},
+            ["--dynamic", "fails when the dynamic dimensions change (feat=2", "mat1 and mat2"],
+        ),
         ({"exporter": "onnxmagic"}, ["--exporter", "onnxmagic"]),
         ({"opset": 999}, ["--opset", "999"]),
         ({"atol": -1.0}, ["--atol"]),
