@@ -41,10 +41,18 @@ def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; a written file gets the mode a plain open() would give it.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(destination: str | os.PathLike[str], data: bytes) -> None:

@@ -33,3 +33,13 @@ def test_malformed_json_names_file(tmp_path: Path) -> None:
     bad.write_text("{")
     with pytest.raises(InputError, match="bad.json"):
         read_json(bad)
+
+
+def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "m.json"
+    write_json_atomic(target, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
