@@ -646,9 +646,75 @@ def compare_command(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the parity JSON here.")
     ] = None,
+    # --- detection (issue 9): --task detection and its options -------------------------------
+    task: Annotated[
+        str, typer.Option(help="classification (tensor parity) or detection (boxes and mAP).")
+    ] = "classification",
+    boxes_output: Annotated[str | None, typer.Option(help="Detection: the boxes output.")] = None,
+    scores_output: Annotated[str | None, typer.Option(help="Detection: the scores output.")] = None,
+    classes_output: Annotated[
+        str | None, typer.Option(help="Detection: the class-index output (none for raw heads).")
+    ] = None,
+    batch_index_output: Annotated[
+        str | None, typer.Option(help="Detection: each flat detection's image in the batch.")
+    ] = None,
+    num_detections_output: Annotated[
+        str | None, typer.Option(help="Detection: valid detections per image (padded outputs).")
+    ] = None,
+    box_format: Annotated[
+        str, typer.Option(help="Detection: xyxy, xywh or cxcywh[:pixels|:normalized].")
+    ] = "xyxy",
+    gt: Annotated[
+        str | None, typer.Option(help="Detection ground truth (.npz gt_boxes/gt_classes/gt_image "
+                                      "or COCO .json; default: --data when it has gt_boxes).")
+    ] = None,
+    iou: Annotated[float, typer.Option(help="Detection: IoU for a box match.")] = 0.5,
+    score_threshold: Annotated[
+        float, typer.Option(help="Detection: drop detections scoring below this.")
+    ] = 0.05,
+    nms_iou: Annotated[
+        float, typer.Option(help="Detection: class-aware NMS IoU (raw heads).")
+    ] = 0.5,
+    top_k: Annotated[int, typer.Option(help="Detection: keep the top K per image.")] = 100,
+    map_drop_max: Annotated[
+        float | None, typer.Option(help="Detection budget: mAP@0.5:0.95 drop <= D.")
+    ] = None,
+    box_match_min: Annotated[
+        float | None, typer.Option(help="Detection budget: matched reference boxes >= F.")
+    ] = None,
+    mean_iou_min: Annotated[
+        float | None, typer.Option(help="Detection budget: mean IoU of matches >= I.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Detection INT8: node/op type kept in float; repeatable."),
+    ] = None,
 ) -> None:
     """Check accuracy parity of candidates (backend:precision) against a reference."""
     import warnings
+
+    if task == "detection":
+        _compare_detection(
+            model, split_list(candidate, "--candidate"), reference=reference, spec=spec,
+            data=data, gt=gt, calib=calib, samples=samples, batch=batch, seed=seed,
+            threads=threads, localize=localize, auto_exclude=auto_exclude, json_file=json_file,
+            options=dict(boxes=boxes_output, scores=scores_output, classes=classes_output,
+                         batch_index=batch_index_output, num_detections=num_detections_output,
+                         box_format=box_format),
+            post=(score_threshold, nms_iou, top_k), iou=iou, exclude=exclude or [],
+            budget=(map_drop_max, box_match_min, mean_iou_min),
+        )  # fmt: skip
+        return
+    if task != "classification":
+        raise InputError(f"unknown task {task!r}", where="--task",
+                         hint="use classification or detection")  # fmt: skip
+    given = [name for name, value in (
+        ("--boxes-output", boxes_output), ("--scores-output", scores_output),
+        ("--classes-output", classes_output), ("--gt", gt), ("--map-drop-max", map_drop_max),
+        ("--box-match-min", box_match_min), ("--mean-iou-min", mean_iou_min),
+        ("--exclude", exclude)) if value]  # fmt: skip
+    if given:
+        raise InputError(f"{', '.join(given)} need --task detection", where=given[0])
 
     from optieval.bench.parity import compare
     from optieval.bench.parity_render import candidate_lines, candidate_table, report_summary
@@ -672,6 +738,51 @@ def compare_command(
         for line in candidate_lines(result, report.model):
             console.print(line, highlight=False, soft_wrap=True)
     console.print(report_summary(report), highlight=False)
+    write_json_output(json_file, report.to_json())
+    if not report.passed:
+        raise typer.Exit(report.exit_code)
+
+
+# --- compare --task detection (issue 9) ----------------------------------------------------
+
+
+def _compare_detection(
+    model: Path,
+    candidates: list[str],
+    *,
+    options: dict[str, Any],
+    post: tuple[float, float, int],
+    iou: float,
+    budget: tuple[float | None, float | None, float | None],
+    exclude: list[str],
+    json_file: Path | None,
+    **kwargs: Any,
+) -> None:
+    """``compare --task detection``: call compare_detection, render, exit 1 on a broken budget."""
+    from optieval.bench.detection import PostProcess
+    from optieval.bench.detection_compare import DetectionOptions, compare_detection
+    from optieval.bench.detection_render import (
+        detection_lines,
+        detection_summary,
+        detection_table,
+    )
+    from optieval.bench.detection_results import DetectionBudget
+
+    report = compare_detection(
+        model, candidates,
+        options=DetectionOptions(**options, postprocess=PostProcess(*post), match_iou=iou),
+        budget=DetectionBudget(map_drop_max=budget[0], box_match_min=budget[1],
+                               mean_iou_min=budget[2]),
+        exclude=split_list(exclude, "--exclude"), **kwargs,
+    )  # fmt: skip
+    lines = list(report.warnings) + [w for r in report.results for w in r.warnings]
+    for line in dict.fromkeys(lines):
+        err_console.print(f"WARNING: {line}", highlight=False, soft_wrap=True, markup=False)
+    console.print(detection_table(report))
+    for result in report.results:
+        for line in detection_lines(result):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+    console.print(detection_summary(report), highlight=False)
     write_json_output(json_file, report.to_json())
     if not report.passed:
         raise typer.Exit(report.exit_code)

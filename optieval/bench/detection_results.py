@@ -204,6 +204,7 @@ class DetectionParity:
     artifact: str = ""
     warnings: tuple[str, ...] = ()
     localization: Any = None  # optieval.bench.localize.Localization
+    auto_exclude: Any = None  # optieval.bench.localize.AutoExcludeResult
 
     _FLOATS = (
         "box_match",
@@ -260,12 +261,13 @@ class DetectionParity:
         data["artifact"] = self.artifact
         data["warnings"] = list(self.warnings)
         data["localization"] = None if self.localization is None else self.localization.to_json()
+        data["auto_exclude"] = None if self.auto_exclude is None else self.auto_exclude.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DetectionParity:
         """Inverse of :meth:`to_json`."""
-        from optieval.bench.localize import Localization
+        from optieval.bench.localize import AutoExcludeResult, Localization
 
         kwargs: dict[str, Any] = {
             key: int(data[key])
@@ -276,6 +278,7 @@ class DetectionParity:
         for key in cls._INTERVALS:
             kwargs[key] = _iv(data.get(key))
         loc = data.get("localization")
+        auto = data.get("auto_exclude")
         return cls(
             candidate=str(data["candidate"]),
             reference=str(data["reference"]),
@@ -285,6 +288,7 @@ class DetectionParity:
             artifact=str(data.get("artifact", "")),
             warnings=tuple(str(w) for w in data.get("warnings", ())),
             localization=None if loc is None else Localization.from_json(loc),
+            auto_exclude=None if auto is None else AutoExcludeResult.from_json(auto),
             **kwargs,
         )
 

@@ -1,0 +1,44 @@
+"""compare_detection on the shipped detector: both deployed forms agree, INT8 error is localized
+and the head can be kept in float."""
+
+from __future__ import annotations
+
+import json
+
+from optieval.assets import DETECTOR_DATA, DETECTOR_NMS_ONNX, DETECTOR_ONNX
+from optieval.bench.detection_compare import compare_detection
+from optieval.bench.detection_results import DetectionBudget, DetectionReport
+
+
+def test_raw_head_and_nms_in_graph_give_the_same_parity() -> None:
+    raw = compare_detection(DETECTOR_ONNX, ["ort-cpu:fp16"], data=DETECTOR_DATA, samples=32,
+                            resamples=100)  # fmt: skip
+    nms = compare_detection(DETECTOR_NMS_ONNX, ["ort-cpu:fp16"], data=DETECTOR_DATA, samples=32,
+                            resamples=100)  # fmt: skip
+    a, b = raw.results[0], nms.results[0]
+    assert a.reference_detections == b.reference_detections
+    assert a.map_reference == b.map_reference and a.map_reference is not None
+    assert raw.roles.classes is None and nms.roles.batch_index == "batch_index"
+
+
+def test_failing_int8_is_localized_and_auto_excluded() -> None:
+    report = compare_detection(
+        DETECTOR_ONNX, ["ort-cpu:int8"], data=DETECTOR_DATA, samples=64, resamples=100,
+        budget=DetectionBudget(map_drop_max=0.0), auto_exclude=True, max_exclude_rounds=1,
+        localize_samples=8,
+    )  # fmt: skip
+    (result,) = report.results
+    assert not result.passed
+    assert result.localization is not None and result.localization.compared > 0
+    assert result.auto_exclude is not None and result.auto_exclude.excluded
+    again = DetectionReport.from_json(json.loads(json.dumps(report.to_json())))
+    assert again.results[0].auto_exclude == result.auto_exclude
+
+
+def test_exclude_keeps_the_head_in_float() -> None:
+    plain = compare_detection(DETECTOR_ONNX, ["ort-cpu:int8"], data=DETECTOR_DATA, samples=64,
+                              resamples=50)  # fmt: skip
+    head = compare_detection(DETECTOR_ONNX, ["ort-cpu:int8"], data=DETECTOR_DATA, samples=64,
+                             resamples=50, exclude=["/head/Conv"])  # fmt: skip
+    assert plain.results[0].artifact != head.results[0].artifact
+    assert head.results[0].mean_iou is not None and plain.results[0].mean_iou is not None
