@@ -59,7 +59,7 @@ from optieval.bench.parity_metrics import DEFAULT_CONFIDENCE
 from optieval.bench.tolerances import ToleranceSet
 from optieval.errors import InputError
 
-__all__ = ["DetectionOptions", "compare_detection"]
+__all__ = ["DetectionOptions", "DetectionTask", "compare_detection", "parse_task_table"]
 
 
 @dataclass(frozen=True)
@@ -377,3 +377,88 @@ def _localize_and_exclude(
         + ("" if final.map_delta is None else f", mAP delta {final.map_delta:+.4f}")
     )
     return replace(result, auto_exclude=auto)
+
+
+TASK_KEYS = ("kind", "boxes", "scores", "classes", "batch_index", "num_detections", "box_format",
+             "ground_truth", "match_iou", "score_threshold", "nms_iou", "top_k")  # fmt: skip
+"""Keys of a release config's ``[task]`` table (``kind = "detection"``)."""
+
+
+@dataclass(frozen=True)
+class DetectionTask:
+    """A parsed ``[task]`` table: the options of :func:`compare_detection` and the ground truth
+    (an absolute path, or None to use the evaluation data's ``gt_boxes``)."""
+
+    options: DetectionOptions
+    ground_truth: Path | None = None
+
+
+def parse_task_table(
+    table: Mapping[str, Any], *, base: Path, where: str = "task"
+) -> DetectionTask | None:
+    """Validate a release config's ``[task]`` table.
+
+    Args:
+        table: the table (``kind`` = ``"classification"`` or ``"detection"``; the other keys
+            are :data:`TASK_KEYS`, all optional).
+        base: the folder relative paths start from (the config's).
+        where: the key path used in error messages.
+
+    Returns:
+        A :class:`DetectionTask`, or None for ``kind = "classification"``.
+
+    Raises:
+        InputError: an unknown key or kind, a value of the wrong type, an IoU or threshold out of
+            range, a box format that does not parse, a missing ground-truth file (all problems
+            listed once, each with its key path).
+    """
+    problems: list[str] = []
+    unknown = sorted(set(table) - set(TASK_KEYS))
+    problems += [f"{where}.{k}: unknown key (valid: {', '.join(TASK_KEYS)})" for k in unknown]
+    kind = table.get("kind", "detection")
+    if kind not in ("classification", "detection"):
+        problems.append(f"{where}.kind: {kind!r} is not classification or detection")
+    texts = {}
+    for key in ("boxes", "scores", "classes", "batch_index", "num_detections", "box_format",
+                "ground_truth"):  # fmt: skip
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"{where}.{key}: must be a string")
+        texts[key] = value if isinstance(value, str) else None
+    numbers: dict[str, float] = {}
+    for key, default in (("match_iou", DEFAULT_MATCH_IOU), ("score_threshold", 0.05),
+                         ("nms_iou", 0.5), ("top_k", 100)):  # fmt: skip
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{where}.{key}: must be a number")
+            value = default
+        numbers[key] = float(value)
+    gt_path = None
+    if texts["ground_truth"]:
+        gt_path = (base / texts["ground_truth"]).resolve()
+        if not gt_path.is_file():
+            problems.append(f"{where}.ground_truth: {gt_path} not found")
+    options = DetectionOptions(
+        boxes=texts["boxes"],
+        scores=texts["scores"],
+        classes=texts["classes"],
+        batch_index=texts["batch_index"],
+        num_detections=texts["num_detections"],
+        box_format=texts["box_format"] or "xyxy",
+        postprocess=PostProcess(
+            numbers["score_threshold"], numbers["nms_iou"], int(numbers["top_k"])
+        ),
+        match_iou=numbers["match_iou"],
+    )
+    for check in (
+        lambda: parse_box_format(options.box_format, where=f"{where}.box_format"),
+        lambda: check_iou(options.match_iou, where=f"{where}.match_iou"),
+        options.postprocess.validate,
+    ):
+        try:
+            check()
+        except InputError as exc:
+            problems.append(f"{exc.where}: {exc.message}" if exc.where else exc.message)
+    if problems:
+        raise InputError("; ".join(problems), where=where, hint="see the README, Object detection")
+    return None if kind == "classification" else DetectionTask(options, gt_path)

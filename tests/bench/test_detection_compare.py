@@ -42,3 +42,25 @@ def test_exclude_keeps_the_head_in_float() -> None:
                              resamples=50, exclude=["/head/Conv"])  # fmt: skip
     assert plain.results[0].artifact != head.results[0].artifact
     assert head.results[0].mean_iou is not None and plain.results[0].mean_iou is not None
+
+
+def test_task_table_of_the_example_config() -> None:
+    from pathlib import Path
+
+    import pytest
+    import tomllib
+
+    from optieval.bench.detection_compare import parse_task_table
+    from optieval.errors import InputError
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "detection.toml"
+    config = tomllib.loads(example.read_text())
+    task = parse_task_table(config["task"], base=example.parent)
+    assert task is not None and task.ground_truth == DETECTOR_DATA.resolve()
+    assert task.options.boxes == "boxes" and task.options.postprocess.top_k == 100
+    assert parse_task_table({"kind": "classification"}, base=example.parent) is None
+    with pytest.raises(InputError) as info:
+        parse_task_table({"match_iou": 0, "box_format": "yxyx", "boxs": "b"}, base=example.parent)
+    text = str(info.value)
+    assert "task.boxs: unknown key" in text and "task.match_iou" in text
+    assert "task.box_format" in text
