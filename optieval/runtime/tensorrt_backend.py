@@ -383,6 +383,103 @@ def numpy_dtype_name(trt_dtype: Any) -> str:
     return _TRT_TO_NUMPY.get(name, name.lower())
 
 
+# -- outputs whose size depends on the data (NMS, NonZero) ------------------------------------
+
+_MIN_OUTPUT_BYTES = 256
+
+
+def output_capacity(requested: int, current: int) -> int:
+    """Bytes to hold for a data-dependent output that needs ``requested`` bytes while ``current``
+    are held: ``current`` when it is enough, else the next power of two at or above
+    ``requested`` (at least 256). An output that grows from image to image is so reallocated
+    O(log n) times, and an empty output (0 bytes) still gets a real address."""
+    if requested < 0:
+        raise ValueError(f"negative size {requested}")
+    if 0 < current and requested <= current:
+        return current
+    return max(_MIN_OUTPUT_BYTES, 1 << max(0, (requested - 1).bit_length()))
+
+
+@dataclass
+class OutputSlot:
+    """One data-dependent output: its dtype (numpy name), the device bytes held for it and the
+    shape TensorRT reported for the last run (None until ``notify_shape``)."""
+
+    name: str
+    dtype: str
+    capacity: int = 0
+    shape: tuple[int, ...] | None = None
+    reallocations: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the last run's output (0 before any)."""
+        if self.shape is None:
+            return 0
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def check(self, where: str = "tensorrt") -> tuple[int, ...]:
+        """The last shape; BackendFailed when TensorRT reported none or more than was held."""
+        if self.shape is None or any(d < 0 for d in self.shape):
+            raise BackendFailed(
+                f"TensorRT reported no shape for data-dependent output {self.name!r}",
+                where=where,
+            )
+        if self.nbytes > self.capacity:
+            raise BackendFailed(
+                f"output {self.name!r} of shape {self.shape} needs {self.nbytes} bytes but "
+                f"{self.capacity} were allocated",
+                where=where,
+            )
+        return self.shape
+
+
+def make_output_allocator(trt: Any, slot: OutputSlot, device: str) -> Any:
+    """A ``trt.IOutputAllocator`` for one data-dependent output (FACTS.md): TensorRT asks it for
+    memory during the run (``reallocate_output[_async]``, answered from torch's caching allocator
+    on ``device``, grown by :func:`output_capacity`) and tells it the final shape
+    (``notify_shape``); both land in ``slot``. ``allocator.buffer`` is the uint8 torch tensor."""
+    import torch
+
+    class _Allocator(trt.IOutputAllocator):
+        def __init__(self) -> None:
+            trt.IOutputAllocator.__init__(self)
+            self.buffer: Any = None
+
+        def reallocate_output(
+            self, tensor_name: str, memory: int, size: int, alignment: int
+        ) -> int:
+            wanted = output_capacity(int(size), slot.capacity if self.buffer is not None else 0)
+            if self.buffer is None or wanted != slot.capacity:
+                # torch's allocations are 512-byte aligned, beyond any alignment TensorRT asks.
+                self.buffer = torch.empty(wanted, dtype=torch.uint8, device=device)
+                slot.capacity = wanted
+                slot.reallocations += 1
+            return int(self.buffer.data_ptr())
+
+        def reallocate_output_async(
+            self, tensor_name: str, memory: int, size: int, alignment: int, stream: int
+        ) -> int:
+            return self.reallocate_output(tensor_name, memory, size, alignment)
+
+        def notify_shape(self, tensor_name: str, shape: Any) -> None:
+            slot.shape = tuple(int(d) for d in shape)
+
+    return _Allocator()
+
+
+def read_output(buffer: Any, slot: OutputSlot, where: str = "tensorrt") -> np.ndarray:
+    """The last run's output as a host array: the first ``slot.nbytes`` of ``buffer`` (a uint8
+    torch tensor) viewed as ``slot.dtype`` in ``slot.shape``."""
+    import torch
+
+    shape = slot.check(where)
+    if slot.nbytes == 0:
+        return np.zeros(shape, dtype=slot.dtype)
+    data = buffer[: slot.nbytes].view(getattr(torch, slot.dtype)).reshape(shape)
+    return np.asarray(data.cpu().numpy())
+
+
 # ---------------------------------------------------------------------------------------------
 # Hardware paths (need tensorrt and torch.cuda)
 # ---------------------------------------------------------------------------------------------
@@ -752,6 +849,8 @@ class TensorrtBackend(Backend):
         self._context: Any = None
         self._stream: Any = None
         self._buffers: dict[str, Any] = {}
+        # Data-dependent outputs: name -> (OutputSlot, its trt.IOutputAllocator).
+        self._allocators: dict[str, tuple[OutputSlot, Any]] = {}
         self._graphs: dict[tuple[Any, ...], Any] = {}
         self._runtime: Any = None
         self._pending = False
@@ -969,11 +1068,8 @@ class TensorrtBackend(Backend):
             for spec in self.signature.outputs:
                 shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
                 if any(d < 0 for d in shape):
-                    raise BackendFailed(
-                        f"output {spec.name!r} has a data-dependent shape ({shape}); optieval "
-                        "does not run such engines yet (they need an IOutputAllocator)",
-                        where=self.name,
-                    )
+                    self._bind_allocator(spec, device)
+                    continue
                 out = self._buffers.get(spec.name)
                 if out is None or tuple(out.shape) != shape:
                     out = torch.empty(shape, dtype=getattr(torch, spec.dtype), device=device)
@@ -982,6 +1078,40 @@ class TensorrtBackend(Backend):
                 self._context.set_tensor_address(spec.name, out.data_ptr())
         self._stream.synchronize()
         return outputs
+
+    def _bind_allocator(self, spec: TensorSpec, device: str) -> None:
+        """Register an output allocator for a data-dependent output (its size is known only
+        after the run); its memory lives in ``self._allocators``, not ``self._buffers``."""
+        if self.options["cuda_graph"]:
+            raise BackendFailed(
+                f"output {spec.name!r} has a data-dependent size, which a CUDA graph cannot "
+                "capture (TensorRT allocates it during the run)",
+                where=self.name,
+                hint="run without --cuda-graph",
+            )
+        held = self._allocators.get(spec.name)
+        if held is None:
+            slot = OutputSlot(spec.name, spec.dtype)
+            held = (slot, make_output_allocator(_import_trt(), slot, device))
+            self._allocators[spec.name] = held
+        slot, allocator = held
+        slot.shape = None
+        if not self._context.set_output_allocator(spec.name, allocator):
+            raise BackendFailed(
+                f"TensorRT refused an output allocator for {spec.name!r}", where=self.name
+            )
+
+    def _host_outputs(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every output on the host, in the signature's order: bound buffers and the
+        allocator-held (data-dependent) ones."""
+        result: dict[str, np.ndarray] = {}
+        for spec in self.signature.outputs:
+            if spec.name in outputs:
+                result[spec.name] = outputs[spec.name].cpu().numpy()
+            elif spec.name in self._allocators:
+                slot, allocator = self._allocators[spec.name]
+                result[spec.name] = read_output(allocator.buffer, slot, self.name)
+        return result
 
     def _enqueue_fn(self, key: tuple[Any, ...]) -> Callable[[], None]:
         """The call that runs the engine once on the bound buffers (graph replay or enqueue)."""
@@ -1023,7 +1153,7 @@ class TensorrtBackend(Backend):
         enqueue, outputs = self._prepare(feeds)
         enqueue()
         self._stream.synchronize()
-        return {k: v.cpu().numpy() for k, v in outputs.items()}
+        return self._host_outputs(outputs)
 
     def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         """``io="device"``: bind once here; each call enqueues (or replays) and synchronizes.
@@ -1072,11 +1202,12 @@ class TensorrtBackend(Backend):
         enqueue()
         end.record(self._stream)
         end.synchronize()
-        return {k: v.cpu().numpy() for k, v in outputs.items()}, float(start.elapsed_time(end))
+        return self._host_outputs(outputs), float(start.elapsed_time(end))
 
     def _close(self) -> None:
         self._graphs = {}
         self._buffers = {}
+        self._allocators = {}
         self._context = None
         self._engine = None
         self._runtime = None
