@@ -395,7 +395,7 @@ def output_capacity(requested: int, current: int) -> int:
     O(log n) times, and an empty output (0 bytes) still gets a real address."""
     if requested < 0:
         raise ValueError(f"negative size {requested}")
-    if 0 < current and requested <= current:
+    if current > 0 and requested <= current:
         return current
     return max(_MIN_OUTPUT_BYTES, 1 << max(0, (requested - 1).bit_length()))
 
