@@ -169,3 +169,75 @@ def test_without_ray_the_ray_executor_is_exit_3_with_the_install_hint(
     # Bad input still wins (exit 2 before 3).
     bad = runner.invoke(app, ["gate", str(tmp_path / "missing.toml"), "--executor", "ray"])
     assert bad.exit_code == 2
+
+
+class _FakeRay:
+    """Just enough of ``ray`` for RayExecutor.run_cells: one node; ``get`` raises the queued
+    faults first, then returns a measured cell."""
+
+    def __init__(self, faults: list[BaseException]) -> None:
+        self.faults = faults
+        self.submitted: list[dict[str, Any]] = []
+
+    def remote(self, fn: Any) -> Any:
+        fake = self
+
+        class Task:
+            def options(self, **options: Any) -> Any:
+                return self
+
+            def remote(self, job: dict[str, Any]) -> int:
+                fake.submitted.append(job)
+                return len(fake.submitted)
+
+        return Task()
+
+    def put(self, data: bytes) -> str:
+        return "ref"
+
+    def wait(self, refs: list[int], **_: Any) -> tuple[list[int], list[int]]:
+        return refs[:1], refs[1:]
+
+    def get(self, ref: int) -> dict[str, Any]:
+        if self.faults:
+            raise self.faults.pop(0)
+        cell = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]},
+                "status": "ok", "samples": 3}  # fmt: skip
+        outcome = {"schema_version": 1, "status": "ok", "value": {"cell": cell, "pinning": {}}}
+        return {"outcome": outcome, "placement": {"node_id": f"n{ref}"}, "machine": {}}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return [{"NodeID": "n", "Alive": True, "Resources": {"CPU": 2.0}}]
+
+    def cancel(self, ref: int, force: bool = False) -> None:
+        pass
+
+
+def _request(model: Path) -> Any:
+    from optieval.bench.latency import MeasureSettings
+    from optieval.bench.runner import CellRequest
+
+    return CellRequest(str(model), "ort-cpu", "fp32", 1, {"x": (1, 4)}, MeasureSettings(), 1)
+
+
+def test_a_lost_node_is_retried_once_and_the_cell_says_so(mlp_onnx: Path) -> None:
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    executor = RayExecutor()
+    executor._ray = fake = _FakeRay([ray_exceptions.NodeDiedError("node 1 died")])
+    (cell,) = executor.run_cells([_request(mlp_onnx)])
+    assert cell.status == "ok" and len(fake.submitted) == 2
+    assert cell.placement is not None and "node lost" in cell.placement["retried"]
+    assert any("retried once" in note for note in cell.notes)
+
+    fake.faults = [ray_exceptions.NodeDiedError("a"), ray_exceptions.NodeDiedError("b")]
+    (twice,) = executor.run_cells([_request(mlp_onnx)])
+    assert twice.status == "error" and twice.reason and twice.reason.startswith("node lost")
+
+
+def test_a_dead_worker_is_a_failed_cell_never_retried(mlp_onnx: Path) -> None:
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    executor = RayExecutor()
+    executor._ray = fake = _FakeRay([ray_exceptions.WorkerCrashedError()])
+    (cell,) = executor.run_cells([_request(mlp_onnx)])
+    assert cell.status == "error" and cell.reason and "worker died" in cell.reason
+    assert len(fake.submitted) == 1 and cell.placement and cell.placement["retried"] is None
