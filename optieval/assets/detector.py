@@ -27,6 +27,8 @@ def build_model() -> Any:
     from torch import nn
 
     class GridDetector(nn.Module):
+        origin: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.backbone = nn.Sequential(
