@@ -19,6 +19,13 @@ _LAZY = {
     "flatten_outputs": "optieval.export.specs",
     "InputSpec": "optieval.export.inputs",
     "DynamicDim": "optieval.export.inputs",
+    # precision artifacts (issue 4)
+    "convert": "optieval.export.precision",
+    "artifact_for": "optieval.export.precision",
+    "ConversionResult": "optieval.export.precision",
+    "Census": "optieval.export.census",  # the function is optieval.export.census.census
+    "ModelInfo": "optieval.export.inspect",
+    "inspect_model": "optieval.export.inspect",
 }
 
 __all__ = sorted(_LAZY)
