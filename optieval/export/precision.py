@@ -640,6 +640,8 @@ def _cached_artifact(request: _Request, data: Dataset | None = None) -> _Built:
     if calib is not None:
         options = {**options, "calib_samples": calib.num_samples}
     versions = _versions()
+    # Labels do not change calibration: the key covers the inputs only.
+    fingerprint = None if calib is None else Dataset(calib.inputs).fingerprint()
     key = cache_key(
         {
             "kind": ARTIFACT_KIND,
@@ -647,7 +649,7 @@ def _cached_artifact(request: _Request, data: Dataset | None = None) -> _Built:
             "source": _source_hash(source_files),
             "precision": request.precision,
             "options": options,
-            "calibration": None if calib is None else calib.fingerprint(),
+            "calibration": fingerprint,
             "versions": versions,
         }
     )
@@ -691,7 +693,7 @@ def _cached_artifact(request: _Request, data: Dataset | None = None) -> _Built:
             "source": request.calib_label,
             "samples": calib.num_samples,
             "method": request.calib_method,
-            "fingerprint": calib.fingerprint(),
+            "fingerprint": fingerprint,
             "random": request.random,
         },
         "census": found.to_json(),

@@ -315,3 +315,14 @@ def test_ort_cpu_fuses_every_conv_without_cse(tmp_path: Path) -> None:
     assert fused[True] == 5  # every conv runs in int8 kernels (ORT 1.31 on x86 fuses 2 by default)
     assert fused[False] <= fused[True]
     np.testing.assert_allclose(outputs[True], outputs[False], atol=1e-5)
+
+
+def test_corrupt_manifest_in_cache_is_rebuilt_and_labels_do_not_change_the_key(
+    cnn_onnx: Path,
+) -> None:
+    inputs = {"x": calib_array(16, seed=11)}
+    first = artifact_for(cnn_onnx, "int8", calib=Dataset(inputs))
+    assert artifact_for(cnn_onnx, "int8", calib=Dataset(inputs, np.arange(16))) == first
+    first.with_name(first.name + ".json").write_text("{ not json")
+    rebuilt = convert(cnn_onnx, "int8", calib=Dataset(inputs))
+    assert not rebuilt.cached and read_manifest(first) is not None
