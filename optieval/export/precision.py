@@ -885,6 +885,20 @@ def _build_fp16(request: _Request, model: onnx.ModelProto, work: Path, external:
     return out
 
 
+def _pre_process(source: Path, target: Path, external: bool, *, skip_symbolic_shape: bool) -> None:
+    from onnxruntime.quantization import quant_pre_process
+
+    with _quiet_ort_logging():
+        quant_pre_process(
+            str(source),
+            str(target),
+            skip_symbolic_shape=skip_symbolic_shape,
+            save_as_external_data=external,
+            all_tensors_to_one_file=True,
+            external_data_location=target.name + ".data",
+        )
+
+
 class _Reader:
     """Feeds calibration batches to onnxruntime's calibrator (a CalibrationDataReader)."""
 
@@ -939,7 +953,6 @@ def _build_int8(
         CalibrationMethod,
         QuantFormat,
         QuantType,
-        quant_pre_process,
         quantize_static,
     )
 
@@ -947,14 +960,22 @@ def _build_int8(
     named = work / "named.onnx"
     _save(model, named, external)
     pre = work / "pre.onnx"
-    with _quiet_ort_logging():
-        quant_pre_process(
-            str(named),
-            str(pre),
-            save_as_external_data=external,
-            all_tensors_to_one_file=True,
-            external_data_location="pre.onnx.data",
+    try:
+        _pre_process(named, pre, external, skip_symbolic_shape=False)
+    except Exception as first:
+        # ORT's symbolic shape inference asserts on some graphs (e.g. Reshape of a computed
+        # shape); ONNX shape inference and the fusions still apply without it.
+        notes.append(
+            f"symbolic shape inference failed ({type(first).__name__}); pre-processed without it"
         )
+        try:
+            _pre_process(named, pre, external, skip_symbolic_shape=True)
+        except Exception as exc:
+            raise InputError(
+                f"INT8 pre-processing failed ({type(exc).__name__}: {exc})".splitlines()[0],
+                where=str(request.source),
+                hint="try --exclude on the op types named, or simplify the model",
+            ) from exc
     pre_proto = onnx.load(str(pre), load_external_data=False)
     present = {n.name for n in pre_proto.graph.node}
     excluded: list[str] = []

@@ -326,3 +326,23 @@ def test_corrupt_manifest_in_cache_is_rebuilt_and_labels_do_not_change_the_key(
     first.with_name(first.name + ".json").write_text("{ not json")
     rebuilt = convert(cnn_onnx, "int8", calib=Dataset(inputs))
     assert not rebuilt.cached and read_manifest(first) is not None
+
+
+def test_pre_processing_falls_back_without_symbolic_shape_inference(
+    cnn_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optieval.export import precision
+
+    real = precision._pre_process
+    calls: list[bool] = []
+
+    def flaky(source: Path, target: Path, external: bool, *, skip_symbolic_shape: bool) -> None:
+        calls.append(skip_symbolic_shape)
+        if not skip_symbolic_shape:
+            raise AssertionError  # what ORT's symbolic shape inference does on some graphs
+        real(source, target, external, skip_symbolic_shape=True)
+
+    monkeypatch.setattr(precision, "_pre_process", flaky)
+    result = convert(cnn_onnx, "int8", calib=Dataset({"x": calib_array(8, seed=5)}))
+    assert calls == [False, True] and result.census.compute["int8"] == 3
+    assert any("symbolic shape inference failed" in n for n in result.notes)
