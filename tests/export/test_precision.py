@@ -14,6 +14,7 @@ from onnx import numpy_helper
 from optieval.bench.data import Dataset
 from optieval.errors import InputError
 from optieval.export.census import census
+from optieval.export.inspect import inspect_model
 from optieval.export.precision import ConversionResult, artifact_for, convert
 from optieval.manifest import read_manifest
 
@@ -227,6 +228,10 @@ def test_external_data_models(tmp_path: Path) -> None:
         assert manifest is not None and set(manifest["files"]) == expected
         assert result.census.has_precision(precision)
         assert _cos(_run(out, x), ref) > 0.99
+        info = inspect_model(out)
+        sizes = sum(out.with_name(name).stat().st_size for name in manifest["files"])
+        assert info.size_bytes == sizes and info.manifest_kind == "precision-artifact"
+    assert inspect_model(model).external_data == ("ext.onnx.data",)
 
 
 def test_released_result_schema_v1_fixture_still_reads() -> None:
