@@ -149,9 +149,21 @@ class OrtBackend(Backend):
                     "or run `optieval doctor`",
                 )
         providers = self.providers()
+        extra: dict[str, Any] = {}
+        if self.provider == "CPUExecutionProvider" and self.options["precision"] == "int8":
+            from optieval.export.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+
+            # CSE merges the per-consumer Q/DQ pairs back together, which stops ORT's CPU
+            # provider from fusing most convolutions into QLinearConv (benchmarks/README.md:
+            # 1.23x fp32 with it, 0.64x without).
+            extra["disabled_optimizers"] = list(ORT_CPU_INT8_DISABLED_OPTIMIZERS)
+            self.options["disabled_optimizers"] = extra["disabled_optimizers"]
         try:
             self.session = ort.InferenceSession(
-                str(self.model), sess_options=self._session_options(ort), providers=providers
+                str(self.model),
+                sess_options=self._session_options(ort),
+                providers=providers,
+                **extra,
             )
         except Exception as exc:
             raise self._classify_load_error(exc) from exc

@@ -39,6 +39,9 @@ def test_cells_carry_intervals_census_and_flops() -> None:
     assert fp32.artifact["census"]["compute"]["fp32"] > 0
     assert int8.artifact["census"]["compute"]["int8"] > 0
     assert int8.artifact["path"] != fp32.artifact["path"]
+    # ORT's CPU provider fuses int8 Q/DQ convolutions only with CSE off (benchmarks/README.md).
+    assert int8.options["disabled_optimizers"] == ["CommonSubexpressionElimination"]
+    assert "disabled_optimizers" not in fp32.options
     assert report.settings["percentile_method"] == "nearest-rank"
 
 
