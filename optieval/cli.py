@@ -665,8 +665,11 @@ def compare_command(
         str, typer.Option(help="Detection: xyxy, xywh or cxcywh[:pixels|:normalized].")
     ] = "xyxy",
     gt: Annotated[
-        str | None, typer.Option(help="Detection ground truth (.npz gt_boxes/gt_classes/gt_image "
-                                      "or COCO .json; default: --data when it has gt_boxes).")
+        str | None,
+        typer.Option(
+            help="Detection ground truth (.npz gt_boxes/gt_classes/gt_image "
+            "or COCO .json; default: --data when it has gt_boxes)."
+        ),
     ] = None,
     iou: Annotated[float, typer.Option(help="Detection: IoU for a box match.")] = 0.5,
     score_threshold: Annotated[
