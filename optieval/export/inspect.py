@@ -118,6 +118,7 @@ def inspect_model(model: str | os.PathLike[str]) -> ModelInfo:
             "exporter",
             "warnings",
             "parity",
+            "versions",
         )
         provenance = {k: manifest[k] for k in keys if k in manifest}
     return ModelInfo(
@@ -206,11 +207,17 @@ def info_renderables(info: ModelInfo) -> list[RenderableType]:
     provenance = prov.get("provenance")
     if isinstance(provenance, dict):
         for key in ("tool", "created", "spec", "checkpoint"):
-            if key in provenance:
+            if provenance.get(key) is not None:
                 head.add_row(key, escape(str(provenance[key])))
         versions = provenance.get("versions")
         if isinstance(versions, dict):
             head.add_row("versions", escape(", ".join(f"{k} {v}" for k, v in versions.items())))
+    if isinstance(prov.get("versions"), dict):  # export manifests keep versions at the top
+        versions_text = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
+        head.add_row("versions", escape(versions_text))
+    parity = prov.get("parity")
+    if isinstance(parity, dict) and "passed" in parity:
+        head.add_row("export parity", "passed" if parity["passed"] else "[red]FAILED[/]")
     for warning in prov.get("warnings", []) or []:
         head.add_row("[yellow]warning[/]", escape(str(warning)))
     return [head, census_table(info.census)]
