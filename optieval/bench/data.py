@@ -79,6 +79,8 @@ class Dataset:
         if count is not None and count < 1:
             raise InputError(f"batch count {count} must be at least 1", where=self.source)
         n = self.num_samples
+        if n == 0:
+            raise InputError("the data set holds no samples", where=self.source)
         one_pass = -(-n // batch_size)
         if not cycle and count is not None and count > one_pass:
             raise InputError(
@@ -97,7 +99,7 @@ class Dataset:
         start = 0
         while count is None or produced < count:
             if cycle:
-                idx = (np.arange(start, start + batch_size) % n) if n else np.arange(0)
+                idx = np.arange(start, start + batch_size) % n
                 batch = {k: v[idx] for k, v in self.inputs.items()}
                 start = (start + batch_size) % n
             else:

@@ -112,6 +112,8 @@ def test_batches_one_pass_cycle_and_count() -> None:
         data.batches(2, count=4)
     with pytest.raises(InputError, match="at least 1"):
         data.batches(0)
+    with pytest.raises(InputError, match="no samples"):
+        Dataset({"x": _x(0)}).batches(2, cycle=True)
 
 
 def test_subset_and_fingerprint() -> None:
