@@ -134,3 +134,14 @@ def test_released_schema_v1_fixture_still_reads() -> None:
     data = json.loads((FIXTURES / "census_v1.json").read_text())
     found = Census.from_json(data)
     assert found.compute["int8"] == 2 and found.qdq_pairs == 7
+
+
+def test_released_inspect_schema_v1_fixture_still_reads() -> None:
+    from optieval.export.inspect import ModelInfo
+
+    data = json.loads((FIXTURES / "inspect_v1.json").read_text())
+    info = ModelInfo.from_json(data)
+    assert info.census.compute["int8"] == 2 and info.signature.inputs[0].name == "x"
+    assert ModelInfo.from_json(info.to_json()) == info
+    with pytest.raises(InputError, match="schema_version"):
+        ModelInfo.from_json({**data, "schema_version": 0})
