@@ -684,7 +684,7 @@ def _cached_artifact(request: _Request, data: Dataset | None = None) -> _Built:
         "source": {
             "path": str(request.source.resolve()),
             "files": source_files,
-            "sha256": _source_hash(source_files),
+            "sha256": source_files[request.source.name],
         },
         "options": options,
         "calibration": None

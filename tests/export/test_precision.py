@@ -47,7 +47,7 @@ def test_fp16_artifact(cnn_onnx: Path) -> None:
     manifest = read_manifest(out)
     assert manifest is not None and manifest["kind"] == "precision-artifact"
     assert manifest["precision"] == "fp16" and set(manifest["files"]) == {"cnn.fp16.onnx"}
-    assert len(manifest["source"]["sha256"]) == 32 and manifest["census"]["compute"]["fp16"] == 3
+    assert len(manifest["source"]["sha256"]) == 64 and manifest["census"]["compute"]["fp16"] == 3
     assert "Resize" in manifest["options"]["op_block_list"]
 
 
