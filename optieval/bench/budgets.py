@@ -48,6 +48,8 @@ LATENCY_KEYS: dict[str, str] = {
     "cold_start_ms_max": "load or build plus first inference, milliseconds (point)",
     "memory_mb_max": "peak host RSS of the cell in MiB (point)",
     "artifact_mb_max": "size of the artifact the cell ran, MiB (point)",
+    "max_qps_min": "highest Poisson arrival rate whose p99 interval lies under the target's "
+    "p99_ms_max, queries per second (bounded by the rates tried)",
 }
 
 ACCURACY_KEYS: dict[str, str] = {
@@ -244,16 +246,31 @@ class LatencyBudget:
         return self.key in PERCENTILE_KEYS or self.key in ("mean_ms_max", "throughput_min")
 
     def check(self, cell: Any, *, target: str = "") -> Check:
-        """Judge ``cell`` (an :class:`optieval.bench.results.Cell`) against this budget."""
+        """Judge ``cell`` (an :class:`optieval.bench.results.Cell`) against this budget.
+
+        ``max_qps_min`` reads the cell's max-QPS search (INCONCLUSIVE when it has none). A
+        cell whose load generator could not keep its schedule (``issue_lag_ms.valid`` false)
+        makes a percentile, mean or throughput check INCONCLUSIVE, never FAIL: its latencies
+        measure the generator, not the backend."""
         judgement, advice = self._judge(cell)
         error = cell.status != "ok"
-        return Check("latency", target or f"{cell.backend}:{cell.precision}", cell.label,
+        lag = getattr(cell, "issue_lag_ms", None) or {}
+        if not error and self.has_interval and lag.get("valid") is False:
+            judgement = _invalid_run(judgement, lag)
+            advice = "rerun on a quieter machine, or at a lower rate"
+        return Check("latency", target or f"{cell.backend}:{cell.precision}", cell_subject(cell),
                      self.key, judgement, advice, error)  # fmt: skip
 
     def _judge(self, cell: Any) -> tuple[Judgement, str | None]:
         metric, kind, limit = self.metric, self.kind, self.limit
         if cell.status != "ok":
             return failed(metric, kind, limit, f"cell {cell.status}: {cell.reason}"), None
+        if self.key == "max_qps_min":
+            if not getattr(cell, "search", None):
+                return unmeasured(metric, kind, limit, "no max-qps search in this cell"), None
+            from optieval.bench.scenarios import max_qps_from_cell
+
+            return max_qps_from_cell(cell).check(limit), None
         if self.has_interval:
             return self._interval(cell)
         value: float | None
@@ -308,6 +325,40 @@ class LatencyBudget:
             else:
                 advice = samples_to_decide(value, low, high, self.limit, n)
         return judgement, advice
+
+
+def cell_subject(cell: Any) -> str:
+    """A check's subject for a bench cell: its label, followed by its load scenario when that
+    is not the plain single-stream loop (``"ort-cpu:fp32 b1 server qps=50"``)."""
+    kind = getattr(cell, "scenario", None)
+    params = getattr(cell, "scenario_params", None) or {}
+    if kind in (None, "single-stream") and not params.get("idle_ms"):
+        return str(cell.label)
+    parts = [str(cell.label), str(kind)]
+    if params.get("find_max_qps"):
+        parts.append(f"max-qps p99<={params.get('p99_ms_max')}ms")
+    elif kind == "server" and params.get("qps") is not None:
+        parts.append(f"qps={params['qps']:g}")
+    if kind == "concurrency":
+        parts.append(f"n={params.get('concurrency') or 1}")
+    if params.get("idle_ms"):
+        parts.append(f"idle={params['idle_ms']:g}ms")
+    return " ".join(parts)
+
+
+def _invalid_run(judgement: Judgement, lag: Mapping[str, Any]) -> Judgement:
+    from dataclasses import replace
+
+    p99 = lag.get("p99")
+    late = f" (issue lag p99 {p99:.3g} ms)" if isinstance(p99, (int, float)) else ""
+    if lag.get("reason"):
+        late += f", {lag['reason']}"
+    why = (
+        f"the load generator could not keep its schedule{late}: the run is invalid, so "
+        f"{judgement.verdict.value} is not trusted"
+    )
+    return replace(judgement, verdict=Verdict.INCONCLUSIVE,
+                   evidence=f"{judgement.evidence}; {why}")  # fmt: skip
 
 
 # -- accuracy -----------------------------------------------------------------------------------
@@ -452,6 +503,7 @@ __all__ = [
     "Check",
     "LatencyBudget",
     "RegressionBudget",
+    "cell_subject",
     "samples_to_decide",
     "split_key",
 ]

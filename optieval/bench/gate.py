@@ -2,8 +2,11 @@
 
 The pipeline (DESIGN.md, data flow): export the model if the config gives a spec (a model whose
 export parity failed is refused: a FAIL, exit 1), build each precision artifact once, compare
-every target's outputs with the reference's (:func:`optieval.bench.parity.compare`), benchmark
-every target (:func:`optieval.bench.runner.benchmark`, cells isolated by default), check every
+every target's outputs with the reference's (:func:`optieval.bench.parity.compare`; for
+``[task] kind = "detection"``, :func:`optieval.bench.detection_compare.compare_detection`: box
+matching and mAP), benchmark every target (:func:`optieval.bench.runner.benchmark`, cells
+isolated by default, in the target's load scenario; a ``max_qps_min`` budget adds a max-QPS
+search cell per batch), check every
 budget (:mod:`optieval.bench.budgets`), compare with a baseline report when one is given, and
 write the reports (:mod:`optieval.bench.reports`).
 
@@ -395,7 +398,9 @@ class _Run:
         self.progress = progress
         self.warnings: list[str] = []
         self.done = 0
-        self.total = 4 + sum(len(t.batches) for t in config.targets)
+        self.total = 4 + sum(
+            len(t.batches) * (2 if t.search_spec() is not None else 1) for t in config.targets
+        )
         self.total += 1 if config.baseline else 0
 
     def step(self, message: str, *, count: bool = True) -> None:
@@ -499,6 +504,8 @@ class _Run:
         cfg = self.config
         candidates = list(dict.fromkeys(t.label for t in cfg.targets))
         self.step(f"comparing {', '.join(candidates)} with {cfg.reference.label}", count=False)
+        if cfg.task is not None:
+            return self._detection_parity(model, candidates)
         report = compare(
             model,
             candidates,
@@ -514,7 +521,33 @@ class _Run:
         self.step("compared outputs")
         return report
 
+    def _detection_parity(self, model: Path, candidates: list[str]) -> Any:
+        from optieval.bench.detection_compare import compare_detection
+
+        cfg = self.config
+        assert cfg.task is not None
+        if not self.executor.checks_here:
+            self.warnings.append(
+                "detection parity ran on this machine (the executor runs the latency cells only)"
+            )
+        report = compare_detection(
+            model,
+            candidates,
+            options=cfg.task.options,
+            reference=cfg.reference.label,
+            data=cfg.data.evaluation,
+            gt=cfg.task.ground_truth,
+            calib=cfg.data.calibration,
+        )
+        self.warnings.extend(report.warnings)
+        for result in report.results:
+            self.warnings.extend(result.warnings)
+        self.step("compared detections")
+        return report
+
     def accuracy_checks(self, parity: Any) -> list[Check]:
+        if self.config.task is not None:
+            return self._detection_checks(parity)
         checks: list[Check] = []
         for target in self.config.targets:
             if not target.accuracy:
@@ -533,6 +566,47 @@ class _Run:
                     checks.append(
                         budget.check(output, candidate=target.label, samples=result.samples)
                     )
+        return checks
+
+    def _detection_checks(self, parity: Any) -> list[Check]:
+        """Detection budgets on each candidate's :class:`DetectionParity`, judged on their
+        intervals (bootstrap over images) where they have one, else as points."""
+        from optieval.bench.budgets import samples_to_decide, split_key, unmeasured
+        from optieval.bench.detection_results import DETECTION_BUDGET_KEYS, budget_value
+        from optieval.bench.verdict import judge
+
+        checks: list[Check] = []
+        for target in self.config.targets:
+            if not target.accuracy:
+                continue
+            result = parity.result(target.label)
+            for budget in target.accuracy:
+                metric, kind = split_key(budget.key)
+                value, interval = budget_value(result, budget.key)
+                advice = None
+                if value is None:
+                    why = (
+                        "no ground truth"
+                        if budget.key.startswith("map")
+                        else "no matched detections"
+                    )
+                    judgement = unmeasured(metric, kind, budget.limit, why)
+                elif interval is None:
+                    judgement = judge(metric, kind, budget.limit, value=value, basis="point")
+                else:
+                    low, high = interval.low, interval.high
+                    judgement = judge(metric, kind, budget.limit, value=value, low=low,
+                                      high=high, confidence=interval.confidence)  # fmt: skip
+                    if judgement.verdict is Verdict.INCONCLUSIVE:
+                        advice = samples_to_decide(value, interval.low, interval.high,
+                                                   budget.limit, result.images,
+                                                   what="evaluation images")  # fmt: skip
+                judgement = replace(
+                    judgement,
+                    evidence=f"{judgement.evidence} ({DETECTION_BUDGET_KEYS[budget.key]})",
+                )
+                checks.append(Check("accuracy", target.label, f"{target.label} detections",
+                                    budget.key, judgement, advice))  # fmt: skip
         return checks
 
     # -- latency --------------------------------------------------------------------------------
@@ -560,18 +634,35 @@ class _Run:
             cell, cell_checks = self._decide(model, target, cell)
             cells.append(cell)
             checks.extend(cell_checks)
+        search = target.search_spec()
+        budget = target.max_qps_budget
+        if search is not None and budget is not None:
+            duration = self.config.measure.duration_s
+            for cell in self._bench(model, target, target.batches, duration, scenario=search):
+                cells.append(cell)
+                checks.append(budget.check(cell, target=target.label))
         return cells, checks
 
     def _bench(
-        self, model: Path, target: TargetConfig, batches: Iterable[int], duration_s: float
+        self,
+        model: Path,
+        target: TargetConfig,
+        batches: Iterable[int],
+        duration_s: float,
+        *,
+        scenario: Any = None,
     ) -> list[Cell]:
+        """Bench ``target`` at ``batches`` in its own load scenario, or in ``scenario`` (a
+        :class:`optieval.bench.scenarios.ScenarioSpec`, the max-QPS search)."""
         from optieval.bench.runner import benchmark
 
         cfg = self.config
         batches = list(batches)
+        spec = scenario if scenario is not None else target.scenario_spec()
         self.step(
-            f"benchmarking {target.label} batch {', '.join(map(str, batches))} "
-            f"({duration_s:g} s per cell)",
+            f"benchmarking {target.label} batch {', '.join(map(str, batches))}"
+            + ("" if spec is None else f", {spec.label}")
+            + f" ({duration_s:g} s per cell)",
             count=False,
         )
 
@@ -591,6 +682,7 @@ class _Run:
             on_cell=on_cell,
             executor=self.executor,
             hardware=target.hardware,
+            scenarios=None if spec is None else [spec],
         )
         from optieval.bench.environment import validity_warnings
 
@@ -605,11 +697,13 @@ class _Run:
         measure = self.config.measure
         duration = measure.duration_s
         label = target.label
-        checks = [b.check(cell, target=label) for b in target.latency]
+        # max_qps_min is judged on the search cell (_target), not on this one.
+        budgets = tuple(b for b in target.latency if b.key != "max_qps_min")
+        checks = [b.check(cell, target=label) for b in budgets]
         if cell.status != "ok" and not checks:
             # No budget reads this cell, but a crashed cell still decides the exit code (3).
             checks = [_crashed(cell, label)]
-        while cell.status == "ok" and _undecided(target.latency, checks):
+        while cell.status == "ok" and _undecided(budgets, checks):
             if duration >= measure.max_duration_s:
                 break
             duration = min(duration * REMEASURE_FACTOR, measure.max_duration_s)
@@ -620,7 +714,7 @@ class _Run:
                 f"{cell.samples} samples"
             )
             cell = replace(longer, notes=[*longer.notes, note])
-            checks = [b.check(cell, target=label) for b in target.latency]
+            checks = [b.check(cell, target=label) for b in budgets]
         return cell, checks
 
     # -- baseline -------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ Sections (README, "Gate")::
 
     [model]       path = "model.onnx"   or   spec = "pkg.mod:factory" (+ inputs, dynamic,
                   checkpoint)
+    [task]        kind = "classification" | "detection", output roles, box_format,
+                  ground_truth, match_iou, score_threshold, nms_iou, top_k   (optional)
     [data]        calibration, evaluation, labels            (all optional)
     [reference]   backend = "ort-cpu", precision = "fp32"    (optional, these defaults)
     [measure]     warmup_s, warmup_iters, duration_s, min_samples, max_duration_s  (optional)
-    [[target]]    backend, precision, batch (int or list), threads, hardware, latency = {...},
-                  accuracy = {...}                           (at least one)
+    [[target]]    backend, precision, batch (int or list), threads, hardware, scenario, qps,
+                  concurrency, latency = {...}, accuracy = {...}   (at least one)
     [baseline]    report, max_slowdown                       (optional)
 
 Relative paths resolve against the config file's folder. Every problem (unknown key, wrong type,
@@ -25,7 +27,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optieval.bench.budgets import (
     ACCURACY_KEYS,
@@ -35,7 +37,12 @@ from optieval.bench.budgets import (
     AccuracyBudget,
     LatencyBudget,
 )
+from optieval.bench.detection_results import DETECTION_BUDGET_KEYS
 from optieval.errors import InputError
+
+if TYPE_CHECKING:
+    from optieval.bench.detection_compare import DetectionTask
+    from optieval.bench.scenarios import ScenarioSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +52,7 @@ else:  # pragma: no cover
 BACKENDS = ("torch-cpu", "torch-cuda", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
-SECTIONS = ("model", "data", "reference", "measure", "target", "baseline")
+SECTIONS = ("model", "task", "data", "reference", "measure", "target", "baseline")
 MODEL_KEYS = ("path", "spec", "inputs", "dynamic", "checkpoint")
 DATA_KEYS = ("calibration", "evaluation", "labels")
 REFERENCE_KEYS = ("backend", "precision")
@@ -57,7 +64,20 @@ MEASURE_KEYS = (
     "max_duration_s",
     "isolate",
 )
-TARGET_KEYS = ("backend", "precision", "batch", "threads", "hardware", "latency", "accuracy")
+TARGET_KEYS = (
+    "backend",
+    "precision",
+    "batch",
+    "threads",
+    "hardware",
+    "scenario",
+    "qps",
+    "concurrency",
+    "latency",
+    "accuracy",
+)
+TARGET_SCENARIOS = ("single-stream", "server", "concurrency")
+"""Load scenarios a target may carry (:mod:`optieval.bench.scenarios`)."""
 BASELINE_KEYS = ("report", "max_slowdown")
 
 # For the "did you mean" of an unknown key: every key the config knows, with its path.
@@ -69,7 +89,7 @@ _ALL_KEYS: dict[str, tuple[str, ...]] = {
     "measure": MEASURE_KEYS,
     "target": TARGET_KEYS,
     "latency": tuple(LATENCY_KEYS),
-    "accuracy": tuple(ACCURACY_KEYS),
+    "accuracy": (*ACCURACY_KEYS, *DETECTION_BUDGET_KEYS),
     "baseline": BASELINE_KEYS,
 }
 
@@ -152,6 +172,39 @@ class TargetConfig:
     hardware: str | None = None
     """The accelerator type the target is promised for (``"A10G"``): Ray's
     ``accelerator_type:A10G`` resource under ``--executor ray`` (optieval.bench.executors)."""
+    scenario: str | None = None
+    """The load scenario its latency budgets apply to (None: single-stream)."""
+    qps: float | None = None
+    """``scenario = "server"``: the offered rate, queries per second."""
+    concurrency: int | None = None
+    """``scenario = "concurrency"``: requests kept in flight."""
+
+    def scenario_spec(self) -> ScenarioSpec | None:
+        """The :class:`optieval.bench.scenarios.ScenarioSpec` of the latency cells (None for the
+        plain single-stream loop)."""
+        from optieval.bench.scenarios import ScenarioSpec
+
+        if self.scenario in (None, "single-stream"):
+            return None
+        if self.scenario == "server":
+            return ScenarioSpec("server", qps=self.qps).validate()
+        return ScenarioSpec("concurrency", concurrency=self.concurrency or 1).validate()
+
+    @property
+    def max_qps_budget(self) -> LatencyBudget | None:
+        """The ``max_qps_min`` budget, if any."""
+        return next((b for b in self.latency if b.key == "max_qps_min"), None)
+
+    def search_spec(self) -> ScenarioSpec | None:
+        """The max-QPS search that ``max_qps_min`` needs (server scenario, the target's
+        ``p99_ms_max`` as its budget, ``qps`` as its start rate), or None without that key."""
+        from optieval.bench.scenarios import ScenarioSpec
+
+        p99 = next((b.limit for b in self.latency if b.key == "p99_ms_max"), None)
+        if self.max_qps_budget is None or p99 is None:
+            return None
+        start = self.qps if self.scenario == "server" else None
+        return ScenarioSpec("server", qps=start, find_max_qps=True, p99_ms_max=p99).validate()
 
     @property
     def label(self) -> str:
@@ -185,6 +238,9 @@ class GateConfig:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     baseline: BaselineConfig | None = None
+    task: DetectionTask | None = None
+    """``[task] kind = "detection"``: output roles, post-processing, ground truth (None: the
+    model is a classifier, compared tensor-wise)."""
 
     @property
     def base_dir(self) -> Path:
@@ -211,6 +267,7 @@ class GateConfig:
                 "evaluation": self.data.evaluation,
                 "labels": self.data.labels,
             },
+            "task": _task_json(self.task),
             "reference": {"backend": self.reference.backend, "precision": self.reference.precision},
             "measure": {
                 "warmup_s": self.measure.warmup_s,
@@ -227,6 +284,9 @@ class GateConfig:
                     "batch": list(t.batches),
                     "threads": t.threads,
                     "hardware": t.hardware,
+                    "scenario": t.scenario,
+                    "qps": t.qps,
+                    "concurrency": t.concurrency,
                     "latency": {b.key: b.limit for b in t.latency},
                     "accuracy": {b.key: b.limit for b in t.accuracy},
                 }
@@ -236,6 +296,24 @@ class GateConfig:
             if self.baseline is None
             else {"report": str(self.baseline.report), "max_slowdown": self.baseline.max_slowdown},
         }
+
+
+def _task_json(task: DetectionTask | None) -> dict[str, Any]:
+    if task is None:
+        return {"kind": "classification"}
+    o = task.options
+    return {
+        "kind": "detection",
+        "boxes": o.boxes,
+        "scores": o.scores,
+        "classes": o.classes,
+        "batch_index": o.batch_index,
+        "num_detections": o.num_detections,
+        "box_format": o.box_format,
+        "ground_truth": None if task.ground_truth is None else str(task.ground_truth),
+        "match_iou": o.match_iou,
+        "postprocess": o.postprocess.to_json(),
+    }
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -273,13 +351,14 @@ def parse_config(data: Mapping[str, Any], *, source: Path) -> GateConfig:
     v = _Validator(source.parent)
     v.unknown(data, "", SECTIONS)
     model = _model(v, v.table(data, "model", required=True))
+    task = _task(v, v.table(data, "task"))
     data_cfg = _data(v, v.table(data, "data"))
     reference = _reference(v, v.table(data, "reference"))
     measure = _measure(v, v.table(data, "measure"))
-    targets = _targets(v, data.get("target"), data_cfg)
+    targets = _targets(v, data.get("target"), data_cfg, task)
     baseline = _baseline(v, data.get("baseline"))
     v.raise_if_any(str(source))
-    return GateConfig(source, model, tuple(targets), data_cfg, reference, measure, baseline)
+    return GateConfig(source, model, tuple(targets), data_cfg, reference, measure, baseline, task)
 
 
 class _Validator:
@@ -476,6 +555,18 @@ def _model(v: _Validator, table: dict[str, Any]) -> ModelConfig:
     return ModelConfig(path, spec, inputs, dynamic, checkpoint)
 
 
+def _task(v: _Validator, table: dict[str, Any]) -> DetectionTask | None:
+    if not table:
+        return None
+    from optieval.bench.detection_compare import parse_task_table
+
+    try:
+        return parse_task_table(table, base=v.base_dir, where="task")
+    except InputError as exc:
+        v.problems.append(exc.message)
+        return None
+
+
 def _data(v: _Validator, table: dict[str, Any]) -> DataConfig:
     v.unknown(table, "data", DATA_KEYS)
     calibration = v.data_source(table, "calibration", "data")
@@ -549,16 +640,38 @@ _BUDGET_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "flip_rate_max": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
     "accuracy_drop_max": ((lambda x: 0 <= x <= 1), "an accuracy drop lies in [0, 1]"),
     "accuracy_ratio_min": ((lambda x: 0 < x <= 1), "a minimum ratio lies in (0, 1]"),
+    "max_qps_min": ((lambda x: x > 0), "a rate must be positive"),
+    "map_drop_max": ((lambda x: 0 <= x <= 1), "an mAP drop lies in [0, 1]"),
+    "map50_drop_max": ((lambda x: 0 <= x <= 1), "an mAP drop lies in [0, 1]"),
+    "box_match_min": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
+    "mean_iou_min": ((lambda x: 0 <= x <= 1), "an IoU lies in [0, 1]"),
+    "extra_rate_max": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
+    "score_diff_max": ((lambda x: x >= 0), "a score difference cannot be negative"),
 }
 
+GROUND_TRUTH_KEYS = frozenset({"map_drop_max", "map50_drop_max"})
+"""Detection budgets that need ground truth."""
 
-def _budgets(v: _Validator, table: Any, path: str, keys: dict[str, str]) -> list[tuple[str, float]]:
+
+def _budgets(
+    v: _Validator,
+    table: Any,
+    path: str,
+    keys: Mapping[str, str],
+    wrong: Mapping[str, str] | None = None,
+) -> list[tuple[str, float]]:
+    """Budgets of ``keys`` in ``table``; a key of ``wrong`` (key -> why it does not apply)
+    gets that reason instead of "unknown key"."""
     if table is None:
         return []
     if not isinstance(table, dict):
         v.add(path, f"must be a table of budgets ({{ key = number }}), not {_type(table)}")
         return []
-    v.unknown(table, path, tuple(keys))
+    wrong = wrong or {}
+    for key in table:
+        if key in wrong:
+            v.add(f"{path}.{key}", wrong[key])
+    v.unknown({k: x for k, x in table.items() if k not in wrong}, path, tuple(keys))
     out = []
     for key in keys:
         if key not in table:
@@ -570,7 +683,53 @@ def _budgets(v: _Validator, table: Any, path: str, keys: dict[str, str]) -> list
     return out
 
 
-def _targets(v: _Validator, raw: Any, data: DataConfig) -> list[TargetConfig]:
+def _accuracy_keys(task: DetectionTask | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The accuracy keys valid for the task, and the other task's keys with why they are not."""
+    if task is None:
+        why = 'a detection budget: set [task] kind = "detection" for a detector'
+        return dict(ACCURACY_KEYS), {k: why for k in DETECTION_BUDGET_KEYS}
+    why = (
+        "a tensor-wise (classification) budget does not apply to [task] kind = "
+        f'"detection"; use {", ".join(DETECTION_BUDGET_KEYS)}'
+    )
+    return dict(DETECTION_BUDGET_KEYS), {k: why for k in ACCURACY_KEYS}
+
+
+def _has_ground_truth(task: DetectionTask, data: DataConfig) -> bool:
+    if task.ground_truth is not None:
+        return True
+    if data.evaluation is None:
+        return False
+    from optieval.bench.detection import has_ground_truth
+
+    return has_ground_truth(data.evaluation)
+
+
+def _scenario(
+    v: _Validator, table: Mapping[str, Any], path: str
+) -> tuple[str | None, float | None, int | None]:
+    scenario = v.choice(table, "scenario", path, TARGET_SCENARIOS)
+    qps = v.number(table, "qps", path, rule=lambda x: x > 0,
+                   rule_text="a rate must be positive (queries per second)")  # fmt: skip
+    concurrency = (
+        v.integer(table["concurrency"], f"{path}.concurrency", minimum=1)
+        if "concurrency" in table
+        else None
+    )
+    if "qps" in table and scenario != "server":
+        v.add(f"{path}.qps", 'applies to scenario = "server"', 'add scenario = "server"')
+    if "concurrency" in table and scenario != "concurrency":
+        v.add(f"{path}.concurrency", 'applies to scenario = "concurrency"',
+              'add scenario = "concurrency"')  # fmt: skip
+    if scenario == "server" and "qps" not in table:
+        v.add(f"{path}.qps", 'missing: scenario = "server" needs an offered rate',
+              "qps = 100 (queries per second)")  # fmt: skip
+    return scenario, qps, concurrency
+
+
+def _targets(
+    v: _Validator, raw: Any, data: DataConfig, task: DetectionTask | None = None
+) -> list[TargetConfig]:
     if raw is None:
         v.add("target", "no [[target]]: give at least one backend and precision to gate")
         return []
@@ -599,13 +758,25 @@ def _targets(v: _Validator, raw: Any, data: DataConfig) -> list[TargetConfig]:
             else None
         )
         hardware = v.string(table, "hardware", path)
+        scenario, qps, concurrency = _scenario(v, table, path)
         latency = _budgets(v, table.get("latency"), f"{path}.latency", LATENCY_KEYS)
-        accuracy = _budgets(v, table.get("accuracy"), f"{path}.accuracy", ACCURACY_KEYS)
+        if any(k == "max_qps_min" for k, _ in latency) and not any(
+            k == "p99_ms_max" for k, _ in latency
+        ):
+            v.add(f"{path}.latency.max_qps_min", "needs p99_ms_max in the same target",
+                  "the max-qps search looks for the highest rate whose p99 is under "
+                  "p99_ms_max")  # fmt: skip
+        valid, wrong = _accuracy_keys(task)
+        accuracy = _budgets(v, table.get("accuracy"), f"{path}.accuracy", valid, wrong)
         for key, _ in accuracy:
             if key in LABEL_KEYS and data.labels is None:
                 v.add(
                     f"{path}.accuracy.{key}", "needs labels", "set data.evaluation and data.labels"
                 )
+            if key in GROUND_TRUTH_KEYS and task is not None and not _has_ground_truth(task, data):
+                v.add(f"{path}.accuracy.{key}", "needs ground truth",
+                      "set task.ground_truth, or give data.evaluation as an .npz holding "
+                      "gt_boxes, gt_classes and gt_image")  # fmt: skip
         if backend is None:
             continue
         if (backend, precision) in seen:
@@ -622,6 +793,9 @@ def _targets(v: _Validator, raw: Any, data: DataConfig) -> list[TargetConfig]:
                 latency=tuple(LatencyBudget(k, x) for k, x in latency),
                 accuracy=tuple(AccuracyBudget(k, x) for k, x in accuracy),
                 hardware=hardware,
+                scenario=scenario,
+                qps=qps,
+                concurrency=concurrency,
             )
         )
     return targets
@@ -671,4 +845,4 @@ __all__ = [
 ]
 
 # Every budget key is known to the config's suggestions (kept in one place, checked here).
-assert set(_BUDGET_RULES) == set(LATENCY_KEYS) | set(ACCURACY_KEYS)
+assert set(_BUDGET_RULES) == set(LATENCY_KEYS) | set(ACCURACY_KEYS) | set(DETECTION_BUDGET_KEYS)
