@@ -415,9 +415,11 @@ def _env_list(env: dict[str, Any]) -> str:
 
 
 def _plots(report: GateReport) -> list[str]:
+    from optieval.bench.budgets import cell_subject
+
     out = []
     budgets = _latency_budgets(report.checks)
-    histograms = [_histogram(c, budgets.get(c.label)) for c in report.cells if _ok(c)]
+    histograms = [_histogram(c, budgets.get(cell_subject(c))) for c in report.cells if _ok(c)]
     if histograms:
         out.append("<h3>Latency distribution per cell</h3>")
         out.append('<div class="plots">' + "".join(histograms) + "</div>")
