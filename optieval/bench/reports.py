@@ -427,6 +427,11 @@ def _plots(report: GateReport) -> list[str]:
     if by_batch:
         out.append("<h3>Latency against batch</h3>")
         out.append(by_batch)
+    plotted = [_p99_vs_rate(c) for c in report.cells if c.status == "ok" and c.search]
+    searches = [svg for svg in plotted if svg]
+    if searches:
+        out.append("<h3>p99 against offered rate (max-QPS search)</h3>")
+        out.extend(searches)
     scatter = _accuracy_vs_latency(report)
     if scatter:
         out.append("<h3>Accuracy against latency, per precision</h3>")
@@ -631,6 +636,81 @@ def _latency_vs_batch(cells: Sequence[Cell]) -> str | None:
         f"<figure>{''.join(parts)}<figcaption>Bars on the p99 points: the 95% interval."
         "</figcaption></figure>"
     )
+
+
+def _p99_vs_rate(cell: Cell) -> str | None:
+    """The rates a max-QPS search tried: p99 (with its interval) against offered rate, the p99
+    budget as a dashed line and the answer marked."""
+    search = cell.search or {}
+    budget = search.get("p99_ms_max")
+    trials = [
+        t
+        for t in search.get("tried") or []
+        if isinstance(t.get("qps"), (int, float)) and isinstance(t.get("p99_ms"), (int, float))
+    ]
+    if not trials or not isinstance(budget, (int, float)):
+        return None
+    trials.sort(key=lambda t: t["qps"])
+    width, height, left, right, top, bottom = 560, 260, 56, 150, 20, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    highs = [(t.get("p99_ci95_ms") or [None, None])[1] for t in trials]
+    ys = [t["p99_ms"] for t in trials] + [h for h in highs if isinstance(h, (int, float))]
+    # Overloaded rates can be far over the budget: the axis stops at 3x the budget.
+    y_hi = min(max([*ys, budget]) * 1.1, budget * 3.0)
+    x_hi = max(t["qps"] for t in trials) * 1.1
+
+    def px(v: float) -> float:
+        return left + v / x_hi * plot_w
+
+    def py(v: float) -> float:
+        return top + plot_h - min(v, y_hi) / y_hi * plot_h
+
+    title = f"p99 against offered rate for {cell.label}"
+    parts = [_svg_open(width, height, title)]
+    parts += _y_axis(left, top, plot_h, 0.0, y_hi, "p99, ms")
+    parts += _x_axis(left, top + plot_h, plot_w, 0.0, x_hi, "offered rate, queries/s")
+    parts.append(
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{py(budget):.1f}" y2="{py(budget):.1f}" '
+        'stroke="#cf222e" stroke-dasharray="5 3"/>'
+        f'<text x="{left + plot_w - 2}" y="{py(budget) - 3:.1f}" font-size="9" '
+        f'text-anchor="end" fill="#cf222e">budget p99 {_e(_fmt(budget))} ms</text>'
+    )
+    path = " ".join(f"{px(t['qps']):.1f},{py(t['p99_ms']):.1f}" for t in trials)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#59636e" stroke-width="1"/>')
+    for t, high in zip(trials, highs, strict=True):
+        colour = _COLOURS.get(str(t.get("verdict")), "#59636e")
+        low = (t.get("p99_ci95_ms") or [None, None])[0]
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            parts.append(
+                f'<line x1="{px(t["qps"]):.1f}" x2="{px(t["qps"]):.1f}" y1="{py(low):.1f}" '
+                f'y2="{py(high):.1f}" stroke="{colour}" stroke-width="3" opacity="0.5"/>'
+            )
+        parts.append(
+            f'<circle cx="{px(t["qps"]):.1f}" cy="{py(t["p99_ms"]):.1f}" r="4" fill="{colour}">'
+            f"<title>{_e(_fmt(t['qps']))} qps: p99 {_e(_fmt(t['p99_ms']))} ms, "
+            f"{_e(t.get('verdict'))}</title></circle>"
+        )
+    answer = search.get("answer_qps")
+    if isinstance(answer, (int, float)):
+        parts.append(
+            f'<line x1="{px(answer):.1f}" x2="{px(answer):.1f}" y1="{top}" '
+            f'y2="{top + plot_h}" stroke="#1a7f37" stroke-dasharray="2 3"/>'
+            f'<text x="{px(answer) + 3:.1f}" y="{top + 9}" font-size="9" fill="#1a7f37">'
+            f"answer {_e(_fmt(answer))} qps</text>"
+        )
+    for i, (verdict, colour) in enumerate(_COLOURS.items()):
+        ly = top + 12 + 16 * i
+        parts.append(
+            f'<circle cx="{left + plot_w + 16}" cy="{ly - 4}" r="5" fill="{colour}"/>'
+            f'<text x="{left + plot_w + 26}" y="{ly}" font-size="11">{verdict}</text>'
+        )
+    parts.append("</svg>")
+    caption = (
+        f"{cell.label}: each rate the search tried, its p99 with the 95% interval (bars), the "
+        "p99 budget (dashed) and the answer, the highest rate whose whole interval lies under "
+        "the budget."
+    )
+    return f"<figure>{''.join(parts)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
 def _accuracy_vs_latency(report: GateReport) -> str | None:

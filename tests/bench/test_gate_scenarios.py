@@ -196,3 +196,24 @@ def test_max_qps_min_passes_below_the_answer_and_fails_far_above_it(
         search = [c for c in report.cells if c.search]
         assert len(search) == 1 and search[0].search is not None
         assert search[0].search["tried"], search[0].search
+        assert "p99 against offered rate" in (tmp_path / name / "out" / "report.html").read_text()
+
+
+def test_html_plots_p99_against_offered_rate_with_the_budget_line() -> None:
+    from xml.etree import ElementTree
+
+    from optieval.bench.reports import _p99_vs_rate
+
+    tried = [
+        {"qps": 100.0, "verdict": "PASS", "p99_ms": 4.0, "p99_ci95_ms": [3.0, 5.0]},
+        {"qps": 400.0, "verdict": "FAIL", "p99_ms": 90.0, "p99_ci95_ms": [60.0, 120.0]},
+        {"qps": 200.0, "verdict": "INCONCLUSIVE", "p99_ms": 9.0, "p99_ci95_ms": None},
+    ]
+    search = {"p99_ms_max": 10.0, "answer_qps": 100.0, "tried": tried}
+    html = _p99_vs_rate(_server_cell(search=search))
+    assert html is not None
+    svg = ElementTree.fromstring(html.split("<figcaption>")[0].removeprefix("<figure>"))
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "budget p99 10 ms" in texts and "answer 100 qps" in texts
+    assert len(list(svg.iter("{http://www.w3.org/2000/svg}circle"))) == 3 + 3  # trials + legend
+    assert _p99_vs_rate(_server_cell(search={"p99_ms_max": 10.0, "tried": []})) is None
