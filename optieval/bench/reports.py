@@ -427,6 +427,10 @@ def _plots(report: GateReport) -> list[str]:
     if by_batch:
         out.append("<h3>Latency against batch</h3>")
         out.append(by_batch)
+    load_curve = latency_vs_throughput(report.cells)
+    if load_curve:
+        out.append("<h3>Latency against throughput (load scenarios)</h3>")
+        out.append(load_curve)
     plotted = [_p99_vs_rate(c) for c in report.cells if c.status == "ok" and c.search]
     searches = [svg for svg in plotted if svg]
     if searches:
@@ -709,6 +713,68 @@ def _p99_vs_rate(cell: Cell) -> str | None:
         f"{cell.label}: each rate the search tried, its p99 with the 95% interval (bars), the "
         "p99 budget (dashed) and the answer, the highest rate whose whole interval lies under "
         "the budget."
+    )
+    return f"<figure>{''.join(parts)}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def latency_vs_throughput(cells: Sequence[Cell]) -> str | None:
+    """p99 latency against achieved throughput for the cells of load scenarios (concurrency,
+    server, offline), one line per backend:precision:batch in order of throughput: the curve a
+    service owner reads to pick an operating point."""
+    curves: dict[str, list[tuple[float, float, str]]] = {}
+    for cell in cells:
+        items = (cell.throughput or {}).get("items_per_s")
+        if not _ok(cell) or cell.scenario in (None, "single-stream") or not items:
+            continue
+        params = cell.scenario_params or {}
+        point = next(
+            (
+                f"{k}={params[k]}"
+                for k in ("concurrency", "qps", "streams")
+                if params.get(k) is not None
+            ),
+            str(cell.scenario),
+        )
+        curves.setdefault(cell.label, []).append(
+            (float(items), float((cell.latency_ms or {})["p99"]), point)
+        )
+    if not curves:
+        return None
+    width, height, left, right, top, bottom = 560, 260, 56, 170, 20, 34
+    xs = [x for pts in curves.values() for x, _, _ in pts]
+    ys = [y for pts in curves.values() for _, y, _ in pts]
+    x_hi, y_hi = max(xs) * 1.1, max(ys) * 1.15
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def px(v: float) -> float:
+        return left + v / x_hi * plot_w
+
+    def py(v: float) -> float:
+        return top + plot_h - v / y_hi * plot_h
+
+    parts = [_svg_open(width, height, "p99 latency against throughput")]
+    parts += _y_axis(left, top, plot_h, 0.0, y_hi, "p99 ms")
+    parts += _x_axis(left, top + plot_h, plot_w, 0.0, x_hi, "throughput, items/s")
+    for i, (label, points) in enumerate(sorted(curves.items())):
+        points.sort()
+        colour = _PRECISION_COLOURS.get(label.split(":")[1].split(" ")[0], "#59636e")
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}"/>')
+        for x, y, point in points:
+            parts.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}">'
+                f"<title>{_e(label)} {_e(point)}: {_e(_fmt(x))} items/s, p99 {_e(_fmt(y))} ms"
+                "</title></circle>"
+            )
+        ly = top + 12 + 16 * i
+        parts.append(
+            f'<circle cx="{left + plot_w + 16}" cy="{ly - 4}" r="5" fill="{colour}"/>'
+            f'<text x="{left + plot_w + 26}" y="{ly}" font-size="11">{_e(label)}</text>'
+        )
+    parts.append("</svg>")
+    caption = (
+        "p99 latency against achieved throughput, one point per concurrency, rate or stream "
+        "count (hover a point for its setting)."
     )
     return f"<figure>{''.join(parts)}<figcaption>{_e(caption)}</figcaption></figure>"
 
