@@ -22,6 +22,7 @@ import numpy as np
 
 from optieval.bench.parity_metrics import tensor_metrics, tolerance_violations
 from optieval.bench.tolerances import Tolerance, ToleranceSet
+from optieval.export.census import node_names
 
 SEE_THROUGH = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 DEFAULT_MAX_NODES = 5
@@ -171,22 +172,6 @@ class AutoExcludeResult:
         )
 
 
-def _node_labels(model: Any) -> list[str]:
-    """Node names, unnamed nodes named ``OpType_index`` the way the precision step names them
-    before quantizing (so that the label can be passed to ``--exclude``)."""
-    taken = {n.name for n in model.graph.node if n.name}
-    labels = []
-    for index, node in enumerate(model.graph.node):
-        name = str(node.name)
-        if not name:
-            name = f"{node.op_type}_{index}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-        labels.append(name)
-    return labels
-
-
 def expose_intermediates(model: Any, *, skip_ops: Iterable[str] = ("QuantizeLinear",)) -> Any:
     """Return a copy of ``model`` (an ``onnx.ModelProto``) with every top-level node output added
     as a graph output (outputs of ``skip_ops`` nodes, integer tensors, are left out)."""
@@ -287,7 +272,7 @@ def localize_models(
     breaking: list[str] = []
     compared = unmatched = 0
     generic: Tolerance = tolerances.for_output("\0intermediate")
-    for label, node in zip(_node_labels(reference), reference.graph.node, strict=True):
+    for label, node in zip(node_names(reference), reference.graph.node, strict=True):
         inputs_bad = any(bad.get(i, False) for i in node.input if i and i not in initializers)
         for tensor in node.output:
             if not tensor or tensor not in ref_values:
@@ -323,7 +308,7 @@ def localize_models(
                 breaking.append(label)
     first = tuple(breaking[:max_nodes])
     # Q/DQ/Cast nodes are not quantizable compute: only the rest can be excluded.
-    ops = dict(zip(_node_labels(reference), (n.op_type for n in reference.graph.node), strict=True))
+    ops = dict(zip(node_names(reference), (n.op_type for n in reference.graph.node), strict=True))
     exclude = tuple(name for name in first if ops.get(name) not in SEE_THROUGH)
     samples = int(sum(int(np.shape(next(iter(b.values())))[0]) for b in batches if b))
     return Localization(first, exclude, tuple(nodes), compared, unmatched, samples)
@@ -332,7 +317,7 @@ def localize_models(
 def producers_of(model: Any, labels: Sequence[str]) -> list[str]:
     """Names of the nodes (not Q/DQ/Cast) that produce the float inputs of the nodes called
     ``labels`` in ``model`` (an ``onnx.ModelProto``), in topological order."""
-    names = _node_labels(model)
+    names = node_names(model)
     producer = {o: i for i, n in enumerate(model.graph.node) for o in n.output}
     wanted = set(labels)
     found: list[str] = []

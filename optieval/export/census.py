@@ -287,3 +287,23 @@ def _forward_type(node: onnx.NodeProto, types: dict[str, int]) -> int | None:
         if name in types:
             return types[name]
     return None
+
+
+def node_names(model: onnx.ModelProto) -> list[str]:
+    """Every node's name, unnamed nodes called ``OpType_index`` (made unique).
+
+    The one naming rule for nodes that carry no name: the precision step's ``--exclude`` and
+    the quantizer work by these names, and parity's localization reports nodes by them, so a
+    localized node can be excluded as it is printed.
+    """
+    taken = {n.name for n in model.graph.node if n.name}
+    names = []
+    for index, node in enumerate(model.graph.node):
+        name = str(node.name)
+        if not name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        names.append(name)
+    return names

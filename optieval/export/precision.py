@@ -42,7 +42,7 @@ import onnx
 from optieval.bench.data import Dataset, load_dataset
 from optieval.cache import cache_dir, cache_key
 from optieval.errors import InputError
-from optieval.export.census import Census, census
+from optieval.export.census import Census, census, node_names
 from optieval.files import atomic_path, sha256_file
 from optieval.manifest import manifest_path, read_manifest, write_manifest
 from optieval.signature import Signature, load_onnx, signature_from_onnx
@@ -467,7 +467,7 @@ class _Request:
             )
 
     def _check_exclude(self) -> None:
-        names = set(_node_names(self.proto))
+        names = set(node_names(self.proto))
         ops = {n.op_type for n in self.proto.graph.node}
         unknown = [e for e in self.exclude if e not in names and e not in ops]
         if unknown:
@@ -535,7 +535,7 @@ class _Request:
     def _is_op(self, entry: str) -> bool:
         """True when ``entry`` is an op type of the model and not also a node name."""
         return any(n.op_type == entry for n in self.proto.graph.node) and (
-            entry not in _node_names(self.proto)
+            entry not in node_names(self.proto)
         )
 
 
@@ -811,25 +811,9 @@ def _publish(artifact: Path, manifest: dict[str, Any], destination: Path) -> dic
 # -- building -------------------------------------------------------------------------------------
 
 
-def _node_names(proto: onnx.ModelProto) -> list[str]:
-    """Every node's name, unnamed nodes called ``OpType_index`` (unique): exclusion and the
-    quantizer work by node name, and parity's localization labels nodes the same way."""
-    taken = {n.name for n in proto.graph.node if n.name}
-    names = []
-    for index, node in enumerate(proto.graph.node):
-        name = str(node.name)
-        if not name:
-            name = f"{node.op_type}_{index}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-        names.append(name)
-    return names
-
-
 def _named(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Give unnamed nodes the names :func:`_node_names` gives them."""
-    for node, name in zip(proto.graph.node, _node_names(proto), strict=True):
+    for node, name in zip(proto.graph.node, node_names(proto), strict=True):
         node.name = name
     return proto
 
