@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,9 @@ from torch import nn
 from optieval.bench.environment import fingerprint
 from optieval.bench.latency import MeasureSettings, measure
 from optieval.runtime.ort import OrtCpuBackend
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared resnet module
+from resnet import ResNet18
 
 
 def tiny_model(folder: Path) -> Path:
@@ -44,38 +48,9 @@ def tiny_model(folder: Path) -> Path:
     return path
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.down = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.b1(self.c1(x)))
-        return torch.relu(self.b2(self.c2(y)) + self.down(x))
-
-
 def resnet18_like(folder: Path) -> Path:
-    """ResNet-18's layer layout (64-128-256-512, two blocks each) at 112x112 input."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(3, 2, 1),
-    ]
-    cin = 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)]
-    model = nn.Sequential(*layers).eval()
+    """ResNet-18's layout at 112x112 input."""
+    model = ResNet18().eval()
     path = folder / "resnet18.onnx"
     torch.onnx.export(
         model,
