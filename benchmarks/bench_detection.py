@@ -24,8 +24,8 @@ from bench_precision import cpu_summary
 
 import optieval
 from optieval.assets import DETECTOR_DATA, DETECTOR_NMS_ONNX, DETECTOR_ONNX
-from optieval.bench.detection_compare import compare_detection
 from optieval.bench.latency import MeasureSettings
+from optieval.detection.compare import compare_detection
 
 
 def latency(threads: int, duration: float) -> None:

@@ -125,8 +125,8 @@ def main() -> None:
 
     import ray
 
-    from optieval.bench.executors import RayExecutor
-    from optieval.bench.gate import gate
+    from optieval.execution.executors import RayExecutor
+    from optieval.release.run import gate
 
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     walls: dict[str, list[float]] = {"local": [], "ray": []}

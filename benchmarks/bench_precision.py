@@ -36,7 +36,7 @@ import optieval
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared resnet module
 from resnet import ResNet18
 
-from optieval.bench.data import Dataset
+from optieval.core.data import Dataset
 
 
 def cpu_summary() -> dict[str, str]:

@@ -26,8 +26,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from optieval.bench.environment import fingerprint
 from optieval.bench.latency import MeasureSettings, measure
+from optieval.core.environment import fingerprint
 from optieval.runtime.ort import OrtCpuBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared resnet module

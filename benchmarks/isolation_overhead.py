@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optieval.runtime.isolation import infer_cell, run_isolated
+from optieval.execution.isolation import infer_cell, run_isolated
 from tests.conftest import make_onnx_mlp
 
 
@@ -33,7 +33,9 @@ def main() -> None:
             infer_cell(payload)
             inproc.append(time.perf_counter() - start)
             start = time.perf_counter()
-            outcome = run_isolated("optieval.runtime.isolation:infer_cell", payload, timeout_s=120)
+            outcome = run_isolated(
+                "optieval.execution.isolation:infer_cell", payload, timeout_s=120
+            )
             isolated.append(time.perf_counter() - start)
             assert outcome.ok, outcome
         a, b = statistics.median(inproc) * 1e3, statistics.median(isolated) * 1e3

@@ -22,7 +22,7 @@ import numpy as np
 
 
 def coverage(sims: int = 4000, seed: int = 0) -> None:
-    from optieval.bench.parity_metrics import (
+    from optieval.parity.metrics import (
         paired_difference_interval,
         paired_ratio_interval,
         wilson_interval,
@@ -84,11 +84,11 @@ def _mlp(
 def cost(repeats: int = 5) -> None:
     import onnx
 
-    from optieval.bench.localize import localize_models
-    from optieval.bench.parity import compare
-    from optieval.bench.parity_results import compare_outputs
-    from optieval.bench.tolerances import ToleranceSet
-    from optieval.export.precision import artifact_for
+    from optieval.parity.comparison import compare
+    from optieval.parity.localize import localize_models
+    from optieval.parity.results import compare_outputs
+    from optieval.parity.tolerances import ToleranceSet
+    from optieval.precision.artifacts import artifact_for
 
     folder = Path(tempfile.mkdtemp())
     os.environ.setdefault("OPTIEVAL_CACHE", str(folder / "cache"))

@@ -20,20 +20,20 @@ __version__ = "0.1.0"
 
 _API = {
     "export_model": "optieval.export.torch_export",
-    "convert": "optieval.export.precision",
+    "convert": "optieval.precision.artifacts",
     "benchmark": "optieval.bench.runner",
-    "compare": "optieval.bench.parity",
-    "gate": "optieval.bench.gate",
+    "compare": "optieval.parity.comparison",
+    "gate": "optieval.release.run",
 }
 
 __all__ = ["__version__", "benchmark", "compare", "convert", "export_model", "gate"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.bench.gate import gate
-    from optieval.bench.parity import compare
     from optieval.bench.runner import benchmark
-    from optieval.export.precision import convert
     from optieval.export.torch_export import export_model
+    from optieval.parity.comparison import compare
+    from optieval.precision.artifacts import convert
+    from optieval.release.run import gate
 
 
 def __getattr__(name: str) -> Any:

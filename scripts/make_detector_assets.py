@@ -22,7 +22,7 @@ import torch
 
 from optieval.assets import DETECTOR_DATA, DETECTOR_NMS_ONNX, DETECTOR_ONNX, DETECTOR_WEIGHTS
 from optieval.assets.detector import CLASSES, IMAGE_SIZE, STRIDE, build_model
-from optieval.export.nms import NmsSettings, append_nms
+from optieval.detection.nms import NmsSettings, append_nms
 
 SEED = 0
 TRAIN_IMAGES = 2000

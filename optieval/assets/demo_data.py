@@ -1,7 +1,7 @@
 """Data loaders of the demo config (``demo.toml``): the bundled held-out digits split in two, so
 that the INT8 artifact is calibrated on images the accuracy is never measured on.
 
-Both are ``module:function`` loaders (:func:`optieval.bench.data.load_dataset`): each yields one
+Both are ``module:function`` loaders (:func:`optieval.core.data.load_dataset`): each yields one
 dict per sample, ``{"input": float32 [1, 8, 8], "labels": int64}`` (``input``: the name of the
 model's input once exported from ``optieval.assets.digits:build_model``, an ``nn.Sequential``).
 """

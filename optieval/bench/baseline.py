@@ -11,7 +11,7 @@ its median is estimated from the order-statistic interval ``[x(c), x(n-c+1)]`` w
 and the interval of the ratio is ``exp(ln(m_new / m_old) +/- z * sqrt(var_new + var_old))``. It
 needs only three order statistics per run (``numpy.partition``, O(n)), so 1e5 samples take about
 a millisecond, and no random numbers. Medians are nearest-rank, as in
-:mod:`optieval.bench.statistics`, so the ratio's point is ``new p50 / old p50`` as printed.
+:mod:`optieval.stats.latency`, so the ratio's point is ``new p50 / old p50`` as printed.
 
 The interval treats each run's samples as independent draws. Iterations within a run are
 usually mildly correlated and two runs on one machine differ by more than sampling noise (load,
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from optieval.bench.statistics import binomial_cdf, nearest_rank
 from optieval.errors import InputError
+from optieval.stats.latency import binomial_cdf, nearest_rank
 
 RATIO_METHOD = "Price-Bonett log ratio of nearest-rank medians"
 DEFAULT_THRESHOLD = 0.05

@@ -63,7 +63,7 @@ class MeasureSettings:
         count for which the target percentile has a distribution-free 95% interval."""
         if self.min_samples is not None:
             return self.min_samples
-        from optieval.bench.statistics import min_samples_for_quantile
+        from optieval.stats.latency import min_samples_for_quantile
 
         return min_samples_for_quantile(self.target_percentile / 100.0)
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optieval.core.files import read_json
 from optieval.errors import InputError
-from optieval.files import read_json
 
 BENCH_SCHEMA_VERSION = 1
 GATE_REPORT_SCHEMA_VERSION = 1
@@ -36,7 +36,7 @@ class Cell:
     ``scenario_params`` its parameters (``concurrency``, ``qps``, ``idle_ms``, ...);
     ``issue_lag_ms`` (server) holds the load generator's lateness percentiles and whether the run
     is ``valid``; ``search`` holds a max-QPS search (rates tried and the answer). See
-    :mod:`optieval.bench.scenarios`.
+    :mod:`optieval.bench.scenarios.core`.
     """
 
     backend: str
@@ -62,13 +62,13 @@ class Cell:
     op_profile: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # Load scenarios (optieval.bench.scenarios): None in files written before them, which
+    # Load scenarios (optieval.bench.scenarios.core): None in files written before them, which
     # means single-stream.
     scenario: str | None = None
     scenario_params: dict[str, Any] | None = None
     issue_lag_ms: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
-    # Executors (optieval.bench.executors): the fingerprint of the machine the cell ran on and
+    # Executors (optieval.execution.executors): the fingerprint of the machine the cell ran on and
     # how it was placed there (executor, node, hardware, GPUs/CPUs asked, pinned cores, retry).
     # None in files written before them.
     machine: dict[str, Any] | None = None

@@ -1,6 +1,6 @@
 """``optieval.benchmark``: a matrix of backend x precision x batch x shape cells over one model,
 each measured with the protocol in :mod:`optieval.bench.latency` and summarised with the
-statistics in :mod:`optieval.bench.statistics`."""
+statistics in :mod:`optieval.stats.latency`."""
 
 from __future__ import annotations
 
@@ -17,28 +17,28 @@ from typing import Any
 
 import numpy as np
 
-from optieval.bench import inputs as inputs_mod
-from optieval.bench.environment import fingerprint, validity_warnings
 from optieval.bench.latency import MeasureSettings, measure
 from optieval.bench.results import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, BenchReport, Cell
-from optieval.bench.scenarios import (
+from optieval.bench.scenarios.core import (
     SINGLE_STREAM,
     ScenarioSpec,
     check_scenario_support,
     scenario_cell,
 )
-from optieval.bench.statistics import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
+from optieval.core import feeds as inputs_mod
+from optieval.core.environment import fingerprint, validity_warnings
+from optieval.core.files import sha256_file
+from optieval.core.manifest import read_manifest
+from optieval.core.signature import Signature, load_onnx
 from optieval.errors import BackendUnavailable, InputError, OptievalError
-from optieval.files import sha256_file
-from optieval.manifest import read_manifest
-from optieval.runtime.artifact import is_engine, model_signature
+from optieval.precision.labels import is_engine, model_signature
 from optieval.runtime.registry import (
     TORCH_BACKENDS,
     availability,
     check_backend_name,
     create_backend,
 )
-from optieval.signature import Signature, load_onnx
+from optieval.stats.latency import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 IO_MODES = ("device", "host")
@@ -135,7 +135,7 @@ def benchmark(
         on_cell: called with each cell as it finishes (progress display).
         scenarios: load scenarios (:mod:`optieval.bench.scenarios`), one cell each per backend x
             precision x batch x shape; default single-stream.
-        executor: an :class:`optieval.bench.executors.Executor` that runs the usable cells
+        executor: an :class:`optieval.execution.executors.Executor` that runs the usable cells
             (e.g. on a Ray cluster); None runs them here, one after another.
         hardware: with ``executor``, the accelerator type the cells are promised for.
 
@@ -176,7 +176,7 @@ def benchmark(
         raise InputError(f"unknown I/O mode {io!r}", where="--io", hint="choose device or host")
     if data is not None:
         # Fail on bad data before any cell runs, naming the file.
-        from optieval.bench.data import load_dataset
+        from optieval.core.data import load_dataset
 
         load_dataset(Path(data), signature)
 
@@ -273,7 +273,7 @@ def benchmark(
 def _run(request: CellRequest, isolate: bool, timeout_s: float | None) -> Cell:
     if not isolate:
         return run_cell(request)
-    from optieval.runtime.isolation import run_isolated
+    from optieval.execution.isolation import run_isolated
 
     limit = timeout_s or request.settings.max_duration_s + request.settings.warmup_s + 120.0
     outcome = run_isolated(
@@ -373,8 +373,8 @@ def resolve_artifact(
             "sha256": sha256_file(model),
             "precision_source": "engine read-back",
         }
-    from optieval.export.census import census
-    from optieval.export.precision import artifact_for
+    from optieval.precision.artifacts import artifact_for
+    from optieval.precision.census import census
 
     artifact = artifact_for(model, precision, calib=calib)
     found = census(load_onnx(artifact, load_external_data=False))
@@ -413,7 +413,7 @@ def _feeds(
     if request.data is None:
         feeds = inputs_mod.generate_feeds(signature, request.shapes, seed=request.seed)
         return [feeds], _listify(request.shapes)
-    from optieval.bench.data import load_dataset
+    from optieval.core.data import load_dataset
 
     dataset = load_dataset(request.data, signature)
     count = max(1, min(_MAX_DATA_BATCHES, math.ceil(dataset.num_samples / request.batch)))

@@ -13,19 +13,19 @@ _LAZY = {
     "export_model": "optieval.export.torch_export",
     "ExportResult": "optieval.export.torch_export",
     "ExportCheckFailed": "optieval.export.torch_export",
-    "LoadedModel": "optieval.export.specs",
-    "load_model": "optieval.export.specs",
-    "load_model_from_manifest": "optieval.export.specs",
-    "flatten_outputs": "optieval.export.specs",
+    "LoadedModel": "optieval.source.specs",
+    "load_model": "optieval.source.specs",
+    "load_model_from_manifest": "optieval.source.specs",
+    "flatten_outputs": "optieval.source.specs",
     "InputSpec": "optieval.export.inputs",
     "DynamicDim": "optieval.export.inputs",
     # precision artifacts (issue 4)
-    "convert": "optieval.export.precision",
-    "artifact_for": "optieval.export.precision",
-    "ConversionResult": "optieval.export.precision",
-    "Census": "optieval.export.census",  # the function is optieval.export.census.census
-    "ModelInfo": "optieval.export.inspect",
-    "inspect_model": "optieval.export.inspect",
+    "convert": "optieval.precision.artifacts",
+    "artifact_for": "optieval.precision.artifacts",
+    "ConversionResult": "optieval.precision.artifacts",
+    "Census": "optieval.precision.census",  # the function is optieval.precision.census.census
+    "ModelInfo": "optieval.precision.inspect",
+    "inspect_model": "optieval.precision.inspect",
 }
 
 __all__ = sorted(_LAZY)

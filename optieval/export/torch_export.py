@@ -1,6 +1,6 @@
 """PyTorch -> ONNX: export, check, prove equal to the source, and write the manifest.
 
-:func:`export_model` resolves the spec (:mod:`optieval.export.specs`), runs the model once on the
+:func:`export_model` resolves the spec (:mod:`optieval.source.specs`), runs the model once on the
 example inputs, exports it with the dynamo exporter (or the legacy TorchScript one, or dynamo
 then TorchScript with ``auto``), saves it into a staging folder beside the output (one file, or
 the file plus ``NAME.data`` external data for large models), runs ``onnx.checker`` (full check,
@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optieval.core.files import atomic_path, sha256_file
+from optieval.core.manifest import manifest_path, read_manifest, write_manifest
+from optieval.core.signature import Signature, signature_from_onnx
 from optieval.errors import CheckFailed, InputError
 from optieval.export.inputs import (
     DimInfo,
@@ -43,11 +46,8 @@ from optieval.export.inputs import (
     resolve_dynamic,
     spec_from_tensor,
 )
-from optieval.export.specs import LoadedModel, flatten_outputs, load_model, one_line
 from optieval.export.verify import ParityReport, case_sizes, run_parity, specs_at
-from optieval.files import atomic_path, sha256_file
-from optieval.manifest import manifest_path, read_manifest, write_manifest
-from optieval.signature import Signature, signature_from_onnx
+from optieval.source.specs import LoadedModel, flatten_outputs, load_model, one_line
 
 __all__ = ["EXPORTERS", "ExportCheckFailed", "ExportResult", "ExporterInfo", "export_model"]
 

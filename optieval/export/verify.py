@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from optieval.export.inputs import DimInfo, InputSpec, alternate_size, make_tensors
-from optieval.export.specs import LoadedModel, flatten_outputs, one_line
+from optieval.source.specs import LoadedModel, flatten_outputs, one_line
 
 __all__ = ["OutputParity", "ParityCase", "ParityReport", "compare_arrays", "run_parity"]
 

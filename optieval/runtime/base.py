@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError, OptievalError
-from optieval.signature import Signature, TensorSpec
 
 
 @dataclass(frozen=True)

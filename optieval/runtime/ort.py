@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from optieval.core.signature import Signature, signature_from_ort
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
 from optieval.runtime.profiles import (
@@ -31,7 +32,6 @@ from optieval.runtime.profiles import (
     compute_profiles,
     ort_trt_shape_options,
 )
-from optieval.signature import Signature, signature_from_ort
 
 _GRAPH_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -131,7 +131,7 @@ class OrtBackend(Backend):
         return providers
 
     def _load(self) -> Signature:
-        from optieval.runtime.artifact import require_precision
+        from optieval.precision.labels import require_precision
 
         ort = _import_ort()
         if not self.model.is_file():
@@ -151,7 +151,7 @@ class OrtBackend(Backend):
         providers = self.providers()
         extra: dict[str, Any] = {}
         if self.provider == "CPUExecutionProvider" and self.options["precision"] == "int8":
-            from optieval.export.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+            from optieval.precision.artifacts import ORT_CPU_INT8_DISABLED_OPTIMIZERS
 
             # CSE merges the per-consumer Q/DQ pairs back together, which stops ORT's CPU
             # provider from fusing most convolutions into QLinearConv (benchmarks/README.md:
@@ -588,10 +588,10 @@ class OrtTrtBackend(OrtBackend):
         return self._trt_options
 
     def _load(self) -> Signature:
-        from optieval.cache import cache_dir, cache_key
-        from optieval.files import sha256_file
-        from optieval.runtime.artifact import require_precision
-        from optieval.signature import load_onnx, signature_from_onnx
+        from optieval.core.cache import cache_dir, cache_key
+        from optieval.core.files import sha256_file
+        from optieval.core.signature import load_onnx, signature_from_onnx
+        from optieval.precision.labels import require_precision
 
         ort = _import_ort()
         precision = require_precision(self.model, self._requested_precision, where=str(self.model))

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError
-from optieval.signature import Signature, TensorSpec
 
 Shape = tuple[int, ...]
 

@@ -20,7 +20,7 @@ _CLASSES: dict[str, str] = {
     "ort-trt": "optieval.runtime.ort:OrtTrtBackend",
     "torch-cpu": "optieval.runtime.torch_backend:TorchCpuBackend",
     "torch-cuda": "optieval.runtime.torch_backend:TorchCudaBackend",
-    "tensorrt": "optieval.runtime.tensorrt_backend:TensorrtBackend",
+    "tensorrt": "optieval.runtime.tensorrt.backend:TensorrtBackend",
 }
 
 

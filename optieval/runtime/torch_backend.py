@@ -1,8 +1,8 @@
 """PyTorch reference backends: ``torch-cpu`` and ``torch-cuda``.
 
 They run the PyTorch source, rebuilt from an export manifest's provenance
-(:func:`optieval.export.specs.load_model_from_manifest`) or from a spec string
-(:func:`optieval.export.specs.load_model`). Outputs carry the names the ONNX export gave them:
+(:func:`optieval.source.specs.load_model_from_manifest`) or from a spec string
+(:func:`optieval.source.specs.load_model`). Outputs carry the names the ONNX export gave them:
 the manifest's ``io.outputs`` in order, matched against the module's outputs flattened the way
 the exporter flattens them (:func:`flatten_outputs`).
 
@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
-from optieval.signature import Signature, TensorSpec
 
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 IO_MODES = ("device", "host")
@@ -51,9 +51,9 @@ def _import_torch() -> Any:
 
 def flatten_outputs(value: Any) -> list[tuple[str, Any]]:
     """Flatten a module's outputs into ``(name, tensor)`` pairs in the exporter's order
-    (delegates to :func:`optieval.export.specs.flatten_outputs`: ``output`` for a bare tensor,
+    (delegates to :func:`optieval.source.specs.flatten_outputs`: ``output`` for a bare tensor,
     dict keys and sequence indices joined with dots, ``logits``, ``hidden_states.0``)."""
-    from optieval.export.specs import flatten_outputs as flatten
+    from optieval.source.specs import flatten_outputs as flatten
 
     return flatten(value)
 
@@ -195,8 +195,8 @@ class TorchBackend(Backend):
         manifest: dict[str, Any] | None = None
         folder = Path(".")
         if self.model is not None:
-            from optieval.files import read_json
-            from optieval.manifest import manifest_path, read_manifest
+            from optieval.core.files import read_json
+            from optieval.core.manifest import manifest_path, read_manifest
 
             if self.model.suffix == ".json":
                 manifest = read_json(self.model, what="manifest")
@@ -214,7 +214,7 @@ class TorchBackend(Backend):
         if self._loaded is not None:
             self.options["source"] = "module"
             return self._loaded, manifest
-        from optieval.export import specs  # lazily: pulls in torch and the user's code
+        from optieval.source import specs  # lazily: pulls in torch and the user's code
 
         if self.spec is not None:
             self.options["source"] = "spec"

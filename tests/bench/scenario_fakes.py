@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.runtime.base import Availability, Backend
-from optieval.signature import Signature, TensorSpec
 
 FEEDS = {"x": np.zeros((1, 4), dtype=np.float32)}
 

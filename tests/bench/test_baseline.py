@@ -18,8 +18,8 @@ from optieval.bench.baseline import (
     median_ratio_ci,
     regression_verdict,
 )
-from optieval.bench.statistics import summarize
 from optieval.errors import InputError
+from optieval.stats.latency import summarize
 
 
 def _times(rng: np.random.Generator, n: int, scale: float = 1.0, sigma: float = 0.3) -> np.ndarray:

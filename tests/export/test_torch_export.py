@@ -13,12 +13,12 @@ import onnx
 import pytest
 import torch
 
+from optieval.core.files import sha256_file
+from optieval.core.manifest import read_manifest
 from optieval.errors import CheckFailed, InputError
-from optieval.export.specs import load_model_from_manifest
 from optieval.export.torch_export import ExportCheckFailed, ExportResult, export_model
-from optieval.files import sha256_file
-from optieval.manifest import read_manifest
 from optieval.runtime.ort import OrtCpuBackend
+from optieval.source.specs import load_model_from_manifest
 from tests.export import torch_zoo
 
 ROOT = Path(torch_zoo.__file__).parents[2]

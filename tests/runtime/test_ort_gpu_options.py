@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import BackendUnavailable, InputError
 from optieval.runtime import ort as ort_mod
 from optieval.runtime.ort import (
@@ -21,7 +22,6 @@ from optieval.runtime.ort import (
     resolve_output_shapes,
 )
 from optieval.runtime.profiles import ProfileShape
-from optieval.signature import Signature, TensorSpec
 
 
 def test_cuda_provider_options() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError
 from optieval.runtime.profiles import (
     ProfileShape,
@@ -12,7 +13,6 @@ from optieval.runtime.profiles import (
     ort_trt_shape_options,
     parse_profile_option,
 )
-from optieval.signature import Signature, TensorSpec
 
 SIG = Signature(
     (TensorSpec("x", "float32", ("batch", 3, "h", "w")), TensorSpec("mask", "int64", (2,))),

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from optieval.errors import BackendFailed, InputError
-from optieval.runtime import tensorrt_backend as tb
 from optieval.runtime.base import Availability
+from optieval.runtime.tensorrt import backend as tb
 
 from .fake_tensorrt import make_fake
 

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime import availability, create_backend
 from optieval.runtime.profiles import ProfileShape
-from optieval.runtime.tensorrt_backend import (
+from optieval.runtime.tensorrt.backend import (
     PrecisionReadback,
     TensorrtBackend,
     check_engine_manifest,
@@ -27,7 +28,6 @@ from optieval.runtime.tensorrt_backend import (
     parser_error_message,
     unusable_reason,
 )
-from optieval.signature import Signature, TensorSpec
 
 
 def _layer(name: str, kind: str, fmt: str) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def test_bad_options() -> None:
 @pytest.mark.tensorrt
 def test_tensorrt_builds_runs_and_caches(mlp_onnx: Path, tmp_path: Path) -> None:
     from optieval.runtime.ort import OrtCpuBackend
-    from optieval.runtime.tensorrt_backend import build_plan
+    from optieval.runtime.tensorrt.backend import build_plan
 
     feeds = {"x": np.ones((4, 4), np.float32)}
     with OrtCpuBackend(mlp_onnx) as cpu:

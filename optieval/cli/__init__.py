@@ -1,0 +1,5 @@
+"""The optieval command line."""
+
+from optieval.cli.app import app, main
+
+__all__ = ["app", "main"]

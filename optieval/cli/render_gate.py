@@ -1,0 +1,97 @@
+"""Rich renderings of a gate run for the terminal: a progress bar fed by the gate's progress
+callback, and the verdict table."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from optieval.stats.verdict import Verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optieval.release.run import GateReport, Progress
+
+_STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.INCONCLUSIVE: "bold yellow"}
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def gate_table(report: GateReport) -> Table:
+    """One row per check, failures first: verdict, check, value, 95% interval, budget."""
+    from optieval.release.reports import _budget, _interval, _ordered
+
+    table = Table(title="optieval gate", title_justify="left")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("budget", justify="right", no_wrap=True)
+    for check in _ordered(report.checks):
+        table.add_row(
+            Text(check.verdict.value, style=_STYLE[check.verdict]),
+            Text(check.name),
+            _num(check.judgement.value),
+            _interval(check),
+            _budget(check),
+        )
+    return table
+
+
+def verdict_line(report: GateReport) -> Text:
+    """``FAIL: 12 checks, 11 passed, 1 failed, 0 inconclusive (exit 1)``."""
+    text = Text(report.verdict.value, style=_STYLE[report.verdict])
+    rest = report.summary.split(":", 1)[1]
+    text.append(f":{rest} (exit {report.exit_code})")
+    return text
+
+
+def evidence_lines(report: GateReport) -> list[str]:
+    """The evidence of every check that did not pass (plain text, for stderr)."""
+    return [
+        f"{c.verdict.value} {c.name}: {c.evidence}"
+        for c in report.checks
+        if c.verdict is not Verdict.PASS
+    ]
+
+
+@contextlib.contextmanager
+def gate_progress(console: Console) -> Iterator[Progress]:
+    """A progress bar on ``console``; yields the callback :func:`optieval.gate` takes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    display = Progress(
+        SpinnerColumn(),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with display:
+        task = display.add_task("gate: reading the config", total=None)
+        seen: set[str] = set()
+
+        def update(message: str, done: int, total: int) -> None:
+            display.update(task, description=escape(message), completed=done, total=total)
+            if not console.is_terminal and message not in seen:
+                # Off a terminal (CI logs) the bar does not redraw: keep a line per step.
+                seen.add(message)
+                console.print(f"[{done}/{total}] {message}", markup=False, highlight=False)
+
+        yield update

@@ -1,0 +1,638 @@
+"""``compare``: accuracy parity of candidates (``backend:precision``) against a reference.
+
+Every candidate runs the same inputs as the reference (a data set, golden inputs, or seeded
+generated inputs); each output is compared element-wise and, when it is classification-shaped,
+by argmax and against labels (:mod:`optieval.parity.results`). A failing candidate can be
+localized to the ONNX nodes where its error is born (:mod:`optieval.parity.localize`) and, for
+INT8, re-quantized with those nodes kept in float until the tolerance holds
+(``auto_exclude``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optieval.core.signature import Signature
+from optieval.errors import InputError
+from optieval.parity.golden import Golden, load_golden, save_golden
+from optieval.parity.localize import (
+    DEFAULT_LOCALIZE_SAMPLES,
+    DEFAULT_MAX_NODES,
+    AutoExcludeResult,
+    Localization,
+    localize_models,
+    producers_of,
+)
+from optieval.parity.metrics import DEFAULT_CONFIDENCE
+from optieval.parity.results import (
+    CandidateParity,
+    OutputParity,
+    ParityReport,
+    check_labels,
+    compare_outputs,
+)
+from optieval.parity.tolerances import PRECISIONS, TaskBudget, Tolerance, ToleranceSet, parse_tol
+
+__all__ = [
+    "CandidateParity",
+    "OutputParity",
+    "ParityReport",
+    "compare",
+    "parse_cell",
+]
+
+DEFAULT_REFERENCE = "ort-cpu:fp32"
+DEFAULT_GENERATED_SAMPLES = 64
+DEFAULT_BATCH = 16
+DEFAULT_EXCLUDE_ROUNDS = 5
+_ONNX_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A ``backend:precision`` pair."""
+
+    backend: str
+    precision: str
+
+    @property
+    def label(self) -> str:
+        """``backend:precision``."""
+        return f"{self.backend}:{self.precision}"
+
+    @property
+    def runs_onnx(self) -> bool:
+        """True for backends that run ONNX artifacts (not the PyTorch source)."""
+        return self.backend in _ONNX_BACKENDS
+
+
+def parse_cell(text: str, *, where: str = "--candidate") -> Cell:
+    """Parse ``BACKEND:PRECISION`` (precision defaults to fp32 when omitted).
+
+    Raises InputError for an unknown backend or precision.
+    """
+    from optieval.runtime.registry import check_backend_name
+
+    backend, _, precision = text.strip().partition(":")
+    precision = precision or "fp32"
+    check_backend_name(backend, where=where)
+    if precision not in PRECISIONS:
+        raise InputError(
+            f"unknown precision {precision!r} in {text!r}",
+            where=where,
+            hint=f"choose from {', '.join(PRECISIONS)}, e.g. ort-cpu:int8",
+        )
+    return Cell(backend, precision)
+
+
+def _tol_overrides(tol: Mapping[str, Tolerance] | Sequence[str] | None) -> dict[str, Tolerance]:
+    if tol is None:
+        return {}
+    if isinstance(tol, Mapping):
+        return dict(tol)
+    return dict(parse_tol(t) for t in tol)
+
+
+def _fixed_batch(signature: Signature) -> int | None:
+    dims = {s.shape[0] for s in signature.inputs if s.shape and isinstance(s.shape[0], int)}
+    if len(dims) == 1:
+        return int(next(iter(dims)))
+    return None
+
+
+def _batches(inputs: Mapping[str, np.ndarray], batch: int) -> Iterator[dict[str, np.ndarray]]:
+    n = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    for start in range(0, n, batch):
+        yield {k: np.ascontiguousarray(v[start : start + batch]) for k, v in inputs.items()}
+
+
+def _run(backend: Any, inputs: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Run ``backend`` over ``inputs`` in batches; concatenate outputs along axis 0."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for feeds in _batches(inputs, batch):
+        for name, value in backend.infer(feeds).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {
+        name: np.concatenate(values, axis=0) if values[0].ndim else values[0]
+        for name, values in parts.items()
+    }
+
+
+def _artifact(model: Path, cell: Cell, calib: str | None) -> Path:
+    if not cell.runs_onnx or cell.precision == "fp32":
+        return model
+    from optieval.precision.artifacts import artifact_for
+
+    return Path(artifact_for(model, cell.precision, calib=calib))
+
+
+def _open_backend(cell: Cell, artifact: Path, *, spec: str | None, threads: int | None) -> Any:
+    from optieval.runtime.registry import create_backend
+
+    options: dict[str, Any] = {}
+    if threads is not None:
+        options["threads"] = threads
+    if not cell.runs_onnx:
+        options["precision"] = cell.precision
+        if spec is not None:
+            options["spec"] = spec
+    return create_backend(cell.backend, artifact, **options)
+
+
+def _run_cell(
+    cell: Cell,
+    artifact: Path,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    spec: str | None,
+    threads: int | None,
+    batch: int | None,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
+) -> dict[str, np.ndarray]:
+    if runner is not None:
+        # Elsewhere (optieval.execution.executors), in the same batches as here: the batch is
+        # fixed before the inputs are split, so every sample sees the batch it sees here.
+        size = batch or DEFAULT_BATCH
+        return runner(cell, artifact, inputs, batch=size, spec=spec, threads=threads)
+    with _open_backend(cell, artifact, spec=spec, threads=threads) as backend:
+        size = batch or _fixed_batch(backend.signature) or DEFAULT_BATCH
+        return _run(backend, inputs, size)
+
+
+def _manifest_warnings(model: Path) -> list[str]:
+    from optieval.core.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(model)
+    except InputError:
+        return []
+    parity = (manifest or {}).get("parity")
+    if isinstance(parity, dict) and parity.get("passed") is False:
+        return [
+            f"{model.name}'s export manifest records that parity with PyTorch FAILED at export; "
+            "the ONNX reference itself may be wrong"
+        ]
+    return []
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: str
+    golden: Golden | None = None
+
+
+def _generate(signature: Signature, samples: int, seed: int) -> dict[str, np.ndarray]:
+    from optieval.core.feeds import generate_feeds, resolve_shapes
+
+    fixed = _fixed_batch(signature)
+    chunk = fixed or samples
+    shapes = resolve_shapes(signature, chunk)
+    blocks = [generate_feeds(signature, shapes, seed=seed + i) for i in range(-(-samples // chunk))]
+    # With a fixed batch the count is rounded up to whole batches.
+    return {s.name: np.concatenate([b[s.name] for b in blocks], axis=0) for s in signature.inputs}
+
+
+def _gather_inputs(
+    signature: Signature,
+    *,
+    model_sha256: str,
+    data: str | os.PathLike[str] | None,
+    labels_key: str | None,
+    samples: int | None,
+    golden: str | os.PathLike[str] | None,
+    seed: int,
+) -> _Inputs:
+    if samples is not None and samples < 1:
+        raise InputError(f"--samples {samples} must be at least 1", where="--samples")
+    if golden is not None:
+        if data is not None:
+            raise InputError("--golden brings its own inputs; drop --data", where="--golden")
+        g = load_golden(golden, model_sha256=model_sha256)
+        missing = [s.name for s in signature.inputs if s.name not in g.inputs]
+        if missing:
+            raise InputError(f"golden inputs lack {', '.join(missing)}", where=str(golden))
+        if samples is not None and samples < g.samples:
+            g = replace(
+                g,
+                inputs={k: v[:samples] for k, v in g.inputs.items()},
+                outputs={k: v[:samples] for k, v in g.outputs.items()},
+                labels=None if g.labels is None else g.labels[:samples],
+            )
+        return _Inputs(dict(g.inputs), g.labels, f"golden:{golden}", g)
+    if data is not None:
+        from optieval.core.data import load_dataset
+
+        ds = load_dataset(str(data), signature, labels_key=labels_key, max_samples=samples)
+        labels = None
+        if labels_key is not None:
+            labels = check_labels(ds.labels, ds.num_samples)
+        return _Inputs(dict(ds.inputs), labels, f"data:{data}")
+    if labels_key is not None:
+        raise InputError("--labels names a key in --data; no --data was given", where="--labels")
+    count = samples or DEFAULT_GENERATED_SAMPLES
+    return _Inputs(_generate(signature, count, seed), None, f"generated:seed={seed}")
+
+
+def _measure_latency_ms(
+    cell: Cell, artifact: Path, feeds: Mapping[str, np.ndarray], threads: int | None, runs: int = 20
+) -> float:
+    """Median latency of one batch (ms) after 3 warm-up runs: a rough price tag for
+    ``auto_exclude``, not a benchmark."""
+    with _open_backend(cell, artifact, spec=None, threads=threads) as backend:
+        for _ in range(3):
+            backend.infer(feeds)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter_ns()
+            backend.infer(feeds, check=False)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+    return float(np.median(times))
+
+
+def _localize(
+    model_proto: Any,
+    artifact: Path,
+    inputs: Mapping[str, np.ndarray],
+    tolerances: ToleranceSet,
+    batch: int,
+    localize_samples: int,
+    outputs: Sequence[OutputParity] = (),
+) -> Localization:
+    """Localize on the samples that differ most (each output's ``worst_samples``), topped up
+    with the first samples to ``localize_samples``."""
+    from optieval.core.signature import load_onnx
+
+    n = int(next(iter(inputs.values())).shape[0])
+    chosen: list[int] = []
+    for index in [i for o in outputs for i in o.worst_samples] + list(range(n)):
+        if len(chosen) >= min(n, localize_samples):
+            break
+        if index not in chosen:
+            chosen.append(index)
+    order = np.asarray(chosen, dtype=np.int64)
+    subset = {k: v[order] for k, v in inputs.items()}
+    batches = list(_batches(subset, batch))
+    return localize_models(
+        model_proto,
+        load_onnx(artifact),
+        batches,
+        tolerances=tolerances,
+        max_nodes=DEFAULT_MAX_NODES,
+    )
+
+
+def compare(
+    model: str | os.PathLike[str],
+    candidates: Sequence[str],
+    *,
+    reference: str = DEFAULT_REFERENCE,
+    spec: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    labels_key: str | None = None,
+    calib: str | os.PathLike[str] | None = None,
+    samples: int | None = None,
+    batch: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    tol: Mapping[str, Tolerance] | Sequence[str] | None = None,
+    budget: TaskBudget | None = None,
+    localize: bool = False,
+    auto_exclude: bool = False,
+    max_exclude_rounds: int = DEFAULT_EXCLUDE_ROUNDS,
+    localize_samples: int = DEFAULT_LOCALIZE_SAMPLES,
+    save_golden_dir: str | os.PathLike[str] | None = None,
+    golden: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    threads: int | None = None,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
+) -> ParityReport:
+    """Compare each candidate's outputs with the reference's on the same inputs.
+
+    Args:
+        model: the FP32 ONNX model (from ``optieval export``); its precision artifacts come
+            from ``optieval.precision.artifacts.artifact_for`` (cached).
+        candidates: ``backend:precision`` cells, e.g. ``["ort-cpu:fp16", "ort-cpu:int8"]``.
+        reference: the reference cell (default ``ort-cpu:fp32``; ``torch-cpu:fp32`` runs the
+            PyTorch source rebuilt from the export manifest, or from ``spec``).
+        spec: model spec for a torch reference or candidate when the manifest has none.
+        data: a data set (``.npz``, folder, or ``module:function``); default: seeded generated
+            inputs (64 samples; a warning for INT8, where random inputs say little).
+        labels_key: the labels' key in ``data``; adds the accuracy metrics.
+        calib: calibration data for INT8 artifacts (default: the precision step's).
+        samples: use at most this many samples (default: all of ``data``, or 64 generated).
+        batch: batch size for the runs (default: the model's fixed batch, else 16).
+        atol, rtol: replace the precision's default tolerance for every output.
+        tol: per-output tolerances: ``{"logits": Tolerance(...)}`` or ``["logits:1e-3:1e-2"]``.
+        budget: task budgets on accuracy and argmax agreement (default: none).
+        localize: on a failing ONNX candidate, find the nodes where the error is born.
+        auto_exclude: for a failing INT8 candidate, re-quantize keeping those nodes in float,
+            up to ``max_exclude_rounds`` times (implies ``localize``).
+        localize_samples: samples run through the exposed graphs (default 16).
+        save_golden_dir: save the reference outputs, inputs and model hash there.
+        golden: compare against outputs saved by ``save_golden_dir`` instead of running the
+            reference.
+        seed: seed of generated inputs.
+        confidence: of every interval (default 0.95).
+        threads: intra-op threads for the backends (default: the backend's).
+        runner: runs the reference's and candidates' outputs elsewhere, e.g. sharded over a Ray
+            cluster (:meth:`optieval.execution.executors.Executor.outputs_runner`); default: here.
+
+    Returns:
+        A :class:`ParityReport`; ``report.passed`` is False when any candidate failed (the CLI
+        exits 1).
+
+    Raises:
+        InputError: bad cells, options or data; reference and candidate outputs that differ in
+            names or shapes; labels of the wrong length or type; a data set missing an input;
+            a golden folder from another model; a ``--tol`` naming no output (exit 2).
+        BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
+    """
+    from optieval.core.files import sha256_file
+    from optieval.core.signature import load_onnx, signature_from_onnx
+
+    model_path = Path(model)
+    if not candidates:
+        raise InputError(
+            "no candidate to compare", where="--candidate", hint="e.g. --candidate ort-cpu:int8"
+        )
+    if golden is not None and save_golden_dir is not None:
+        raise InputError("--golden and --save-golden exclude each other", where="--golden")
+    if batch is not None and batch < 1:
+        raise InputError(f"batch {batch} must be at least 1", where="--batch")
+    ref_cell = parse_cell(reference, where="--reference")
+    cells = [parse_cell(c) for c in candidates]
+    overrides = _tol_overrides(tol)
+    budget = budget or TaskBudget()
+    auto_exclude_on = auto_exclude
+    localize = localize or auto_exclude
+
+    model_proto = load_onnx(model_path)
+    signature = signature_from_onnx(model_proto)
+    output_names = [o.name for o in signature.outputs]
+    ToleranceSet(per_output=overrides).check_outputs(output_names)
+    model_sha = sha256_file(model_path)
+    warnings = _manifest_warnings(model_path)
+    if calib is None and data is not None and any(c.precision == "int8" for c in cells):
+        # Calibrating on the evaluation data flatters INT8; say so rather than refuse.
+        calib = data
+        warnings.append("no --calib: INT8 calibrated on the --data samples it is evaluated on")
+
+    given = _gather_inputs(
+        signature,
+        model_sha256=model_sha,
+        data=data,
+        labels_key=labels_key,
+        samples=samples,
+        golden=golden,
+        seed=seed,
+    )
+    inputs = given.inputs
+    run_batch = batch or _fixed_batch(signature)
+    fixed = _fixed_batch(signature)
+    count = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    if fixed is not None and count % fixed:
+        keep = count - count % fixed
+        if keep == 0:
+            raise InputError(
+                f"{count} samples do not fill one batch of {fixed} (the model's fixed batch)",
+                where=str(data or golden or "--samples"),
+                hint="provide more samples, or re-export with a dynamic batch",
+            )
+        warnings.append(
+            f"the model's batch is fixed at {fixed}: using the first {keep} of {count} samples"
+        )
+        inputs = {k: v[:keep] for k, v in inputs.items()}
+        labels = None if given.labels is None else given.labels[:keep]
+        kept_golden = given.golden
+        if kept_golden is not None:
+            kept_golden = replace(
+                kept_golden, outputs={k: v[:keep] for k, v in kept_golden.outputs.items()}
+            )
+        given = _Inputs(inputs, labels, given.source, kept_golden)
+    if given.golden is not None:
+        ref_outputs = dict(given.golden.outputs)
+        ref_label = given.golden.reference or ref_cell.label
+    else:
+        ref_artifact = _artifact(model_path, ref_cell, str(calib) if calib else None)
+        ref_outputs = _run_cell(
+            ref_cell,
+            ref_artifact,
+            inputs,
+            spec=spec,
+            threads=threads,
+            batch=run_batch,
+            runner=runner,
+        )
+        ref_label = ref_cell.label
+        if save_golden_dir is not None:
+            save_golden(
+                save_golden_dir,
+                Golden(model_sha, ref_label, dict(inputs), ref_outputs, given.labels, given.source),
+            )
+
+    results = []
+    for cell in cells:
+        results.append(
+            _compare_cell(
+                cell,
+                model_path=model_path,
+                model_proto=model_proto,
+                inputs=inputs,
+                given=given,
+                ref_outputs=ref_outputs,
+                ref_label=ref_label,
+                tolerances=ToleranceSet(cell.precision, atol, rtol, overrides),
+                budget=budget,
+                calib=str(calib) if calib else None,
+                spec=spec,
+                threads=threads,
+                batch=run_batch,
+                confidence=confidence,
+                localize=localize,
+                auto_exclude=auto_exclude_on,
+                max_exclude_rounds=max_exclude_rounds,
+                localize_samples=localize_samples,
+                runner=runner,
+            )
+        )
+    return ParityReport(
+        model=str(model_path),
+        model_sha256=model_sha,
+        reference=ref_label,
+        results=tuple(results),
+        warnings=tuple(warnings),
+    )
+
+
+def _compare_cell(
+    cell: Cell,
+    *,
+    model_path: Path,
+    model_proto: Any,
+    inputs: Mapping[str, np.ndarray],
+    given: _Inputs,
+    ref_outputs: Mapping[str, np.ndarray],
+    ref_label: str,
+    tolerances: ToleranceSet,
+    budget: TaskBudget,
+    calib: str | None,
+    spec: str | None,
+    threads: int | None,
+    batch: int | None,
+    confidence: float,
+    localize: bool,
+    auto_exclude: bool,
+    max_exclude_rounds: int,
+    localize_samples: int,
+    runner: Callable[..., dict[str, np.ndarray]] | None = None,
+) -> CandidateParity:
+    warnings: list[str] = []
+    if cell.precision == "int8" and given.source.startswith("generated"):
+        warnings.append(
+            "INT8 compared on random inputs: its error depends on the data it was calibrated "
+            "for, so these numbers say little; pass --data"
+        )
+    artifact = _artifact(model_path, cell, calib)
+    cand_outputs = _run_cell(
+        cell, artifact, inputs, spec=spec, threads=threads, batch=batch, runner=runner
+    )
+    outputs = compare_outputs(
+        ref_outputs,
+        cand_outputs,
+        tolerances=tolerances,
+        labels=given.labels,
+        budget=budget,
+        confidence=confidence,
+        reference_label=ref_label,
+        candidate_label=cell.label,
+    )
+    passed = all(o.passed for o in outputs)
+    samples = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    result = CandidateParity(
+        candidate=cell.label,
+        reference=ref_label,
+        passed=passed,
+        samples=samples,
+        outputs=outputs,
+        artifact=str(artifact),
+        inputs=given.source,
+        budget=budget,
+    )
+    if passed or not localize:
+        return replace(result, warnings=tuple(warnings))
+    if not cell.runs_onnx:
+        warnings.append(f"--localize needs an ONNX backend; {cell.backend} runs PyTorch")
+        return replace(result, warnings=tuple(warnings))
+    loc_batch = batch or DEFAULT_BATCH
+    loc = _localize(model_proto, artifact, inputs, tolerances, loc_batch, localize_samples, outputs)
+    if not loc.first_bad_nodes:
+        warnings.append(
+            "localization found no node where the error jumps past tolerance "
+            "(it builds up gradually, or lies in the backend, not the graph)"
+        )
+    result = replace(result, localization=loc)
+    if auto_exclude and cell.precision == "int8" and loc.exclude:
+        auto, _ = _auto_exclude(
+            cell,
+            model_path=model_path,
+            model_proto=model_proto,
+            inputs=inputs,
+            given=given,
+            ref_outputs=ref_outputs,
+            tolerances=tolerances,
+            budget=budget,
+            calib=calib,
+            threads=threads,
+            batch=batch,
+            confidence=confidence,
+            first=loc,
+            max_rounds=max_exclude_rounds,
+            localize_samples=localize_samples,
+            artifact=artifact,
+        )
+        result = replace(result, auto_exclude=auto)
+    elif auto_exclude and cell.precision != "int8":
+        warnings.append("--auto-exclude applies to INT8 candidates only")
+    return replace(result, warnings=tuple(warnings))
+
+
+def _auto_exclude(
+    cell: Cell,
+    *,
+    model_path: Path,
+    model_proto: Any,
+    inputs: Mapping[str, np.ndarray],
+    given: _Inputs,
+    ref_outputs: Mapping[str, np.ndarray],
+    tolerances: ToleranceSet,
+    budget: TaskBudget,
+    calib: str | None,
+    threads: int | None,
+    batch: int | None,
+    confidence: float,
+    first: Localization,
+    max_rounds: int,
+    localize_samples: int,
+    artifact: Path,
+) -> tuple[AutoExcludeResult, tuple[OutputParity, ...] | None]:
+    """Re-quantize with the breaking nodes excluded until tolerance holds or ``max_rounds``."""
+    from optieval.core.cache import cache_dir, cache_key
+    from optieval.precision.artifacts import convert
+
+    excluded: list[str] = list(first.exclude)
+    folder = cache_dir("auto-exclude", cache_key({"model": str(model_path.resolve())}))
+    final: tuple[OutputParity, ...] | None = None
+    current = artifact
+    passed = False
+    rounds = 0
+    for rounds in range(1, max(max_rounds, 1) + 1):  # noqa: B007 - read after the loop
+        # Named by what it holds, so a rerun reuses the file instead of piling up copies.
+        out = folder / f"{cache_key({'exclude': sorted(excluded), 'calib': calib})}.int8.onnx"
+        convert(model_path, "int8", output=out, calib=calib, exclude=tuple(excluded))
+        current = out
+        cand_outputs = _run_cell(cell, current, inputs, spec=None, threads=threads, batch=batch)
+        final = compare_outputs(
+            ref_outputs,
+            cand_outputs,
+            tolerances=tolerances,
+            labels=given.labels,
+            budget=budget,
+            confidence=confidence,
+        )
+        if all(o.passed for o in final):
+            passed = True
+            break
+        loc = _localize(
+            model_proto,
+            current,
+            inputs,
+            tolerances,
+            batch or DEFAULT_BATCH,
+            localize_samples,
+            final,
+        )
+        new = [n for n in loc.exclude if n not in excluded]
+        if not new:
+            # A node kept in float can still read a quantized input: the quantizer puts Q/DQ on
+            # a tensor while its producer is quantized. Keep the producers in float too.
+            new = [n for n in producers_of(model_proto, loc.exclude) if n not in excluded]
+        if not new:
+            break
+        excluded.extend(new)
+    feeds = next(_batches(inputs, batch or DEFAULT_BATCH))
+    before = _measure_latency_ms(cell, artifact, feeds, threads)
+    after = _measure_latency_ms(cell, current, feeds, threads)
+    return (
+        AutoExcludeResult(tuple(excluded), rounds, passed, str(current), before, after),
+        final,
+    )
