@@ -1,6 +1,6 @@
 """optieval: export, convert, benchmark, compare and gate ML models for release.
 
-The public API is five functions, one per arrow of the data flow (DESIGN.md)::
+The public API is five functions, one per arrow of the data flow (docs/design.md)::
 
     export_model   PyTorch spec -> checked ONNX file + manifest
     convert        FP32 ONNX -> FP16 / INT8 artifact + census
@@ -16,24 +16,47 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from optieval.errors import (
+    BackendError,
+    BackendFailed,
+    BackendUnavailable,
+    CheckFailed,
+    InputError,
+    InternalError,
+    OptievalError,
+)
+from optieval.version import __version__
 
 _API = {
-    "export_model": "optieval.export.torch_export",
-    "convert": "optieval.precision.artifacts",
-    "benchmark": "optieval.bench.runner",
-    "compare": "optieval.parity.comparison",
-    "gate": "optieval.release.run",
+    "export_model": "optieval.export",
+    "convert": "optieval.precision",
+    "benchmark": "optieval.bench",
+    "compare": "optieval.parity",
+    "gate": "optieval.release",
 }
 
-__all__ = ["__version__", "benchmark", "compare", "convert", "export_model", "gate"]
+__all__ = [
+    "BackendError",
+    "BackendFailed",
+    "BackendUnavailable",
+    "CheckFailed",
+    "InputError",
+    "InternalError",
+    "OptievalError",
+    "__version__",
+    "benchmark",
+    "compare",
+    "convert",
+    "export_model",
+    "gate",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.bench.runner import benchmark
-    from optieval.export.torch_export import export_model
-    from optieval.parity.comparison import compare
-    from optieval.precision.artifacts import convert
-    from optieval.release.run import gate
+    from optieval.bench import benchmark
+    from optieval.export import export_model
+    from optieval.parity import compare
+    from optieval.precision import convert
+    from optieval.release import gate
 
 
 def __getattr__(name: str) -> Any:

@@ -7,11 +7,18 @@ The tree::
     ├── BackendError              exit 3: a backend is unusable, crashed, timed out or built
     │   ├── BackendUnavailable            something other than what was asked
     │   └── BackendFailed
-    └── CheckFailed               exit 1: a gated check, parity check or regression failed
+    ├── CheckFailed               exit 1: a gated check, parity check or regression failed
+    └── InternalError             exit 4: a bug in optieval (any unexpected exception)
 
 The CLI prints ``str(error)`` on one line (no traceback unless ``--debug``) and exits with
-``error.exit_code``. When several errors apply at once, :func:`combined_exit_code` picks the one
-that wins: 2, then 3, then 1 (DESIGN.md, "Exit codes").
+``error.exit_code``. An exception that is not an :class:`OptievalError` is a bug: the CLI wraps
+it in :class:`InternalError`, writes the traceback to a file and asks for a report. When several
+errors apply at once, :func:`combined_exit_code` picks the one that wins: 4, then 2, then 3, then
+1 (docs/design.md, "Exit codes"). Interrupts exit 130 (SIGINT) or 143 (SIGTERM).
+
+Messages name what the Python API calls things (a parameter such as ``calibration``, in
+backticks, or ``where="shapes"``); the command line maps those names to its flags when it prints
+an error (:mod:`optieval.cli.flags`), so a Python caller is never told about ``--calib``.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BACKEND = 3
+EXIT_INTERNAL = 4
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
-_PRECEDENCE = (EXIT_BAD_INPUT, EXIT_BACKEND, EXIT_CHECK_FAILED)
+_PRECEDENCE = (EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_BACKEND, EXIT_CHECK_FAILED)
 
 
 class OptievalError(Exception):
@@ -77,8 +87,26 @@ class CheckFailed(OptievalError):
     exit_code = EXIT_CHECK_FAILED
 
 
+class InternalError(OptievalError):
+    """A bug in optieval: an exception nobody raised on purpose (exit 4).
+
+    Args:
+        message: what went wrong, in one sentence.
+        report: where the full traceback was written, for the bug report (optional).
+    """
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, report: str | None = None) -> None:
+        hint = "please report it at the optieval issue tracker"
+        if report:
+            hint += f" with the traceback saved in {report}"
+        super().__init__(f"internal error: {message}", hint=hint)
+        self.report = report
+
+
 def combined_exit_code(codes: Iterable[int]) -> int:
-    """Return the exit code that wins among ``codes``: 2, then 3, then 1, else 0."""
+    """Return the exit code that wins among ``codes``: 4, then 2, then 3, then 1, else 0."""
     present = set(codes)
     for code in _PRECEDENCE:
         if code in present:

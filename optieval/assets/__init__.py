@@ -7,6 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = [
+    "ASSETS",
+    "DEMO_CONFIG",
+    "DETECTOR_DATA",
+    "DETECTOR_NMS_ONNX",
+    "DETECTOR_ONNX",
+    "DETECTOR_WEIGHTS",
+    "DIGITS_DATA",
+    "DIGITS_ONNX",
+    "DIGITS_WEIGHTS",
+]
+
 ASSETS = Path(__file__).resolve().parent
 DIGITS_ONNX = ASSETS / "digits_cnn.onnx"
 DIGITS_WEIGHTS = ASSETS / "digits_cnn.pt"

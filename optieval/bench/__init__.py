@@ -1,0 +1,55 @@
+"""Latency measurement: the timed loop, the benchmark matrix and its results, baselines, FLOPs,
+op profiles and load scenarios.
+
+These names are the concern's public surface; every other module in it is private to it.
+Each loads its module on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optieval.core import lazy_exports
+
+if TYPE_CHECKING:
+    from optieval.bench.baseline import Regression as Regression
+    from optieval.bench.baseline import compare_to_baseline as compare_to_baseline
+    from optieval.bench.latency import MeasureSettings as MeasureSettings
+    from optieval.bench.results import GATE_REPORT_SCHEMA_VERSION as GATE_REPORT_SCHEMA_VERSION
+    from optieval.bench.results import STATUS_ERROR as STATUS_ERROR
+    from optieval.bench.results import STATUS_OK as STATUS_OK
+    from optieval.bench.results import BenchReport as BenchReport
+    from optieval.bench.results import Cell as Cell
+    from optieval.bench.results import load_baseline as load_baseline
+    from optieval.bench.runner import CellRequest as CellRequest
+    from optieval.bench.runner import benchmark as benchmark
+    from optieval.bench.runner import check_against_baseline as check_against_baseline
+    from optieval.bench.runner import resolve_artifact as resolve_artifact
+    from optieval.bench.runner import run_cell as run_cell
+    from optieval.bench.scenarios.core import ScenarioSpec as ScenarioSpec
+    from optieval.bench.scenarios.core import max_qps_from_cell as max_qps_from_cell
+    from optieval.bench.scenarios.core import parse_rate_list as parse_rate_list
+    from optieval.bench.scenarios.core import scenario_specs as scenario_specs
+
+_EXPORTS = {
+    "BenchReport": "optieval.bench.results",
+    "Cell": "optieval.bench.results",
+    "CellRequest": "optieval.bench.runner",
+    "GATE_REPORT_SCHEMA_VERSION": "optieval.bench.results",
+    "MeasureSettings": "optieval.bench.latency",
+    "Regression": "optieval.bench.baseline",
+    "STATUS_ERROR": "optieval.bench.results",
+    "STATUS_OK": "optieval.bench.results",
+    "ScenarioSpec": "optieval.bench.scenarios.core",
+    "benchmark": "optieval.bench.runner",
+    "check_against_baseline": "optieval.bench.runner",
+    "compare_to_baseline": "optieval.bench.baseline",
+    "load_baseline": "optieval.bench.results",
+    "max_qps_from_cell": "optieval.bench.scenarios.core",
+    "parse_rate_list": "optieval.bench.scenarios.core",
+    "resolve_artifact": "optieval.bench.runner",
+    "run_cell": "optieval.bench.runner",
+    "scenario_specs": "optieval.bench.scenarios.core",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from optieval.errors import InputError
-from optieval.stats.latency import binomial_cdf, nearest_rank
+from optieval.stats import binomial_cdf, nearest_rank
 
 RATIO_METHOD = "Price-Bonett log ratio of nearest-rank medians"
 DEFAULT_THRESHOLD = 0.05

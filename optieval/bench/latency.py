@@ -1,5 +1,5 @@
 """The timed loop: warm-up kept apart, then measure until a minimum duration and a minimum
-sample count are both met, capped by a maximum duration (DESIGN.md, decision 3).
+sample count are both met, capped by a maximum duration (docs/design.md, decision 3).
 
 The loop calls a zero-argument runner (``Backend.runner``) between two reads of the host's
 monotonic nanosecond clock and appends the difference: nothing else happens per iteration.
@@ -63,7 +63,7 @@ class MeasureSettings:
         count for which the target percentile has a distribution-free 95% interval."""
         if self.min_samples is not None:
             return self.min_samples
-        from optieval.stats.latency import min_samples_for_quantile
+        from optieval.stats import min_samples_for_quantile
 
         return min_samples_for_quantile(self.target_percentile / 100.0)
 

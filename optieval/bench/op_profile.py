@@ -74,7 +74,7 @@ def profile_ops(
             where="--profile-ops",
             hint=f"profile on one of {', '.join(ORT_PROFILED_BACKENDS)}",
         )
-    from optieval.runtime.registry import create_backend
+    from optieval.runtime import create_backend
 
     options: dict[str, Any] = {"threads": threads} if threads else {}
     with tempfile.TemporaryDirectory(prefix="optieval-profile-") as folder:

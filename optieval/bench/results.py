@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optieval.core.files import read_json
+from optieval.core import read_json
 from optieval.errors import InputError
 
 BENCH_SCHEMA_VERSION = 1

@@ -25,20 +25,25 @@ from optieval.bench.scenarios.core import (
     check_scenario_support,
     scenario_cell,
 )
-from optieval.core import feeds as inputs_mod
-from optieval.core.environment import fingerprint, validity_warnings
-from optieval.core.files import sha256_file
-from optieval.core.manifest import read_manifest
-from optieval.core.signature import Signature, load_onnx
+from optieval.core import (
+    Signature,
+    fingerprint,
+    generate_feeds,
+    load_onnx,
+    read_manifest,
+    resolve_shapes,
+    sha256_file,
+    validity_warnings,
+)
 from optieval.errors import BackendUnavailable, InputError, OptievalError
-from optieval.precision.labels import is_engine, model_signature
-from optieval.runtime.registry import (
+from optieval.precision import is_engine, model_signature
+from optieval.runtime import (
     TORCH_BACKENDS,
     availability,
     check_backend_name,
     create_backend,
 )
-from optieval.stats.latency import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
+from optieval.stats import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
 
 PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 IO_MODES = ("device", "host")
@@ -114,7 +119,7 @@ def benchmark(
     Args:
         model: path to an ONNX file (the FP32 source; fp16/int8 artifacts are made from it, or
             it is used as is when it already carries that precision).
-        backends: backend names (DESIGN.md); default ``("ort-cpu",)``.
+        backends: backend names (docs/design.md); default ``("ort-cpu",)``.
         precisions: ``fp32``, ``fp16``, ``int8`` (``bf16`` on torch-cuda); default ``fp32``.
         batches: batch sizes; default ``(1,)``.
         shapes: per input, one or more full shapes (batch included) to sweep.
@@ -176,7 +181,7 @@ def benchmark(
         raise InputError(f"unknown I/O mode {io!r}", where="--io", hint="choose device or host")
     if data is not None:
         # Fail on bad data before any cell runs, naming the file.
-        from optieval.core.data import load_dataset
+        from optieval.core import load_dataset
 
         load_dataset(Path(data), signature)
 
@@ -273,7 +278,7 @@ def benchmark(
 def _run(request: CellRequest, isolate: bool, timeout_s: float | None) -> Cell:
     if not isolate:
         return run_cell(request)
-    from optieval.execution.isolation import run_isolated
+    from optieval.execution import run_isolated
 
     limit = timeout_s or request.settings.max_duration_s + request.settings.warmup_s + 120.0
     outcome = run_isolated(
@@ -317,11 +322,11 @@ def _shape_sets(
         # Without --batch, each swept shape brings its own batch (its first dimension).
         for sweep in sweeps:
             batch = next(iter(sweep.values()))[0]
-            pairs.append((batch, inputs_mod.resolve_shapes(signature, batch, sweep)))
+            pairs.append((batch, resolve_shapes(signature, batch, sweep)))
         return pairs
     for batch in batches or [1]:
         for sweep in sweeps:
-            pairs.append((batch, inputs_mod.resolve_shapes(signature, batch, sweep)))
+            pairs.append((batch, resolve_shapes(signature, batch, sweep)))
     return pairs
 
 
@@ -373,8 +378,7 @@ def resolve_artifact(
             "sha256": sha256_file(model),
             "precision_source": "engine read-back",
         }
-    from optieval.precision.artifacts import artifact_for
-    from optieval.precision.census import census
+    from optieval.precision import artifact_for, census
 
     artifact = artifact_for(model, precision, calib=calib)
     found = census(load_onnx(artifact, load_external_data=False))
@@ -411,9 +415,9 @@ def _feeds(
     request: CellRequest, signature: Signature
 ) -> tuple[list[dict[str, np.ndarray]], dict[str, list[int]]]:
     if request.data is None:
-        feeds = inputs_mod.generate_feeds(signature, request.shapes, seed=request.seed)
+        feeds = generate_feeds(signature, request.shapes, seed=request.seed)
         return [feeds], _listify(request.shapes)
-    from optieval.core.data import load_dataset
+    from optieval.core import load_dataset
 
     dataset = load_dataset(request.data, signature)
     count = max(1, min(_MAX_DATA_BATCHES, math.ceil(dataset.num_samples / request.batch)))

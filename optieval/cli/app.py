@@ -1,5 +1,5 @@
 """The ``optieval`` command line: parse options, call the Python API, render, map errors to exit
-codes (DESIGN.md). No logic of its own lives here."""
+codes (docs/design.md). No logic of its own lives here."""
 
 from __future__ import annotations
 
@@ -12,30 +12,78 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from optieval.errors import InputError, OptievalError
+from optieval.cli.flags import error_line
+from optieval.errors import InputError, InternalError, OptievalError
+from optieval.version import __version__
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+def print_error(exc: OptievalError) -> None:
+    """One line on stderr: what, where (as the flag the user typed), and a hint."""
+    err_console.print(
+        f"[bold red]error:[/] {escape(error_line(exc))}",
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,  # "x:one:..." in a message must not become an emoji
+    )
+
+
+def save_traceback(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to the cache folder (or a temporary one)
+    for the bug report; None when neither can be written."""
+    import tempfile
+    import time
+    import traceback
+
+    from optieval.core import cache_root
+
+    text = "".join(traceback.format_exception(exc))
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{id(exc):x}.txt"
+    for folder in (lambda: cache_root() / "crashes", lambda: Path(tempfile.gettempdir())):
+        try:
+            path = folder() / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"optieval {__version__}\n{' '.join(sys.argv)}\n\n{text}")
+            return path
+        except Exception:
+            continue
+    return None
+
+
 class _OptievalGroup(TyperGroup):
-    """Maps :class:`OptievalError` to one line on stderr and its exit code (traceback with
-    ``--debug``)."""
+    """Maps :class:`OptievalError` to one line on stderr and its exit code, and any other
+    exception (a bug) to exit 4 with its traceback saved to a file (``--debug`` re-raises)."""
 
     def invoke(self, ctx: Any) -> Any:  # click's Context, vendored or not by typer
+        import click
+
         try:
             return super().invoke(ctx)
         except OptievalError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}",
-                highlight=False,
-                soft_wrap=True,
-                emoji=False,  # "x:one:..." in a message must not become an emoji
-            )
+            print_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except (
+            typer.Exit,
+            typer.Abort,
+            click.exceptions.Exit,
+            click.exceptions.ClickException,
+            click.exceptions.Abort,
+        ):
+            raise
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            saved = save_traceback(exc)
+            internal = InternalError(
+                f"{type(exc).__name__}: {exc}", report=str(saved) if saved else None
+            )
+            print_error(internal)
+            raise typer.Exit(internal.exit_code) from None
 
 
 app = typer.Typer(
@@ -48,10 +96,25 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"optieval {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print optieval's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = {"debug": debug}
 
@@ -81,7 +144,7 @@ def parse_int_list(values: list[str] | None, option: str) -> list[int]:
 def write_json_output(path: Path | None, payload: dict[str, Any]) -> None:
     """Write a result's JSON to ``--json FILE`` atomically (no-op without the option)."""
     if path is not None:
-        from optieval.core.files import write_json_atomic
+        from optieval.core import write_json_atomic
 
         write_json_atomic(path, payload)
         err_console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
@@ -95,7 +158,7 @@ def doctor(
 ) -> None:
     """Show this machine's fingerprint and which backends are usable here, and why not."""
     from optieval.cli.render_bench import doctor_table, environment_table
-    from optieval.runtime.doctor import diagnose
+    from optieval.runtime import diagnose
 
     report = diagnose()
     console.print(environment_table(report.env))
@@ -204,10 +267,9 @@ def bench(
     ] = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
-    from optieval.bench.latency import MeasureSettings
-    from optieval.bench.runner import benchmark, check_against_baseline
+    from optieval.bench import MeasureSettings, benchmark, check_against_baseline
     from optieval.cli.render_bench import baseline_table, bench_table, cell_footnotes, op_tables
-    from optieval.core.feeds import parse_shape_option
+    from optieval.core import parse_shape_option
     from optieval.errors import BackendUnavailable, combined_exit_code
 
     shapes: dict[str, list[tuple[int, ...]]] = {}
@@ -225,7 +287,7 @@ def bench(
     ).validate()
     if baseline is not None and not baseline.is_file():
         raise InputError("baseline file not found", where=f"--baseline {baseline}")
-    from optieval.bench.scenarios.core import parse_rate_list, scenario_specs
+    from optieval.bench import parse_rate_list, scenario_specs
 
     scenarios = scenario_specs(
         scenario,
@@ -289,7 +351,7 @@ def _executor(name: str, ray_address: str | None) -> Any:
     command's own path) and closing it after."""
     import contextlib
 
-    from optieval.execution.executors import create_executor
+    from optieval.execution import create_executor
 
     executor = create_executor(name, ray_address=ray_address)
     if executor.name == "local":
@@ -393,7 +455,7 @@ def _run_gate(
     ray_address: str | None = None,
 ) -> None:
     from optieval.cli.render_gate import evidence_lines, gate_progress, gate_table, verdict_line
-    from optieval.release.run import gate as run_gate
+    from optieval.release import gate as run_gate
 
     with gate_progress(err_console) as progress:
         report = run_gate(
@@ -477,7 +539,7 @@ def export_command(
     import warnings
 
     from optieval.cli.render_export import export_renderables
-    from optieval.export.torch_export import ExportCheckFailed, export_model
+    from optieval.export import ExportCheckFailed, export_model
 
     try:
         with warnings.catch_warnings():
@@ -536,8 +598,8 @@ def convert(
     """Convert an FP32 ONNX model into an FP16 or calibrated INT8 (QDQ) artifact + census."""
     import warnings
 
-    from optieval.precision.artifacts import convert as convert_model
-    from optieval.precision.inspect import conversion_renderables
+    from optieval.precision import conversion_renderables
+    from optieval.precision import convert as convert_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
@@ -568,7 +630,7 @@ def inspect(
     ] = None,
 ) -> None:
     """Show an ONNX file's I/O, opset, size, precision census and provenance."""
-    from optieval.precision.inspect import info_renderables, inspect_model
+    from optieval.precision import info_renderables, inspect_model
 
     info = inspect_model(model)
     for renderable in info_renderables(info):
@@ -720,8 +782,7 @@ def compare_command(
         raise InputError(f"{', '.join(given)} need --task detection", where=given[0])
 
     from optieval.cli.render_parity import candidate_lines, candidate_table, report_summary
-    from optieval.parity.comparison import compare
-    from optieval.parity.tolerances import TaskBudget
+    from optieval.parity import TaskBudget, compare
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # report.warnings are printed below
@@ -767,9 +828,7 @@ def _compare_detection(
         detection_summary,
         detection_table,
     )
-    from optieval.detection.boxes import PostProcess
-    from optieval.detection.compare import DetectionOptions, compare_detection
-    from optieval.detection.results import DetectionBudget
+    from optieval.detection import DetectionBudget, DetectionOptions, PostProcess, compare_detection
 
     report = compare_detection(
         model, candidates,
@@ -825,8 +884,7 @@ def build(
     ] = None,
 ) -> None:
     """Build a deployable engine (model.plan + model.plan.json manifest) from an ONNX artifact."""
-    from optieval.runtime.profiles import parse_profile_option, parse_shape
-    from optieval.runtime.registry import check_backend_name
+    from optieval.runtime import check_backend_name, parse_profile_option, parse_shape
 
     check_backend_name(backend)
     if backend != "tensorrt":
@@ -840,7 +898,7 @@ def build(
         if not sep or not name:
             raise InputError(f"{item!r} is not NAME:D0xD1x...", where="--shape")
         shapes.setdefault(name, []).append(parse_shape(dims, where=f"--shape {name}"))
-    from optieval.runtime.tensorrt.backend import build_plan
+    from optieval.runtime import build_plan
 
     result = build_plan(
         model,

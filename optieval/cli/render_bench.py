@@ -7,7 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from optieval.bench.results import STATUS_OK, BenchReport
+from optieval.bench import STATUS_OK, BenchReport
 
 
 def _ms(value: float | None) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from optieval.detection.results import DetectionParity, DetectionReport
-from optieval.parity.metrics import Interval
+from optieval.detection import DetectionParity, DetectionReport
+from optieval.parity import Interval
 
 # Which column shows the evidence of each check (the worst failed one is highlighted).
 _CHECK_COLUMN = {

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from optieval.export.torch_export import ExportResult
+    from optieval.export import ExportResult
 
 
 def _num(value: float | None, fmt: str) -> str:

@@ -12,10 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optieval.stats.verdict import Verdict
+from optieval.stats import Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.release.run import GateReport, Progress
+    from optieval.release import GateReport, Progress
 
 _STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.INCONCLUSIVE: "bold yellow"}
 

@@ -8,8 +8,7 @@ import math
 from rich.table import Table
 from rich.text import Text
 
-from optieval.parity.metrics import Interval
-from optieval.parity.results import CandidateParity, OutputParity, ParityReport
+from optieval.parity import CandidateParity, Interval, OutputParity, ParityReport
 
 # Which column shows the evidence of each check (for highlighting the worst one).
 _CHECK_COLUMN = {

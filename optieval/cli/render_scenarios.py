@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from optieval.bench.results import STATUS_OK, BenchReport, Cell
+from optieval.bench import STATUS_OK, BenchReport, Cell
 
 
 def _ms(value: float | None) -> str:

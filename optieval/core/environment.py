@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import optieval
+from optieval.version import __version__
 
 # CPU flags that decide how fast int8 and fp16 run on the CPU.
 _INTERESTING_FLAGS = (
@@ -167,7 +167,7 @@ def fingerprint(*, include_providers: bool = True) -> dict[str, Any]:
     """
     cpu = _cpuinfo()
     env: dict[str, Any] = {
-        "optieval": optieval.__version__,
+        "optieval": __version__,
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),

@@ -41,11 +41,19 @@ from optieval.detection.results import (
     compare_detections,
 )
 from optieval.errors import InputError
-from optieval.parity.comparison import (
+from optieval.parity import (
     DEFAULT_BATCH,
+    DEFAULT_CONFIDENCE,
     DEFAULT_EXCLUDE_ROUNDS,
+    DEFAULT_LOCALIZE_SAMPLES,
     DEFAULT_REFERENCE,
+    AutoExcludeResult,
     Cell,
+    Localization,
+    ToleranceSet,
+    parse_cell,
+)
+from optieval.parity.comparison import (
     _batches,
     _fixed_batch,
     _gather_inputs,
@@ -53,11 +61,7 @@ from optieval.parity.comparison import (
     _manifest_warnings,
     _measure_latency_ms,
     _open_backend,
-    parse_cell,
 )
-from optieval.parity.localize import DEFAULT_LOCALIZE_SAMPLES, AutoExcludeResult, Localization
-from optieval.parity.metrics import DEFAULT_CONFIDENCE
-from optieval.parity.tolerances import ToleranceSet
 
 __all__ = ["DetectionOptions", "DetectionTask", "compare_detection", "parse_task_table"]
 
@@ -114,7 +118,7 @@ def _run_detections(
 def _artifact(model: Path, cell: Cell, calib: str | None, exclude: Sequence[str]) -> Path:
     if not cell.runs_onnx or cell.precision == "fp32":
         return model
-    from optieval.precision.artifacts import artifact_for
+    from optieval.precision import artifact_for
 
     excluded = tuple(exclude) if cell.precision == "int8" else ()
     return Path(artifact_for(model, cell.precision, calib=calib, exclude=excluded))
@@ -180,8 +184,7 @@ def compare_detection(
             truth naming images not in the data; an IoU outside (0, 1] (exit 2).
         BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
     """
-    from optieval.core.files import sha256_file
-    from optieval.core.signature import load_onnx, signature_from_onnx
+    from optieval.core import load_onnx, sha256_file, signature_from_onnx
 
     opts = options or DetectionOptions()
     match_iou = check_iou(opts.match_iou)
@@ -286,7 +289,7 @@ def _flat_outputs(signature: Any, roles: Roles) -> bool:
 
 def _total_images(data: Any, signature: Any, count: int) -> int:
     """Images in the whole data set (ground truth may describe more than ``--samples`` uses)."""
-    from optieval.core.data import load_dataset
+    from optieval.core import load_dataset
 
     try:
         return load_dataset(str(data), signature).num_samples
@@ -342,8 +345,8 @@ def _localize_and_exclude(
     if cell.precision != "int8":
         notes.append("--auto-exclude applies to INT8 candidates only")
         return result
-    from optieval.core.cache import cache_dir, cache_key
-    from optieval.precision.artifacts import convert
+    from optieval.core import cache_dir, cache_key
+    from optieval.precision import convert
 
     excluded = list(dict.fromkeys([*exclude, *loc.exclude]))
     folder = cache_dir("auto-exclude", cache_key({"model": str(model_path.resolve())}))

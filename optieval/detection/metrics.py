@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optieval.detection.boxes import Detections, GroundTruth, iou_matrix
-from optieval.parity.metrics import DEFAULT_CONFIDENCE, Interval
+from optieval.parity import DEFAULT_CONFIDENCE, Interval
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)

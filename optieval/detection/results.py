@@ -19,8 +19,7 @@ from optieval.detection.metrics import (
     match_detections,
 )
 from optieval.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
-from optieval.parity.metrics import DEFAULT_CONFIDENCE, Interval
-from optieval.parity.tolerances import Check
+from optieval.parity import DEFAULT_CONFIDENCE, Check, Interval
 
 SCHEMA_VERSION = 1
 WORST_IMAGES = 5
@@ -267,7 +266,7 @@ class DetectionParity:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DetectionParity:
         """Inverse of :meth:`to_json`."""
-        from optieval.parity.localize import AutoExcludeResult, Localization
+        from optieval.parity import AutoExcludeResult, Localization
 
         kwargs: dict[str, Any] = {
             key: int(data[key])

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from optieval.bench.results import STATUS_ERROR, Cell
+from optieval.bench import STATUS_ERROR, Cell
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 
 EXECUTORS = ("local", "ray")
@@ -285,7 +285,7 @@ class LocalExecutor(Executor):
     def machine(self) -> dict[str, Any]:
         """This machine's fingerprint (taken once)."""
         if self._machine is None:
-            from optieval.core.environment import fingerprint
+            from optieval.core import fingerprint
 
             self._machine = fingerprint()
         return self._machine
@@ -344,7 +344,7 @@ def pinned_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
     The process exits when its parent (the Ray worker) dies, so that a killed worker does not
     leave a measurement running.
     """
-    from optieval.bench.runner import CellRequest, run_cell
+    from optieval.bench import CellRequest, run_cell
 
     _exit_with_parent()
     count = int(payload.get("pin_cpus") or 0)
@@ -441,8 +441,7 @@ def materialize(bundle: Mapping[str, Any]) -> tuple[Path, str]:
     Raises:
         BackendFailed: a file whose content does not match its hash.
     """
-    from optieval.core.cache import cache_dir
-    from optieval.core.files import sha256_bytes, sha256_file, write_bytes_atomic
+    from optieval.core import cache_dir, sha256_bytes, sha256_file, write_bytes_atomic
 
     folder = cache_dir("ray-artifacts", str(bundle["sha256"])[:32])
     sources = []
@@ -484,7 +483,7 @@ def ray_cell_task(job: dict[str, Any]) -> dict[str, Any]:
     fingerprint."""
     import ray
 
-    from optieval.core.environment import fingerprint
+    from optieval.core import fingerprint
     from optieval.execution.isolation import run_isolated
 
     context = ray.get_runtime_context()
@@ -517,7 +516,7 @@ def ray_outputs_task(job: dict[str, Any]) -> dict[str, Any]:
     """One parity shard as a Ray task: the cell's outputs over the shard's inputs."""
     import ray
 
-    from optieval.parity.comparison import Cell as ParityCell
+    from optieval.parity import Cell as ParityCell
     from optieval.parity.comparison import _run_cell
 
     artifact, _ = materialize(job["artifact"])
@@ -629,7 +628,7 @@ class RayExecutor(Executor):
     def bundle(self, path: str | Path) -> dict[str, Any]:
         """The files of ``path`` (with its external data and manifest) by content: SHA-256,
         the driver's path, and a reference to the bytes in the object store (put once)."""
-        from optieval.core.files import sha256_file
+        from optieval.core import sha256_file
 
         files = []
         for file in _bundle_files(Path(path)):
@@ -646,7 +645,7 @@ class RayExecutor(Executor):
         return {"sha256": files[0]["sha256"], "files": files}
 
     def _cell_job(self, job: CellJob) -> dict[str, Any]:
-        from optieval.bench.runner import resolve_artifact
+        from optieval.bench import resolve_artifact
 
         request = job.request
         artifact, _ = resolve_artifact(

@@ -1,5 +1,5 @@
 """Run one cell in a subprocess, so that a crash, a hang or a leak in one backend becomes a
-failed cell and the caller goes on (DESIGN.md, decision 4).
+failed cell and the caller goes on (docs/design.md, decision 4).
 
 :func:`run_isolated` starts a fresh interpreter (``python -m optieval.execution.isolation``, the
 spawn model: nothing is inherited but the environment), which imports only the module named in
@@ -249,7 +249,7 @@ def infer_cell(payload: dict[str, Any]) -> dict[str, Any]:
     """
     import numpy as np
 
-    from optieval.runtime.registry import create_backend
+    from optieval.runtime import create_backend
 
     backend = create_backend(payload["backend"], payload["model"], **payload.get("options", {}))
     rng = np.random.default_rng(int(payload.get("seed", 0)))

@@ -1,38 +1,48 @@
-"""PyTorch -> ONNX export (model specs, example inputs, parity, manifests) and, beside it,
-precision artifacts.
+"""PyTorch -> ONNX: export, verification against the source, example inputs and manifests.
 
-Nothing here imports torch at package import; the names below load their module on first use.
+These names are the concern's public surface; every other module in it is private to it.
+Each loads its module on first use. The precision and model-loading names that lived here before
+0.2 still resolve, with a DeprecationWarning, for one release.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_LAZY = {
-    "export_model": "optieval.export.torch_export",
-    "ExportResult": "optieval.export.torch_export",
-    "ExportCheckFailed": "optieval.export.torch_export",
-    "LoadedModel": "optieval.source.specs",
-    "load_model": "optieval.source.specs",
-    "load_model_from_manifest": "optieval.source.specs",
-    "flatten_outputs": "optieval.source.specs",
-    "InputSpec": "optieval.export.inputs",
+from optieval.compat import deprecated_alias
+from optieval.core import lazy_exports
+
+if TYPE_CHECKING:
+    from optieval.export.inputs import DynamicDim as DynamicDim
+    from optieval.export.inputs import InputSpec as InputSpec
+    from optieval.export.torch_export import ExportCheckFailed as ExportCheckFailed
+    from optieval.export.torch_export import ExportResult as ExportResult
+    from optieval.export.torch_export import export_model as export_model
+
+_EXPORTS = {
     "DynamicDim": "optieval.export.inputs",
-    # precision artifacts (issue 4)
-    "convert": "optieval.precision.artifacts",
-    "artifact_for": "optieval.precision.artifacts",
-    "ConversionResult": "optieval.precision.artifacts",
-    "Census": "optieval.precision.census",  # the function is optieval.precision.census.census
-    "ModelInfo": "optieval.precision.inspect",
-    "inspect_model": "optieval.precision.inspect",
+    "ExportCheckFailed": "optieval.export.torch_export",
+    "ExportResult": "optieval.export.torch_export",
+    "InputSpec": "optieval.export.inputs",
+    "export_model": "optieval.export.torch_export",
 }
-
-__all__ = sorted(_LAZY)
+__all__ = sorted(_EXPORTS)
+_MOVED = {
+    "convert": "optieval.precision",
+    "artifact_for": "optieval.precision",
+    "ConversionResult": "optieval.precision",
+    "Census": "optieval.precision",
+    "ModelInfo": "optieval.precision",
+    "inspect_model": "optieval.precision",
+    "LoadedModel": "optieval.source",
+    "load_model": "optieval.source",
+    "load_model_from_manifest": "optieval.source",
+    "flatten_outputs": "optieval.source",
+}
+_public, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optieval.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    if name in _MOVED:
+        return deprecated_alias(__name__, _MOVED[name])(name)
+    return _public(name)

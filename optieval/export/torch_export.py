@@ -29,9 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optieval.core.files import atomic_path, sha256_file
-from optieval.core.manifest import manifest_path, read_manifest, write_manifest
-from optieval.core.signature import Signature, signature_from_onnx
+from optieval.core import (
+    Signature,
+    atomic_path,
+    manifest_path,
+    read_manifest,
+    sha256_file,
+    signature_from_onnx,
+    write_manifest,
+)
 from optieval.errors import CheckFailed, InputError
 from optieval.export.inputs import (
     DimInfo,
@@ -47,7 +53,7 @@ from optieval.export.inputs import (
     spec_from_tensor,
 )
 from optieval.export.verify import ParityReport, case_sizes, run_parity, specs_at
-from optieval.source.specs import LoadedModel, flatten_outputs, load_model, one_line
+from optieval.source import LoadedModel, flatten_outputs, load_model, one_line
 
 __all__ = ["EXPORTERS", "ExportCheckFailed", "ExportResult", "ExporterInfo", "export_model"]
 
@@ -248,13 +254,13 @@ def _versions() -> dict[str, str]:
     import onnxruntime
     import torch
 
-    import optieval
+    from optieval.version import __version__
 
     found = {
         "torch": torch.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "optieval": optieval.__version__,
+        "optieval": __version__,
     }
     with contextlib.suppress(ImportError):
         import onnxscript

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from optieval.export.inputs import DimInfo, InputSpec, alternate_size, make_tensors
-from optieval.source.specs import LoadedModel, flatten_outputs, one_line
+from optieval.source import LoadedModel, flatten_outputs, one_line
 
 __all__ = ["OutputParity", "ParityCase", "ParityReport", "compare_arrays", "run_parity"]
 
@@ -245,7 +245,7 @@ def run_parity(
         A :class:`ParityReport`. Failures to run either side are recorded in it (the report
         fails), not raised.
     """
-    from optieval.runtime.ort import OrtCpuBackend
+    from optieval.runtime import OrtCpuBackend
 
     backend = OrtCpuBackend(onnx_path)
     try:

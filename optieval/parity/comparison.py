@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from optieval.core.signature import Signature
+from optieval.core import Signature
 from optieval.errors import InputError
 from optieval.parity.golden import Golden, load_golden, save_golden
 from optieval.parity.localize import (
@@ -78,7 +78,7 @@ def parse_cell(text: str, *, where: str = "--candidate") -> Cell:
 
     Raises InputError for an unknown backend or precision.
     """
-    from optieval.runtime.registry import check_backend_name
+    from optieval.runtime import check_backend_name
 
     backend, _, precision = text.strip().partition(":")
     precision = precision or "fp32"
@@ -128,13 +128,13 @@ def _run(backend: Any, inputs: Mapping[str, np.ndarray], batch: int) -> dict[str
 def _artifact(model: Path, cell: Cell, calib: str | None) -> Path:
     if not cell.runs_onnx or cell.precision == "fp32":
         return model
-    from optieval.precision.artifacts import artifact_for
+    from optieval.precision import artifact_for
 
     return Path(artifact_for(model, cell.precision, calib=calib))
 
 
 def _open_backend(cell: Cell, artifact: Path, *, spec: str | None, threads: int | None) -> Any:
-    from optieval.runtime.registry import create_backend
+    from optieval.runtime import create_backend
 
     options: dict[str, Any] = {}
     if threads is not None:
@@ -167,7 +167,7 @@ def _run_cell(
 
 
 def _manifest_warnings(model: Path) -> list[str]:
-    from optieval.core.manifest import read_manifest
+    from optieval.core import read_manifest
 
     try:
         manifest = read_manifest(model)
@@ -191,7 +191,7 @@ class _Inputs:
 
 
 def _generate(signature: Signature, samples: int, seed: int) -> dict[str, np.ndarray]:
-    from optieval.core.feeds import generate_feeds, resolve_shapes
+    from optieval.core import generate_feeds, resolve_shapes
 
     fixed = _fixed_batch(signature)
     chunk = fixed or samples
@@ -229,7 +229,7 @@ def _gather_inputs(
             )
         return _Inputs(dict(g.inputs), g.labels, f"golden:{golden}", g)
     if data is not None:
-        from optieval.core.data import load_dataset
+        from optieval.core import load_dataset
 
         ds = load_dataset(str(data), signature, labels_key=labels_key, max_samples=samples)
         labels = None
@@ -269,7 +269,7 @@ def _localize(
 ) -> Localization:
     """Localize on the samples that differ most (each output's ``worst_samples``), topped up
     with the first samples to ``localize_samples``."""
-    from optieval.core.signature import load_onnx
+    from optieval.core import load_onnx
 
     n = int(next(iter(inputs.values())).shape[0])
     chosen: list[int] = []
@@ -357,8 +357,7 @@ def compare(
             a golden folder from another model; a ``--tol`` naming no output (exit 2).
         BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
     """
-    from optieval.core.files import sha256_file
-    from optieval.core.signature import load_onnx, signature_from_onnx
+    from optieval.core import load_onnx, sha256_file, signature_from_onnx
 
     model_path = Path(model)
     if not candidates:
@@ -586,8 +585,8 @@ def _auto_exclude(
     artifact: Path,
 ) -> tuple[AutoExcludeResult, tuple[OutputParity, ...] | None]:
     """Re-quantize with the breaking nodes excluded until tolerance holds or ``max_rounds``."""
-    from optieval.core.cache import cache_dir, cache_key
-    from optieval.precision.artifacts import convert
+    from optieval.core import cache_dir, cache_key
+    from optieval.precision import convert
 
     excluded: list[str] = list(first.exclude)
     folder = cache_dir("auto-exclude", cache_key({"model": str(model_path.resolve())}))

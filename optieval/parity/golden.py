@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from optieval.core.files import atomic_path, read_json, write_json_atomic
+from optieval.core import atomic_path, read_json, write_json_atomic
 from optieval.errors import InputError
 
 GOLDEN_SCHEMA_VERSION = 1

@@ -22,7 +22,7 @@ import numpy as np
 
 from optieval.parity.metrics import tensor_metrics, tolerance_violations
 from optieval.parity.tolerances import Tolerance, ToleranceSet
-from optieval.precision.census import node_names
+from optieval.precision import node_names
 
 SEE_THROUGH = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 DEFAULT_MAX_NODES = 5

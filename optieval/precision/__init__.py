@@ -1,0 +1,51 @@
+"""Precision artifacts: FP16 and calibrated INT8 (Q/DQ) models made from an FP32 ONNX model,
+the census that proves what a graph computes in, ``optieval inspect``, and the artifact cache.
+
+These names are the concern's public surface; every other module in it is private to it.
+Each loads its module on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optieval.core import lazy_exports
+
+if TYPE_CHECKING:
+    from optieval.precision.artifacts import (
+        ORT_CPU_INT8_DISABLED_OPTIMIZERS as ORT_CPU_INT8_DISABLED_OPTIMIZERS,
+    )
+    from optieval.precision.artifacts import ConversionResult as ConversionResult
+    from optieval.precision.artifacts import artifact_for as artifact_for
+    from optieval.precision.artifacts import convert as convert
+    from optieval.precision.graph_census import Census as Census
+    from optieval.precision.graph_census import census as census
+    from optieval.precision.graph_census import node_names as node_names
+    from optieval.precision.inspect import ModelInfo as ModelInfo
+    from optieval.precision.inspect import conversion_renderables as conversion_renderables
+    from optieval.precision.inspect import info_renderables as info_renderables
+    from optieval.precision.inspect import inspect_model as inspect_model
+    from optieval.precision.labels import check_precision_name as check_precision_name
+    from optieval.precision.labels import is_engine as is_engine
+    from optieval.precision.labels import model_signature as model_signature
+    from optieval.precision.labels import require_precision as require_precision
+
+_EXPORTS = {
+    "Census": "optieval.precision.graph_census",
+    "ConversionResult": "optieval.precision.artifacts",
+    "ModelInfo": "optieval.precision.inspect",
+    "ORT_CPU_INT8_DISABLED_OPTIMIZERS": "optieval.precision.artifacts",
+    "artifact_for": "optieval.precision.artifacts",
+    "census": "optieval.precision.graph_census",
+    "check_precision_name": "optieval.precision.labels",
+    "conversion_renderables": "optieval.precision.inspect",
+    "convert": "optieval.precision.artifacts",
+    "info_renderables": "optieval.precision.inspect",
+    "inspect_model": "optieval.precision.inspect",
+    "is_engine": "optieval.precision.labels",
+    "model_signature": "optieval.precision.labels",
+    "node_names": "optieval.precision.graph_census",
+    "require_precision": "optieval.precision.labels",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,6 +1,6 @@
 """Precision artifacts: an FP32 ONNX model turned into an FP16 or a calibrated INT8 (QDQ) model.
 
-Precision lives in the ONNX graph (DESIGN.md, decision 1): every ONNX backend runs the same
+Precision lives in the ONNX graph (docs/design.md, decision 1): every ONNX backend runs the same
 artifact, built once and cached by content hash. The two public entry points::
 
     convert(model, "int8", calib="calib.npz")   # optieval convert: build, write beside, report
@@ -39,13 +39,22 @@ from typing import Any
 import numpy as np
 import onnx
 
-from optieval.core.cache import cache_dir, cache_key
-from optieval.core.data import Dataset, load_dataset
-from optieval.core.files import atomic_path, sha256_file
-from optieval.core.manifest import manifest_path, read_manifest, write_manifest
-from optieval.core.signature import Signature, load_onnx, signature_from_onnx
+from optieval.core import (
+    Dataset,
+    Signature,
+    atomic_path,
+    cache_dir,
+    cache_key,
+    load_dataset,
+    load_onnx,
+    manifest_path,
+    read_manifest,
+    sha256_file,
+    signature_from_onnx,
+    write_manifest,
+)
 from optieval.errors import InputError
-from optieval.precision.census import Census, census, node_names
+from optieval.precision.graph_census import Census, census, node_names
 
 __all__ = [
     "CALIB_METHODS",
@@ -609,10 +618,10 @@ def _versions() -> dict[str, str]:
     import onnxconverter_common
     import onnxruntime
 
-    import optieval
+    from optieval.version import __version__
 
     return {
-        "optieval": optieval.__version__,
+        "optieval": __version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxconverter_common": onnxconverter_common.__version__,

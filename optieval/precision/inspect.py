@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optieval.core.manifest import read_manifest
-from optieval.core.signature import Signature, load_onnx, signature_from_onnx
+from optieval.core import Signature, load_onnx, read_manifest, signature_from_onnx
 from optieval.errors import InputError
-from optieval.precision.census import Census, census
+from optieval.precision.graph_census import Census, census
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

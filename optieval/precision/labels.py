@@ -2,9 +2,9 @@
 
 The precision step writes its label and census into the artifact's manifest; when there is no
 manifest (a model that arrived already quantized, say) the census is taken from the graph
-(:func:`optieval.precision.census.census`, its dominant precision); a graph without compute nodes
+(:func:`optieval.precision.census`, its dominant precision); a graph without compute nodes
 falls back to its types: Q/DQ or integer ops mean int8, FP16 weights or casts fp16, else fp32
-(DESIGN.md, decisions 1 and 2).
+(docs/design.md, decisions 1 and 2).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from optieval.core.manifest import read_manifest
+from optieval.core import read_manifest
 from optieval.errors import InputError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -76,13 +76,13 @@ def graph_precision(model: Any) -> str:
 def artifact_precision(path: str | os.PathLike[str]) -> str:
     """Return the precision an ONNX artifact computes in: its manifest's census when present,
     else read from the graph. InputError when the file is missing or not ONNX."""
-    from optieval.core.signature import load_onnx
+    from optieval.core import load_onnx
 
     manifest_value = _manifest_precision(read_manifest(path))
     if manifest_value is not None:
         return manifest_value
     model = load_onnx(Path(path), load_external_data=False)
-    from optieval.precision.census import census
+    from optieval.precision.graph_census import census
 
     dominant = census(model).dominant_precision
     if dominant in PRECISIONS:
@@ -117,11 +117,11 @@ def model_signature(path: str | os.PathLike[str]) -> Any:
     (read from its ``.plan.json`` manifest, written by ``optieval build``), so that bench,
     compare and gate can take either. InputError when the file or the engine's manifest is
     missing or malformed."""
-    from optieval.core.signature import Signature, load_onnx, signature_from_onnx
+    from optieval.core import Signature, load_onnx, signature_from_onnx
 
     if not is_engine(path):
         return signature_from_onnx(load_onnx(path, load_external_data=False))
-    from optieval.core.manifest import manifest_path
+    from optieval.core import manifest_path
 
     if not Path(path).is_file():
         raise InputError("engine file not found", where=str(path))

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from optieval.stats.verdict import Judgement, Kind, Verdict, judge
+from optieval.stats import Judgement, Kind, Verdict, judge
 
 Group = Literal["latency", "accuracy", "baseline", "export"]
 
@@ -268,7 +268,7 @@ class LatencyBudget:
         if self.key == "max_qps_min":
             if not getattr(cell, "search", None):
                 return unmeasured(metric, kind, limit, "no max-qps search in this cell"), None
-            from optieval.bench.scenarios.core import max_qps_from_cell
+            from optieval.bench import max_qps_from_cell
 
             return max_qps_from_cell(cell).check(limit), None
         if self.has_interval:
@@ -286,7 +286,7 @@ class LatencyBudget:
         return judge(metric, kind, limit, value=float(value), basis="point"), None
 
     def _interval(self, cell: Any) -> tuple[Judgement, str | None]:
-        from optieval.stats.latency import (
+        from optieval.stats import (
             mean_ci_batch_means,
             min_samples_for_quantile,
             summarize,
@@ -320,7 +320,7 @@ class LatencyBudget:
             value, low, high = float(stored["items_per_s"]), bounds[0], bounds[1]
             confidence = float(stored.get("confidence") or 0.95)
         else:
-            from optieval.stats.latency import throughput_estimate
+            from optieval.stats import throughput_estimate
 
             tp = throughput_estimate(times, batch=int(cell.batch))
             value, low, high, confidence = tp.items_per_s, tp.low, tp.high, tp.confidence
@@ -477,7 +477,7 @@ class RegressionBudget:
 
     def check(self, comparison: Any) -> Check:
         """Judge one :class:`optieval.bench.baseline.CellComparison`."""
-        from optieval.bench.baseline import Regression
+        from optieval.bench import Regression
 
         ratio = comparison.ratio
         limit = 1.0 + self.max_slowdown

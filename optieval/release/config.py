@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optieval.detection.results import DETECTION_BUDGET_KEYS
+from optieval.detection import DETECTION_BUDGET_KEYS
 from optieval.errors import InputError
 from optieval.release.budgets import (
     ACCURACY_KEYS,
@@ -41,8 +41,8 @@ from optieval.release.budgets import (
 )
 
 if TYPE_CHECKING:
-    from optieval.bench.scenarios.core import ScenarioSpec
-    from optieval.detection.compare import DetectionTask
+    from optieval.bench import ScenarioSpec
+    from optieval.detection import DetectionTask
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -145,7 +145,7 @@ class MeasureConfig:
     def settings(self, target_percentile: float = 99.0, duration_s: float | None = None) -> Any:
         """Return :class:`optieval.bench.latency.MeasureSettings` for one run, gating
         ``target_percentile`` (the highest percentile a target gates)."""
-        from optieval.bench.latency import MeasureSettings
+        from optieval.bench import MeasureSettings
 
         duration = self.duration_s if duration_s is None else duration_s
         return MeasureSettings(
@@ -182,7 +182,7 @@ class TargetConfig:
     def scenario_spec(self) -> ScenarioSpec | None:
         """The :class:`optieval.bench.scenarios.ScenarioSpec` of the latency cells (None for the
         plain single-stream loop)."""
-        from optieval.bench.scenarios.core import ScenarioSpec
+        from optieval.bench import ScenarioSpec
 
         if self.scenario in (None, "single-stream"):
             return None
@@ -198,7 +198,7 @@ class TargetConfig:
     def search_spec(self) -> ScenarioSpec | None:
         """The max-QPS search that ``max_qps_min`` needs (server scenario, the target's
         ``p99_ms_max`` as its budget, ``qps`` as its start rate), or None without that key."""
-        from optieval.bench.scenarios.core import ScenarioSpec
+        from optieval.bench import ScenarioSpec
 
         p99 = next((b.limit for b in self.latency if b.key == "p99_ms_max"), None)
         if self.max_qps_budget is None or p99 is None:
@@ -558,7 +558,7 @@ def _model(v: _Validator, table: dict[str, Any]) -> ModelConfig:
 def _task(v: _Validator, table: dict[str, Any]) -> DetectionTask | None:
     if not table:
         return None
-    from optieval.detection.compare import parse_task_table
+    from optieval.detection import parse_task_table
 
     try:
         return parse_task_table(table, base=v.base_dir, where="task")
@@ -700,7 +700,7 @@ def _has_ground_truth(task: DetectionTask, data: DataConfig) -> bool:
         return True
     if data.evaluation is None:
         return False
-    from optieval.detection.boxes import has_ground_truth
+    from optieval.detection import has_ground_truth
 
     return has_ground_truth(data.evaluation)
 

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optieval.core.files import write_json_atomic, write_text_atomic
+from optieval.core import write_json_atomic, write_text_atomic
 from optieval.release.budgets import Check
-from optieval.stats.verdict import Verdict
+from optieval.stats import Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.bench.results import Cell
+    from optieval.bench import Cell
     from optieval.release.run import GateReport
 
 REPORT_FILES = {
@@ -344,7 +344,7 @@ def _pinning(cells: Sequence[Cell]) -> str:
 
 
 def _hardware_lines(cells: Sequence[Cell]) -> list[str]:
-    from optieval.execution.executors import group_by_hardware
+    from optieval.execution import group_by_hardware
 
     if not any(c.machine or c.placement for c in cells):
         return []
@@ -361,7 +361,7 @@ def _hardware_lines(cells: Sequence[Cell]) -> list[str]:
 
 
 def _cells_by_hardware(cells: Sequence[Cell]) -> list[str]:
-    from optieval.execution.executors import group_by_hardware
+    from optieval.execution import group_by_hardware
 
     groups = group_by_hardware(cells)
     if len(groups) <= 1 and not any(c.machine or c.placement for c in cells):

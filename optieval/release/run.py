@@ -1,6 +1,6 @@
 """``optieval.gate``: one release config in, one verdict out, with the evidence for every check.
 
-The pipeline (DESIGN.md, data flow): export the model if the config gives a spec (a model whose
+The pipeline (docs/design.md, data flow): export the model if the config gives a spec (a model whose
 export parity failed is refused: a FAIL, exit 1), build each precision artifact once, compare
 every target's outputs with the reference's (:func:`optieval.parity.comparison.compare`; for
 ``[task] kind = "detection"``, :func:`optieval.detection.compare.compare_detection`: box
@@ -14,7 +14,7 @@ A latency check that is INCONCLUSIVE (its interval straddles the budget) is meas
 four times longer each time, up to ``[measure] max_duration_s``. An accuracy check cannot be:
 the evaluation data is fixed, so its advice says how many more samples would decide it.
 
-Exit codes (DESIGN.md): 0 when every check passes; 1 when any fails or is inconclusive (0 for
+Exit codes (docs/design.md): 0 when every check passes; 1 when any fails or is inconclusive (0 for
 inconclusive with ``allow_inconclusive``); 2 for a bad config (raised as InputError); 3 when a
 target's backend is unusable here (raised as BackendUnavailable before any work) or a cell
 crashed (in the report, ``exit_code`` 3).
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from optieval.bench.results import GATE_REPORT_SCHEMA_VERSION, Cell
+from optieval.bench import GATE_REPORT_SCHEMA_VERSION, Cell
 from optieval.errors import (
     EXIT_BACKEND,
     EXIT_CHECK_FAILED,
@@ -38,10 +38,10 @@ from optieval.errors import (
     InputError,
     combined_exit_code,
 )
-from optieval.execution.executors import Executor
+from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig, load_config
-from optieval.stats.verdict import Judgement, Verdict
+from optieval.stats import Judgement, Verdict
 
 GATE_REPORT_KIND = "gate-report"
 DEFAULT_OUT_DIR = "optieval-report"
@@ -59,7 +59,7 @@ class GateReport:
 
     Attributes:
         verdict: PASS, FAIL or INCONCLUSIVE (the worst check; PASS when there are none).
-        exit_code: 0, 1 or 3 (DESIGN.md; 2 is raised as InputError before a report exists).
+        exit_code: 0, 1 or 3 (docs/design.md; 2 is raised as InputError before a report exists).
         allow_inconclusive: whether INCONCLUSIVE exits 0.
         config: the validated config (:meth:`GateConfig.to_json`).
         env: the machine's fingerprint.
@@ -177,7 +177,7 @@ def overall(checks: Iterable[Check]) -> Verdict:
 
 
 def exit_code_for(checks: Iterable[Check], *, allow_inconclusive: bool = False) -> int:
-    """DESIGN.md's exit code for a set of checks: 3 when a check could not be made because its
+    """docs/design.md's exit code for a set of checks: 3 when a check could not be made because its
     backend failed, else 1 for FAIL (or INCONCLUSIVE unless allowed), else 0."""
     codes = []
     for check in checks:
@@ -227,7 +227,7 @@ def gate(
         BackendUnavailable: the reference's or a target's backend cannot run here (exit 3);
             ``executor="ray"`` without the ray package.
     """
-    from optieval.execution.executors import create_executor
+    from optieval.execution import create_executor
 
     owned = None
     if isinstance(executor, str):
@@ -351,7 +351,7 @@ def _out_dir(out_dir: str | os.PathLike[str] | None) -> Path:
 def _require_backends(config: GateConfig) -> None:
     """Exit 3 before any work when the reference's or a target's backend cannot run here: the
     release cannot be judged on this machine."""
-    from optieval.runtime.registry import availability
+    from optieval.runtime import availability
 
     wanted = [("reference", config.reference.backend)]
     wanted += [(f"target[{t.index}]", t.backend) for t in config.targets]
@@ -375,13 +375,13 @@ def _require_backends(config: GateConfig) -> None:
 
 
 def _validity_warnings(env: dict[str, Any]) -> list[str]:
-    from optieval.core.environment import validity_warnings
+    from optieval.core import validity_warnings
 
     return list(validity_warnings(env))
 
 
 def _fingerprint() -> dict[str, Any]:
-    from optieval.core.environment import fingerprint
+    from optieval.core import fingerprint
 
     return fingerprint()
 
@@ -411,8 +411,7 @@ class _Run:
 
     # -- model ----------------------------------------------------------------------------------
     def model(self) -> tuple[Path, dict[str, Any], Check | None]:
-        from optieval.core.files import sha256_file
-        from optieval.core.manifest import read_manifest
+        from optieval.core import read_manifest, sha256_file
 
         cfg = self.config.model
         info: dict[str, Any] = {}
@@ -439,7 +438,7 @@ class _Run:
         return path, info, None
 
     def _export(self) -> tuple[Path, dict[str, Any], Check | None]:
-        from optieval.export.torch_export import ExportCheckFailed, export_model
+        from optieval.export import ExportCheckFailed, export_model
 
         cfg = self.config.model
         assert cfg.spec is not None
@@ -472,11 +471,9 @@ class _Run:
 
     # -- artifacts ------------------------------------------------------------------------------
     def artifacts(self, model: Path) -> list[dict[str, Any]]:
-        from optieval.core.files import sha256_file
-        from optieval.core.signature import load_onnx
-        from optieval.precision.artifacts import artifact_for
-        from optieval.precision.census import census
-        from optieval.runtime.registry import ONNX_BACKENDS
+        from optieval.core import load_onnx, sha256_file
+        from optieval.precision import artifact_for, census
+        from optieval.runtime import ONNX_BACKENDS
 
         self.step("building precision artifacts", count=False)
         precisions = [self.config.reference.precision]
@@ -499,7 +496,7 @@ class _Run:
 
     # -- accuracy -------------------------------------------------------------------------------
     def parity(self, model: Path) -> Any:
-        from optieval.parity.comparison import compare
+        from optieval.parity import compare
 
         cfg = self.config
         candidates = list(dict.fromkeys(t.label for t in cfg.targets))
@@ -522,7 +519,7 @@ class _Run:
         return report
 
     def _detection_parity(self, model: Path, candidates: list[str]) -> Any:
-        from optieval.detection.compare import compare_detection
+        from optieval.detection import compare_detection
 
         cfg = self.config
         assert cfg.task is not None
@@ -571,9 +568,9 @@ class _Run:
     def _detection_checks(self, parity: Any) -> list[Check]:
         """Detection budgets on each candidate's :class:`DetectionParity`, judged on their
         intervals (bootstrap over images) where they have one, else as points."""
-        from optieval.detection.results import DETECTION_BUDGET_KEYS, budget_value
+        from optieval.detection import DETECTION_BUDGET_KEYS, budget_value
         from optieval.release.budgets import samples_to_decide, split_key, unmeasured
-        from optieval.stats.verdict import judge
+        from optieval.stats import judge
 
         checks: list[Check] = []
         for target in self.config.targets:
@@ -654,7 +651,7 @@ class _Run:
     ) -> list[Cell]:
         """Bench ``target`` at ``batches`` in its own load scenario, or in ``scenario`` (a
         :class:`optieval.bench.scenarios.core.ScenarioSpec`, the max-QPS search)."""
-        from optieval.bench.runner import benchmark
+        from optieval.bench import benchmark
 
         cfg = self.config
         batches = list(batches)
@@ -684,7 +681,7 @@ class _Run:
             hardware=target.hardware,
             scenarios=None if spec is None else [spec],
         )
-        from optieval.core.environment import validity_warnings
+        from optieval.core import validity_warnings
 
         # The machine's own warnings (load, governor) are added once, from the gate's fingerprint.
         known = set(validity_warnings(report.env))
@@ -721,8 +718,7 @@ class _Run:
     def baseline(
         self, cells: list[Cell], env: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, list[Check]]:
-        from optieval.bench.baseline import compare_to_baseline
-        from optieval.bench.results import load_baseline
+        from optieval.bench import compare_to_baseline, load_baseline
 
         cfg = self.config.baseline
         if cfg is None:

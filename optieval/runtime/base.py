@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core.signature import Signature, TensorSpec
+from optieval.core import Signature, TensorSpec
 from optieval.errors import InputError, OptievalError
 
 

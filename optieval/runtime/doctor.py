@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from optieval.core.environment import fingerprint
+from optieval.core import fingerprint
 from optieval.runtime.registry import BACKEND_NAMES, availability
 
 
@@ -41,7 +41,7 @@ class DoctorReport:
 
 
 def diagnose() -> DoctorReport:
-    """Fingerprint this machine and probe every backend in DESIGN.md's list."""
+    """Fingerprint this machine and probe every backend in docs/design.md's list."""
     statuses = []
     for name in BACKEND_NAMES:
         state = availability(name)

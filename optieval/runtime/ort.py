@@ -1,7 +1,7 @@
 """ONNX Runtime backends: ``ort-cpu``, ``ort-cuda`` and ``ort-trt``.
 
 onnxruntime silently builds a CPU-only session when the CUDA or TensorRT provider fails to load
-(FACTS.md). Every GPU backend here first loads its provider library the way ORT would (so a
+(docs/facts.md). Every GPU backend here first loads its provider library the way ORT would (so a
 missing CUDA library is named), then checks that its provider is the session's first one, so a
 result labelled ``ort-cuda`` never comes from the CPU. With ``strict_placement=True`` the CPU
 provider is left out altogether and ``session.disable_cpu_ep_fallback`` is set, so a node the GPU
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core.signature import Signature, signature_from_ort
+from optieval.core import Signature, signature_from_ort
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
 from optieval.runtime.profiles import (
@@ -113,7 +113,7 @@ class OrtBackend(Backend):
         }[level]
         so.log_severity_level = 3
         if self.provider != "CPUExecutionProvider" and self._strict_placement:
-            # Raise instead of placing any node on the CPU (FACTS.md, ONNX Runtime).
+            # Raise instead of placing any node on the CPU (docs/facts.md, ONNX Runtime).
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         if self._profile_dir is not None:
             so.enable_profiling = True
@@ -131,7 +131,7 @@ class OrtBackend(Backend):
         return providers
 
     def _load(self) -> Signature:
-        from optieval.precision.labels import require_precision
+        from optieval.precision import require_precision
 
         ort = _import_ort()
         if not self.model.is_file():
@@ -151,7 +151,7 @@ class OrtBackend(Backend):
         providers = self.providers()
         extra: dict[str, Any] = {}
         if self.provider == "CPUExecutionProvider" and self.options["precision"] == "int8":
-            from optieval.precision.artifacts import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+            from optieval.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
 
             # CSE merges the per-consumer Q/DQ pairs back together, which stops ORT's CPU
             # provider from fusing most convolutions into QLinearConv (benchmarks/README.md:
@@ -514,7 +514,8 @@ def ort_trt_provider_options(
     profiles: Sequence[ProfileShape] = (),
     device_id: int = 0,
 ) -> dict[str, Any]:
-    """TensorRT EP options for an artifact of ``precision`` (FACTS.md: the EP links TensorRT 10,
+    """TensorRT EP options for an artifact of ``precision`` (docs/facts.md: the EP links
+    TensorRT 10,
     weakly typed, so fp16 and Q/DQ artifacts still need ``trt_fp16_enable`` /
     ``trt_int8_enable``). Engine and timing caches go to ``cache_folder``; profile shapes come
     from :func:`optieval.runtime.profiles.compute_profiles`.
@@ -588,10 +589,8 @@ class OrtTrtBackend(OrtBackend):
         return self._trt_options
 
     def _load(self) -> Signature:
-        from optieval.core.cache import cache_dir, cache_key
-        from optieval.core.files import sha256_file
-        from optieval.core.signature import load_onnx, signature_from_onnx
-        from optieval.precision.labels import require_precision
+        from optieval.core import cache_dir, cache_key, load_onnx, sha256_file, signature_from_onnx
+        from optieval.precision import require_precision
 
         ort = _import_ort()
         precision = require_precision(self.model, self._requested_precision, where=str(self.model))

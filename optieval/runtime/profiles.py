@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optieval.core.signature import Signature, TensorSpec
+from optieval.core import Signature, TensorSpec
 from optieval.errors import InputError
 
 Shape = tuple[int, ...]

@@ -1,4 +1,4 @@
-"""Backends by name (DESIGN.md, Names), imported lazily so that asking about one backend never
+"""Backends by name (docs/design.md, Names), imported lazily so that asking about one backend never
 imports another's libraries."""
 
 from __future__ import annotations

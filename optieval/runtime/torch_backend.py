@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core.signature import Signature, TensorSpec
+from optieval.core import Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
 
@@ -53,7 +53,7 @@ def flatten_outputs(value: Any) -> list[tuple[str, Any]]:
     """Flatten a module's outputs into ``(name, tensor)`` pairs in the exporter's order
     (delegates to :func:`optieval.source.specs.flatten_outputs`: ``output`` for a bare tensor,
     dict keys and sequence indices joined with dots, ``logits``, ``hidden_states.0``)."""
-    from optieval.source.specs import flatten_outputs as flatten
+    from optieval.source import flatten_outputs as flatten
 
     return flatten(value)
 
@@ -195,8 +195,7 @@ class TorchBackend(Backend):
         manifest: dict[str, Any] | None = None
         folder = Path(".")
         if self.model is not None:
-            from optieval.core.files import read_json
-            from optieval.core.manifest import manifest_path, read_manifest
+            from optieval.core import manifest_path, read_json, read_manifest
 
             if self.model.suffix == ".json":
                 manifest = read_json(self.model, what="manifest")
@@ -214,15 +213,16 @@ class TorchBackend(Backend):
         if self._loaded is not None:
             self.options["source"] = "module"
             return self._loaded, manifest
-        from optieval.source import specs  # lazily: pulls in torch and the user's code
+        # lazily: pulls in torch and the user's code
+        from optieval.source import load_model, load_model_from_manifest
 
         if self.spec is not None:
             self.options["source"] = "spec"
             checkpoint = Path(self.checkpoint) if self.checkpoint is not None else None
-            return specs.load_model(self.spec, base_dir=None, checkpoint=checkpoint), manifest
+            return load_model(self.spec, base_dir=None, checkpoint=checkpoint), manifest
         assert manifest is not None
         self.options["source"] = "manifest"
-        return specs.load_model_from_manifest(manifest, folder), manifest
+        return load_model_from_manifest(manifest, folder), manifest
 
     def _load(self) -> Signature:
         torch = _import_torch()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optieval.core.files import sha256_file
+from optieval.core import sha256_file
 from optieval.errors import InputError
 
 __all__ = [

@@ -15,7 +15,7 @@ from optieval.core.data import Dataset
 from optieval.core.manifest import read_manifest
 from optieval.errors import InputError
 from optieval.precision.artifacts import ConversionResult, artifact_for, convert
-from optieval.precision.census import census
+from optieval.precision.graph_census import census
 from optieval.precision.inspect import inspect_model
 from tests.conftest import calib_array, make_onnx_cnn
 

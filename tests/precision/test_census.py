@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from optieval.errors import InputError
-from optieval.precision.census import Census, census
+from optieval.precision.graph_census import Census, census
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,4 +1,4 @@
-"""A stand-in for the ``tensorrt`` module with the documented API names (FACTS.md), recording
+"""A stand-in for the ``tensorrt`` module with the documented API names (docs/facts.md), recording
 the calls optieval makes. It lets the CPU tests check the build sequence (strongly typed
 network, TF32 cleared, profile, timing cache, read-back) without TensorRT; it computes
 nothing. The real path runs under the ``tensorrt`` marker."""

@@ -49,16 +49,19 @@ import numpy.typing as npt
 
 from optieval.bench.latency import MeasureSettings, measure
 from optieval.errors import InputError
-from optieval.runtime.base import Backend
-from optieval.stats.latency import (
+from optieval.runtime import Backend
+from optieval.stats import (
+    Judgement,
     LatencySummary,
     ThroughputEstimate,
+    Verdict,
+    judge,
+    judge_max,
     mean_ci_batch_means,
     order_statistic_ranks,
     quantile_ci,
     summarize,
 )
-from optieval.stats.verdict import Judgement, Verdict, judge, judge_max
 
 SINGLE_STREAM = "single-stream"
 OFFLINE = "offline"
@@ -372,7 +375,7 @@ def scenario_specs(
 def _backend_traits(backend: type[Backend] | Backend | str) -> tuple[str, bool, bool]:
     cls: Any
     if isinstance(backend, str):
-        from optieval.runtime.registry import backend_class
+        from optieval.runtime import backend_class
 
         name, cls = backend, backend_class(backend)
     else:

@@ -1,6 +1,6 @@
 """Native TensorRT: ``tensorrt`` backend, engine builds, deployable ``.plan`` files.
 
-Written against the TensorRT 10.12+ / 11.x Python API (FACTS.md): networks are created
+Written against the TensorRT 10.12+ / 11.x Python API (docs/facts.md): networks are created
 STRONGLY_TYPED (needed on 10.x, ignored on 11.x where it is always on) and precision comes from
 the ONNX artifact (FP16 casts, INT8 Q/DQ), never from builder flags, which 11.0 removed. TF32 is
 cleared for fp32 artifacts so the fp32 reference is fp32. After a build the engine's layer
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from optieval.core.signature import Signature, TensorSpec
+from optieval.core import Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
 from optieval.runtime.profiles import ProfileShape, check_in_profiles, compute_profiles
@@ -119,7 +119,7 @@ def unusable_reason(
         import_error: the error from ``import tensorrt`` (None when it imported).
         trt_version: ``tensorrt.__version__`` when it imported.
         cuda_reason: why torch.cuda cannot run (None when it can): device buffers and streams
-            come from torch (DESIGN.md, decision 5).
+            come from torch (docs/design.md, decision 5).
         builder_error: the error from creating ``trt.Builder`` (a driver problem shows here).
     """
     if import_error is not None:
@@ -144,7 +144,7 @@ def engine_cache_key(
 ) -> str:
     """The engine cache key: artifact content hash, TensorRT version, GPU, compute capability
     and every build option that changes the engine (precision, profiles, compatibility)."""
-    from optieval.core.cache import cache_key
+    from optieval.core import cache_key
 
     return cache_key(
         {
@@ -435,7 +435,8 @@ class OutputSlot:
 
 
 def make_output_allocator(trt: Any, slot: OutputSlot, device: str) -> Any:
-    """A ``trt.IOutputAllocator`` for one data-dependent output (FACTS.md): TensorRT asks it for
+    """A ``trt.IOutputAllocator`` for one data-dependent output (docs/facts.md): TensorRT asks
+    it for
     memory during the run (``reallocate_output[_async]``, answered from torch's caching allocator
     on ``device``, grown by :func:`output_capacity`) and tells it the final shape
     (``notify_shape``); both land in ``slot``. ``allocator.buffer`` is the uint8 torch tensor."""
@@ -595,7 +596,7 @@ def build_engine(
     BackendUnavailable (no TensorRT/CUDA), BackendFailed (the build failed, or the read-back
     precision is not the requested one).
     """
-    from optieval.core.signature import load_onnx, signature_from_onnx
+    from optieval.core import load_onnx, signature_from_onnx
 
     trt = _import_trt()
     onnx_path = Path(onnx_path)
@@ -643,7 +644,7 @@ def build_engine(
             where=str(onnx_path),
         )
     if cache_path is not None:
-        from optieval.core.files import write_bytes_atomic
+        from optieval.core import write_bytes_atomic
 
         write_bytes_atomic(cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
     plan_bytes = bytes(memoryview(plan))
@@ -741,9 +742,8 @@ def build_plan(
     errors, profiles), BackendUnavailable (exit 3: no TensorRT or GPU here) and BackendFailed
     (exit 3: build failed or the engine's precision is not the requested one).
     """
-    from optieval.core.files import sha256_file, write_bytes_atomic
-    from optieval.core.manifest import write_manifest
-    from optieval.precision.labels import check_precision_name, require_precision
+    from optieval.core import sha256_file, write_bytes_atomic, write_manifest
+    from optieval.precision import check_precision_name, require_precision
 
     check_precision_name(precision)
     model = Path(model)
@@ -763,7 +763,7 @@ def build_plan(
         hardware_compatible=hardware_compatible,
     )
     write_bytes_atomic(out, built.plan)
-    from optieval.core.files import sha256_bytes
+    from optieval.core import sha256_bytes
 
     manifest = engine_manifest(
         source={"path": str(model), "sha256": source_hash},
@@ -784,7 +784,7 @@ def build_plan(
 
 
 def _timing_cache_path(version: str, cc: str) -> Path:
-    from optieval.core.cache import cache_dir, cache_key
+    from optieval.core import cache_dir, cache_key
 
     return cache_dir("tensorrt-timing", cache_key({"tensorrt": version, "cc": cc})) / "timing.cache"
 
@@ -865,7 +865,7 @@ class TensorrtBackend(Backend):
     def _load(self) -> Signature:
         import torch
 
-        from optieval.core.files import read_json, sha256_bytes
+        from optieval.core import read_json, sha256_bytes
 
         trt, version, gpu_name, cc = _versions()
         self._identity = (version, gpu_name, cc)
@@ -875,8 +875,8 @@ class TensorrtBackend(Backend):
             plan = self._read_plan(read_json, sha256_bytes, version, gpu_name, cc)
             self._deserialize(trt, plan, host_code=bool(self.options.get("version_compatible")))
             return _engine_signature(trt, self._engine)
-        from optieval.core.signature import load_onnx, signature_from_onnx
-        from optieval.precision.labels import require_precision
+        from optieval.core import load_onnx, signature_from_onnx
+        from optieval.precision import require_precision
 
         self.options["precision"] = require_precision(
             self.model, self._requested, where=str(self.model)
@@ -897,9 +897,14 @@ class TensorrtBackend(Backend):
 
     def _engine_plan(self, profiles: Sequence[ProfileShape]) -> bytes:
         """The engine for ``profiles``: from the cache (verified) or built and cached."""
-        from optieval.core.cache import cache_dir
-        from optieval.core.files import sha256_bytes, sha256_file, write_bytes_atomic
-        from optieval.core.manifest import read_manifest, write_manifest
+        from optieval.core import (
+            cache_dir,
+            read_manifest,
+            sha256_bytes,
+            sha256_file,
+            write_bytes_atomic,
+            write_manifest,
+        )
 
         version, gpu_name, cc = self._identity
         precision = str(self.options["precision"])
@@ -980,7 +985,7 @@ class TensorrtBackend(Backend):
     def _read_plan(
         self, read_json: Any, sha256_bytes: Any, version: str, gpu_name: str, cc: str
     ) -> bytes:
-        from optieval.core.manifest import manifest_path, read_manifest
+        from optieval.core import manifest_path, read_manifest
 
         if not self.model.is_file():
             raise InputError("engine file not found", where=str(self.model))
@@ -1021,7 +1026,7 @@ class TensorrtBackend(Backend):
     @staticmethod
     def _cached_plan(path: Path, sha256_bytes: Any) -> bytes | None:
         """A cached engine, verified against its manifest's hash; None when absent or stale."""
-        from optieval.core.manifest import read_manifest
+        from optieval.core import read_manifest
 
         if not path.is_file():
             return None

@@ -1,8 +1,8 @@
 """Precision census: which compute nodes of an ONNX graph run in which precision.
 
-A label must be true (DESIGN.md, decision 2): an artifact called ``int8`` must really compute in
-int8. The census counts the compute nodes (Conv, ConvTranspose, MatMul, Gemm and attention ops)
-by the precision they compute in:
+A label must be true (docs/design.md, decision 2): an artifact called ``int8`` must really
+compute in int8. The census counts the compute nodes (Conv, ConvTranspose, MatMul, Gemm and
+attention ops) by the precision they compute in:
 
 * ``int8``: the activation input (input 0) and the weight input (input 1) both come from a
   DequantizeLinear of an 8-bit integer tensor (seen through layout-only ops such as Transpose and
