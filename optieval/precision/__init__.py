@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from optieval.precision.graph_census import census as census
     from optieval.precision.graph_census import node_names as node_names
     from optieval.precision.inspect import ModelInfo as ModelInfo
-    from optieval.precision.inspect import conversion_renderables as conversion_renderables
-    from optieval.precision.inspect import info_renderables as info_renderables
     from optieval.precision.inspect import inspect_model as inspect_model
     from optieval.precision.labels import check_precision_name as check_precision_name
     from optieval.precision.labels import is_engine as is_engine
@@ -38,9 +36,7 @@ _EXPORTS = {
     "artifact_for": "optieval.precision.artifacts",
     "census": "optieval.precision.graph_census",
     "check_precision_name": "optieval.precision.labels",
-    "conversion_renderables": "optieval.precision.inspect",
     "convert": "optieval.precision.artifacts",
-    "info_renderables": "optieval.precision.inspect",
     "inspect_model": "optieval.precision.inspect",
     "is_engine": "optieval.precision.labels",
     "model_signature": "optieval.precision.labels",

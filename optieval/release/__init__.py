@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
+    from optieval.release.budgets import Check as Check
     from optieval.release.run import GateReport as GateReport
     from optieval.release.run import Progress as Progress
     from optieval.release.run import gate as gate
 
 _EXPORTS = {
+    "Check": "optieval.release.budgets",
     "GateReport": "optieval.release.run",
     "Progress": "optieval.release.run",
     "gate": "optieval.release.run",

@@ -1,0 +1,199 @@
+"""``optieval bench``: latency and throughput of a model on each backend x precision x batch
+cell, under a load scenario, optionally against a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optieval.cli.console import console, err_console
+from optieval.cli.flags import to_flags
+from optieval.cli.options import (
+    cell_executor,
+    cell_progress,
+    parse_int_list,
+    split_list,
+    write_json_output,
+)
+from optieval.errors import InputError
+
+
+def bench(
+    model: Annotated[Path, typer.Argument(help="ONNX model (the FP32 source).")],
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", "-b", help="Backends, comma-separated.")
+    ] = None,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option("--precision", "-p", help="fp32, fp16, int8; comma-separated."),
+    ] = None,
+    batch: Annotated[
+        list[str] | None, typer.Option("--batch", help="Batch sizes, comma-separated.")
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape", help="NAME:D0xD1x...[,D0xD1x...] full shapes (batch first) to sweep."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Real inputs: .npz, a folder, or module:function.")
+    ] = None,
+    calib: Annotated[str | None, typer.Option(help="Calibration data for int8 artifacts.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads for CPU backends.")] = None,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds (discarded).")] = 0.5,
+    warmup_iters: Annotated[int, typer.Option(help="Warm-up iterations, at least.")] = 10,
+    duration: Annotated[float, typer.Option(help="Measure at least this many seconds.")] = 3.0,
+    min_samples: Annotated[
+        int | None,
+        typer.Option(help="Measure at least this many iterations (default: what p99 needs)."),
+    ] = None,
+    max_duration: Annotated[
+        float, typer.Option(help="Stop measuring a cell after this many seconds.")
+    ] = 30.0,
+    target_percentile: Annotated[
+        float, typer.Option(help="Highest percentile that must get a 95% interval.")
+    ] = 99.0,
+    isolate: Annotated[
+        bool, typer.Option("--isolate/--no-isolate", help="Run each cell in its own process.")
+    ] = True,
+    profile_ops: Annotated[
+        bool, typer.Option("--profile-ops", help="Time per op type, from a separate run.")
+    ] = False,
+    io: Annotated[
+        str,
+        typer.Option(
+            "--io", help="GPU backends: device (I/O stays on the GPU) or host (copies timed)."
+        ),
+    ] = "device",
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="Capture ort-cuda/tensorrt runs in a CUDA graph.")
+    ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A previous bench JSON or gate report to check for regressions."),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Slowdown that counts as a regression (with --baseline).")
+    ] = 0.05,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write results JSON here.")
+    ] = None,
+    # -- load scenarios (issue 11) --
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="single-stream (default), offline, concurrency or server."),
+    ] = None,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(help="concurrency: requests kept in flight, comma-separated (1,2,4)."),
+    ] = None,
+    qps: Annotated[
+        list[str] | None,
+        typer.Option(help="server: Poisson arrival rates in queries/s, comma-separated."),
+    ] = None,
+    streams: Annotated[
+        list[str] | None,
+        typer.Option(help="offline: parallel sessions, comma-separated."),
+    ] = None,
+    idle_ms: Annotated[
+        float, typer.Option(help="Pause after each request, ms (single-stream, concurrency).")
+    ] = 0.0,
+    find_max_qps: Annotated[
+        bool,
+        typer.Option(
+            "--find-max-qps", help="server: find the highest rate whose p99 is under the budget."
+        ),
+    ] = False,
+    p99_ms_max: Annotated[
+        float | None, typer.Option(help="The p99 budget (ms) of --find-max-qps.")
+    ] = None,
+    # -- executors (issue 10) --
+    executor: Annotated[
+        str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
+    ] = None,
+) -> None:
+    """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
+    from optieval.bench import MeasureSettings, benchmark, check_against_baseline
+    from optieval.cli.render.bench import baseline_table, bench_table, cell_footnotes, op_tables
+    from optieval.core import parse_shape_option
+    from optieval.errors import BackendUnavailable, combined_exit_code
+
+    shapes: dict[str, list[tuple[int, ...]]] = {}
+    for item in shape or []:
+        name, parsed = parse_shape_option(item)
+        shapes.setdefault(name, []).extend(parsed)
+    backends = split_list(backend, "--backend") or ["ort-cpu"]
+    settings = MeasureSettings(
+        warmup_s=warmup,
+        warmup_iters=warmup_iters,
+        duration_s=duration,
+        min_samples=min_samples,
+        max_duration_s=max_duration,
+        target_percentile=target_percentile,
+    ).validate()
+    if baseline is not None and not baseline.is_file():
+        raise InputError("baseline file not found", where=f"--baseline {baseline}")
+    from optieval.bench import parse_rate_list, scenario_specs
+
+    scenarios = scenario_specs(
+        scenario,
+        concurrency=parse_int_list(concurrency, "--concurrency"),
+        qps=parse_rate_list(qps, "--qps"),
+        streams=parse_int_list(streams, "--streams"),
+        idle_ms=idle_ms,
+        find_max_qps=find_max_qps,
+        p99_ms_max=p99_ms_max,
+    )
+    with cell_progress("bench") as on_cell, cell_executor(executor, ray_address) as cells_on:
+        report = benchmark(
+            model,
+            backends=backends,
+            precisions=split_list(precision, "--precision") or ["fp32"],
+            batches=parse_int_list(batch, "--batch"),
+            shapes=shapes,
+            threads=threads,
+            settings=settings,
+            data=data,
+            calib=calib,
+            isolate=isolate,
+            profile_ops=profile_ops,
+            io=io,
+            cuda_graph=cuda_graph,
+            on_cell=on_cell,
+            scenarios=scenarios,
+            executor=cells_on,
+        )
+    comparison = None
+    if baseline is not None:
+        comparison = check_against_baseline(report, baseline, threshold=threshold)
+    payload = report.to_json()
+    if comparison is not None:
+        payload["baseline"] = {"path": str(baseline), **comparison.to_json()}
+    write_json_output(json_file, payload)
+    if len(backends) == 1 and all(c.status == "skipped" for c in report.results):
+        reason = report.results[0].reason if report.results else "unusable"
+        raise BackendUnavailable(reason or "unusable", where=backends[0])
+    console.print(bench_table(report))
+    from optieval.cli.render.scenarios import scenario_tables
+
+    for table in scenario_tables(report):
+        console.print(table)
+    for table in op_tables(report):
+        console.print(table)
+    if comparison is not None:
+        console.print(baseline_table(comparison))
+    for line in cell_footnotes(report):
+        err_console.print(to_flags(line), highlight=False, soft_wrap=True, markup=False)
+    codes = [3 if c.status == "error" else 0 for c in report.results]
+    if comparison is not None and comparison.any_slower:
+        codes.append(1)
+    code = combined_exit_code(codes)
+    if code:
+        raise typer.Exit(code)

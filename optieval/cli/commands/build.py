@@ -1,0 +1,80 @@
+"""``optieval build``: a deployable TensorRT engine (model.plan + manifest) from an ONNX
+artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from optieval.cli.console import console
+from optieval.cli.options import split_list, write_json_output
+from optieval.errors import InputError
+
+
+def build(
+    model: Annotated[
+        Path, typer.Argument(help="ONNX artifact (fp32, or from `optieval convert`).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Engine path (model.plan).")],
+    backend: Annotated[
+        str, typer.Option("--backend", help="Engine builder: tensorrt.")
+    ] = "tensorrt",
+    precision: Annotated[
+        str, typer.Option("--precision", "-p", help="fp32, fp16, bf16 or int8 (the artifact's).")
+    ] = "fp32",
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", help="NAME:MIN:OPT:MAX, e.g. x:1x4:8x4:32x4; repeatable."),
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", help="NAME:D0xD1x... a shape to cover (min=opt=max); repeatable."),
+    ] = None,
+    version_compatible: Annotated[
+        bool, typer.Option(help="Build a TensorRT version-compatible engine.")
+    ] = False,
+    hardware_compatible: Annotated[
+        bool, typer.Option(help="Build an engine that runs on any Ampere+ GPU.")
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the result JSON here.")
+    ] = None,
+) -> None:
+    """Build a deployable engine (model.plan + model.plan.json manifest) from an ONNX artifact."""
+    from optieval.runtime import check_backend_name, parse_profile_option, parse_shape
+
+    check_backend_name(backend)
+    if backend != "tensorrt":
+        raise InputError(
+            f"{backend} does not build deployable engines", where="--backend", hint="use tensorrt"
+        )
+    profiles = [parse_profile_option(p) for p in split_list(profile, "--profile")]
+    shapes: dict[str, list[tuple[int, ...]]] = {}
+    for item in shape or []:
+        name, sep, dims = item.partition(":")
+        if not sep or not name:
+            raise InputError(f"{item!r} is not NAME:D0xD1x...", where="--shape")
+        shapes.setdefault(name, []).append(parse_shape(dims, where=f"--shape {name}"))
+    from optieval.runtime import build_plan
+
+    result = build_plan(
+        model,
+        output,
+        precision=precision,
+        shapes=shapes,
+        profiles=profiles,
+        version_compatible=version_compatible,
+        hardware_compatible=hardware_compatible,
+    )
+    data = result.manifest_data
+    console.print(
+        f"wrote {escape(result.plan)} (TensorRT {data['tensorrt']['version']}, "
+        f"{escape(data['gpu']['name'])} sm {data['gpu']['compute_capability']}, precision "
+        f"{data['precision']['requested']} read back {data['precision']['read_back']['precision']}"
+        f", built in {data['build_seconds']} s)",
+        highlight=False,
+    )
+    write_json_output(json_file, result.to_json())

@@ -1,0 +1,27 @@
+"""``optieval inspect``: an ONNX file's I/O, opset, size, precision census and provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optieval.cli.console import console
+from optieval.cli.options import write_json_output
+
+
+def inspect(
+    model: Annotated[Path, typer.Argument(help="ONNX model or artifact.")],
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the description JSON here.")
+    ] = None,
+) -> None:
+    """Show an ONNX file's I/O, opset, size, precision census and provenance."""
+    from optieval.cli.render.precision import info_renderables
+    from optieval.precision import inspect_model
+
+    info = inspect_model(model)
+    for renderable in info_renderables(info):
+        console.print(renderable)
+    write_json_output(json_file, info.to_json())
