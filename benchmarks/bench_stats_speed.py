@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from optieval.bench.baseline import median_ratio_ci
-from optieval.stats.latency import quantile_ci, summarize
+from optieval.stats import median_ratio_ci, quantile_ci, summarize
 
 
 def best_ms(fn: Callable[[], object], repeats: int = 5) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 
 
 def coverage(sims: int = 4000, seed: int = 0) -> None:
-    from optieval.parity.metrics import (
+    from optieval.stats import (
         paired_difference_interval,
         paired_ratio_interval,
         wilson_interval,

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from optieval.detection.boxes import Detections, GroundTruth, iou_matrix
-from optieval.parity import DEFAULT_CONFIDENCE, Interval
+from optieval.stats import (
+    DEFAULT_CONFIDENCE,
+    Interval,
+    bootstrap_weights,
+    percentile_interval,
+)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -200,15 +205,6 @@ def mean_average_precision(detections: Sequence[Detections], gt: GroundTruth) ->
 # -- intervals --------------------------------------------------------------------------------
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> Interval | None:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return Interval(float(low), float(high), confidence, BOOTSTRAP_METHOD)
-
-
 def bootstrap_intervals(
     matches: Sequence[ImageMatch],
     reference: EvalTable | None = None,
@@ -228,10 +224,8 @@ def bootstrap_intervals(
     ref_n = np.array([m.reference for m in matches], dtype=np.float64)
     hit = np.array([m.matched for m in matches], dtype=np.float64)
     iou = np.array([m.iou_sum for m in matches], dtype=np.float64)
-    rng = np.random.default_rng(seed)
     stats = np.full((resamples, 4), np.nan)
-    for r in range(resamples if n else 0):
-        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+    for r, w in enumerate(bootstrap_weights(n, resamples, seed=seed)):
         total, got = w @ ref_n, w @ hit
         stats[r, 0] = got / total if total else np.nan
         stats[r, 1] = (w @ iou) / got if got else np.nan
@@ -241,7 +235,10 @@ def bootstrap_intervals(
             stats[r, 2] = b.map50 - a.map50
             stats[r, 3] = b.map50_95 - a.map50_95
     names = ("box_match", "mean_iou", "map50_delta", "map_delta")
-    out = {name: _percentile_interval(stats[:, i], confidence) for i, name in enumerate(names)}
+    out = {
+        name: percentile_interval(stats[:, i], confidence, BOOTSTRAP_METHOD)
+        for i, name in enumerate(names)
+    }
     if reference is None or candidate is None:
         out["map50_delta"] = out["map_delta"] = None
     return out

@@ -20,125 +20,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
-DEFAULT_CONFIDENCE = 0.95
+from optieval.stats import (
+    DEFAULT_CONFIDENCE,
+    Interval,
+    paired_difference_interval,
+    paired_ratio_interval,
+    wilson_interval,
+)
+
 WORST_SAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A two-sided confidence interval ``[low, high]`` at ``confidence``, made by ``method``."""
-
-    low: float
-    high: float
-    confidence: float = DEFAULT_CONFIDENCE
-    method: str = "wilson"
-
-    def contains(self, value: float) -> bool:
-        """True when ``low <= value <= high``."""
-        return self.low <= value <= self.high
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-data form."""
-        return {
-            "low": self.low,
-            "high": self.high,
-            "confidence": self.confidence,
-            "method": self.method,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Interval:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            float(data["low"]),
-            float(data["high"]),
-            float(data.get("confidence", DEFAULT_CONFIDENCE)),
-            str(data.get("method", "wilson")),
-        )
-
-
-def _z(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
-
-
-def wilson_interval(
-    successes: int, trials: int, confidence: float = DEFAULT_CONFIDENCE
-) -> Interval:
-    """Wilson score interval for a binomial proportion ``successes / trials``.
-
-    Returns ``[0, 1]`` when ``trials`` is 0. Raises ValueError for counts out of range.
-    """
-    if trials < 0 or not 0 <= successes <= max(trials, 0):
-        raise ValueError(f"bad counts: {successes} of {trials}")
-    if trials == 0:
-        return Interval(0.0, 1.0, confidence, "wilson")
-    z = _z(confidence)
-    p = successes / trials
-    denom = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    # Exact at the edges (floating point leaves 1e-17 residues there).
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return Interval(low, high, confidence, "wilson")
-
-
-def paired_difference_interval(
-    candidate_correct: np.ndarray,
-    reference_correct: np.ndarray,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> Interval:
-    """Newcombe's hybrid score interval for ``mean(candidate) - mean(reference)`` on paired
-    boolean outcomes (method 10 of Newcombe 1998)."""
-    cand = np.asarray(candidate_correct, dtype=bool)
-    ref = np.asarray(reference_correct, dtype=bool)
-    n = int(cand.size)
-    if n == 0:
-        return Interval(-1.0, 1.0, confidence, "newcombe-paired")
-    a = int(np.sum(cand & ref))
-    b = int(np.sum(cand & ~ref))
-    c = int(np.sum(~cand & ref))
-    d = n - a - b - c
-    p1, p2 = (a + b) / n, (a + c) / n
-    w1 = wilson_interval(a + b, n, confidence)
-    w2 = wilson_interval(a + c, n, confidence)
-    product = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(product) if product > 0 else 0.0
-    delta = p1 - p2
-    lower_sq = (p1 - w1.low) ** 2 - 2 * phi * (p1 - w1.low) * (w2.high - p2) + (w2.high - p2) ** 2
-    upper_sq = (w1.high - p1) ** 2 - 2 * phi * (w1.high - p1) * (p2 - w2.low) + (p2 - w2.low) ** 2
-    low = delta - math.sqrt(max(lower_sq, 0.0))
-    high = delta + math.sqrt(max(upper_sq, 0.0))
-    return Interval(max(-1.0, low), min(1.0, high), confidence, "newcombe-paired")
-
-
-def paired_ratio_interval(
-    candidate_correct: np.ndarray,
-    reference_correct: np.ndarray,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> Interval:
-    """Interval for ``mean(candidate) / mean(reference)`` on paired boolean outcomes: the
-    Newcombe interval of the difference, divided by the reference accuracy
-    (``ratio = 1 + delta / acc_ref``), so that the ratio and delta verdicts always agree.
-    ``[0, inf]`` when the reference gets nothing right."""
-    ref = np.asarray(reference_correct, dtype=bool)
-    p_ref = float(ref.mean()) if ref.size else 0.0
-    if p_ref == 0.0:
-        return Interval(0.0, math.inf, confidence, "newcombe-paired/reference")
-    delta = paired_difference_interval(candidate_correct, ref, confidence)
-    return Interval(
-        max(0.0, (p_ref + delta.low) / p_ref),
-        (p_ref + delta.high) / p_ref,
-        confidence,
-        "newcombe-paired/reference",
-    )
 
 
 @dataclass(frozen=True)

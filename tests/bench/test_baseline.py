@@ -15,11 +15,10 @@ from optieval.bench.baseline import (
     Regression,
     compare_to_baseline,
     env_differences,
-    median_ratio_ci,
     regression_verdict,
 )
 from optieval.errors import InputError
-from optieval.stats.latency import summarize
+from optieval.stats import median_ratio_ci, summarize
 
 
 def _times(rng: np.random.Generator, n: int, scale: float = 1.0, sigma: float = 0.3) -> np.ndarray:

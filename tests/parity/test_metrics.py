@@ -11,13 +11,11 @@ from optieval.parity.metrics import (
     accuracy_metrics,
     classification_metrics,
     is_classification_shaped,
-    paired_difference_interval,
-    paired_ratio_interval,
     tensor_metrics,
     tolerance_violations,
-    wilson_interval,
     worst_samples,
 )
+from optieval.stats import paired_difference_interval, paired_ratio_interval, wilson_interval
 from tests.parity.parity_helpers import logits_with_flips
 
 

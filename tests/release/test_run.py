@@ -17,9 +17,9 @@ import optieval
 from optieval.bench.results import Cell, load_baseline
 from optieval.core.manifest import write_manifest
 from optieval.errors import BackendUnavailable, InputError
-from optieval.parity.metrics import Interval
 from optieval.release.budgets import AccuracyBudget, Check, LatencyBudget
 from optieval.release.run import GateReport, gate
+from optieval.stats import Interval
 from optieval.stats.verdict import Verdict
 from tests.release.gate_helpers import (
     GENEROUS,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from optieval.errors import InputError
-from optieval.stats.latency import (
+from optieval.stats import (
     LatencySummary,
     QuantileEstimate,
     StoppingRule,
