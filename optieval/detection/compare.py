@@ -2,7 +2,7 @@
 turn their outputs into per-image detections (post-processing raw heads alike), match boxes,
 and with ground truth compute mAP and its delta (:mod:`optieval.detection.results`).
 
-Built on :mod:`optieval.parity.comparison` (cells, artifacts, backends, inputs) and
+Built on :mod:`optieval.parity`'s run pieces (cells, backends, inputs, batches) and
 :mod:`optieval.parity.localize` (where INT8 error is born; re-quantizing with those nodes kept
 in float). Runs go batch by batch, so outputs whose size depends on the data (NMS in the graph)
 stay with their images.
@@ -48,19 +48,17 @@ from optieval.parity import (
     DEFAULT_LOCALIZE_SAMPLES,
     DEFAULT_REFERENCE,
     AutoExcludeResult,
-    Cell,
     Localization,
+    RunCell,
     ToleranceSet,
+    fixed_batch,
+    gather_inputs,
+    localize_artifact,
+    manifest_warnings,
+    measure_latency_ms,
+    open_backend,
     parse_cell,
-)
-from optieval.parity.comparison import (
-    _batches,
-    _fixed_batch,
-    _gather_inputs,
-    _localize,
-    _manifest_warnings,
-    _measure_latency_ms,
-    _open_backend,
+    split_batches,
 )
 
 __all__ = ["DetectionOptions", "DetectionTask", "compare_detection", "parse_task_table"]
@@ -107,7 +105,7 @@ def _run_detections(
     post: PostProcess,
 ) -> list[Detections]:
     result: list[Detections] = []
-    for feeds in _batches(inputs, batch):
+    for feeds in split_batches(inputs, batch):
         outputs = {k: np.asarray(v) for k, v in backend.infer(feeds).items()}
         size = int(next(iter(feeds.values())).shape[0])
         hw = image_size_of(feeds[image].shape) if fmt.normalized and image else None
@@ -115,7 +113,7 @@ def _run_detections(
     return result
 
 
-def _artifact(model: Path, cell: Cell, calib: str | None, exclude: Sequence[str]) -> Path:
+def _artifact(model: Path, cell: RunCell, calib: str | None, exclude: Sequence[str]) -> Path:
     if not cell.runs_onnx or cell.precision == "fp32":
         return model
     from optieval.precision import artifact_for
@@ -212,7 +210,7 @@ def compare_detection(
         batch_index=opts.batch_index,
         num_detections=opts.num_detections,
     )
-    warnings = _manifest_warnings(model_path)
+    warnings = manifest_warnings(model_path)
     if gt is None and data is not None and has_ground_truth(os.fspath(data)):
         gt = data
     if gt is not None and data is None:
@@ -221,7 +219,7 @@ def compare_detection(
     if calib is None and data is not None and any(c.precision == "int8" for c in cells):
         calib = data
         warnings.append("no --calib: INT8 calibrated on the --data images it is evaluated on")
-    given = _gather_inputs(signature, model_sha256=sha256_file(model_path), data=data,
+    given = gather_inputs(signature, model_sha256=sha256_file(model_path), data=data,
                            labels_key=None, samples=samples, golden=None, seed=seed)  # fmt: skip
     inputs = given.inputs
     count = int(next(iter(inputs.values())).shape[0]) if inputs else 0
@@ -232,19 +230,19 @@ def compare_detection(
     if data is None:
         warnings.append("no --data: detections on random inputs say little; pass real images")
     image = _image_input(signature, inputs)
-    run_batch = batch or _fixed_batch(signature) or DEFAULT_BATCH
+    run_batch = batch or fixed_batch(signature) or DEFAULT_BATCH
     flat = roles.batch_index is None and _flat_outputs(signature, roles)
     if flat and batch is None:
         run_batch = 1  # flat NMS outputs without a batch index: one image per run
     calib_text = None if calib is None else str(calib)
     ref_artifact = _artifact(model_path, ref_cell, calib_text, ())
-    with _open_backend(ref_cell, ref_artifact, spec=spec, threads=threads) as backend:
+    with open_backend(ref_cell, ref_artifact, spec=spec, threads=threads) as backend:
         ref_dets = _run_detections(backend, inputs, run_batch, roles, fmt, image, post)
 
     results = []
     for cell in cells:
         artifact = _artifact(model_path, cell, calib_text, exclude)
-        with _open_backend(cell, artifact, spec=spec, threads=threads) as backend:
+        with open_backend(cell, artifact, spec=spec, threads=threads) as backend:
             cand_dets = _run_detections(backend, inputs, run_batch, roles, fmt, image, post)
         result = compare_detections(ref_dets, cand_dets, gt=truth, match_iou=match_iou,
                                     budget=budget, resamples=resamples, seed=seed,
@@ -299,7 +297,7 @@ def _total_images(data: Any, signature: Any, count: int) -> int:
 
 def _localize_and_exclude(
     result: DetectionParity,
-    cell: Cell,
+    cell: RunCell,
     *,
     model_path: Path,
     model_proto: Any,
@@ -334,7 +332,7 @@ def _localize_and_exclude(
         # The images that differ most go first, so the exposed runs see the error.
         order = list(dict.fromkeys([*worst, *range(len(ref_dets))]))
         subset = {k: v[np.asarray(order, dtype=np.int64)] for k, v in inputs.items()}
-        return _localize(model_proto, current, subset, tolerances, batch, localize_samples)
+        return localize_artifact(model_proto, current, subset, tolerances, batch, localize_samples)
 
     loc = locate(artifact, [w.index for w in result.worst_images])
     result = replace(result, localization=loc)
@@ -357,7 +355,7 @@ def _localize_and_exclude(
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".int8.onnx", delete=False) as tmp:
             current = Path(tmp.name)
         convert(model_path, "int8", output=current, calib=calib, exclude=tuple(excluded))
-        with _open_backend(cell, current, spec=None, threads=threads) as backend:
+        with open_backend(cell, current, spec=None, threads=threads) as backend:
             dets = _run_detections(backend, inputs, batch, roles, fmt, image, post)
         final = compare_detections(ref_dets, dets, gt=truth, match_iou=match_iou, budget=budget,
                                    resamples=resamples, seed=seed, confidence=confidence,
@@ -370,9 +368,9 @@ def _localize_and_exclude(
         if not new:
             break
         excluded.extend(new)
-    feeds = next(_batches(inputs, batch))
-    before = _measure_latency_ms(cell, artifact, feeds, threads)
-    after = _measure_latency_ms(cell, current, feeds, threads) if current != artifact else None
+    feeds = next(split_batches(inputs, batch))
+    before = measure_latency_ms(cell, artifact, feeds, threads)
+    after = measure_latency_ms(cell, current, feeds, threads) if current != artifact else None
     auto = AutoExcludeResult(tuple(excluded), rounds, final.passed, str(current), before, after)
     notes.append(
         f"auto-exclude: {'budgets hold' if final.passed else 'budgets still broken'} with "

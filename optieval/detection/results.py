@@ -19,7 +19,7 @@ from optieval.detection.metrics import (
     match_detections,
 )
 from optieval.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
-from optieval.parity import DEFAULT_CONFIDENCE, Check, Interval
+from optieval.parity import DEFAULT_CONFIDENCE, Interval, MetricCheck
 
 SCHEMA_VERSION = 1
 WORST_IMAGES = 5
@@ -111,7 +111,7 @@ def _drop(delta: float | None, ci: Interval | None) -> tuple[float | None, Inter
     return -delta, flipped
 
 
-def _checks(parity: DetectionParity, budget: DetectionBudget) -> list[Check]:
+def _checks(parity: DetectionParity, budget: DetectionBudget) -> list[MetricCheck]:
     checks = []
     for key, meaning in DETECTION_BUDGET_KEYS.items():
         limit = getattr(budget, key)
@@ -120,10 +120,10 @@ def _checks(parity: DetectionParity, budget: DetectionBudget) -> list[Check]:
         value, _ = budget_value(parity, key)
         metric = key.rsplit("_", 1)[0]
         if value is None:
-            checks.append(Check(metric, False, None, limit, f"not measured: {meaning}"))
+            checks.append(MetricCheck(metric, False, None, limit, f"not measured: {meaning}"))
             continue
         ok = value <= limit if key.endswith("_max") else value >= limit
-        checks.append(Check(metric, ok, value, limit, meaning))
+        checks.append(MetricCheck(metric, ok, value, limit, meaning))
     return checks
 
 
@@ -199,7 +199,7 @@ class DetectionParity:
     map_delta: float | None = None
     map_delta_ci: Interval | None = None
     worst_images: tuple[WorstImage, ...] = ()
-    checks: tuple[Check, ...] = ()
+    checks: tuple[MetricCheck, ...] = ()
     artifact: str = ""
     warnings: tuple[str, ...] = ()
     localization: Any = None  # optieval.parity.localize.Localization
@@ -231,7 +231,7 @@ class DetectionParity:
         if not failed:
             return None
 
-        def excess(c: Check) -> float:
+        def excess(c: MetricCheck) -> float:
             if c.value is None or c.limit is None:
                 return math.inf
             return abs(c.value - c.limit) / max(abs(c.limit), 1e-12)
@@ -283,7 +283,7 @@ class DetectionParity:
             reference=str(data["reference"]),
             passed=bool(data["passed"]),
             worst_images=tuple(WorstImage.from_json(w) for w in data.get("worst_images", ())),
-            checks=tuple(Check.from_json(c) for c in data.get("checks", ())),
+            checks=tuple(MetricCheck.from_json(c) for c in data.get("checks", ())),
             artifact=str(data.get("artifact", "")),
             warnings=tuple(str(w) for w in data.get("warnings", ())),
             localization=None if loc is None else Localization.from_json(loc),

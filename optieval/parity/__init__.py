@@ -1,5 +1,6 @@
 """Accuracy parity: candidates against a reference, per output and per sample; metrics,
-tolerances, golden outputs and localization of INT8 error.
+tolerances, golden outputs and localization of INT8 error; and the pieces of a parity run
+(cells, inputs, batches, backends) that the detection compare is built on too.
 
 These names are the concern's public surface; every other module in it is private to it.
 Each loads its module on first use.
@@ -12,12 +13,10 @@ from typing import TYPE_CHECKING
 from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
-    from optieval.parity.comparison import DEFAULT_BATCH as DEFAULT_BATCH
     from optieval.parity.comparison import DEFAULT_EXCLUDE_ROUNDS as DEFAULT_EXCLUDE_ROUNDS
     from optieval.parity.comparison import DEFAULT_REFERENCE as DEFAULT_REFERENCE
-    from optieval.parity.comparison import Cell as Cell
     from optieval.parity.comparison import compare as compare
-    from optieval.parity.comparison import parse_cell as parse_cell
+    from optieval.parity.comparison import run_parity_shard as run_parity_shard
     from optieval.parity.localize import DEFAULT_LOCALIZE_SAMPLES as DEFAULT_LOCALIZE_SAMPLES
     from optieval.parity.localize import AutoExcludeResult as AutoExcludeResult
     from optieval.parity.localize import Localization as Localization
@@ -26,28 +25,48 @@ if TYPE_CHECKING:
     from optieval.parity.results import CandidateParity as CandidateParity
     from optieval.parity.results import OutputParity as OutputParity
     from optieval.parity.results import ParityReport as ParityReport
-    from optieval.parity.tolerances import Check as Check
+    from optieval.parity.runs import DEFAULT_BATCH as DEFAULT_BATCH
+    from optieval.parity.runs import GatheredInputs as GatheredInputs
+    from optieval.parity.runs import RunCell as RunCell
+    from optieval.parity.runs import fixed_batch as fixed_batch
+    from optieval.parity.runs import gather_inputs as gather_inputs
+    from optieval.parity.runs import localize_artifact as localize_artifact
+    from optieval.parity.runs import manifest_warnings as manifest_warnings
+    from optieval.parity.runs import measure_latency_ms as measure_latency_ms
+    from optieval.parity.runs import open_backend as open_backend
+    from optieval.parity.runs import parse_cell as parse_cell
+    from optieval.parity.runs import split_batches as split_batches
+    from optieval.parity.tolerances import MetricCheck as MetricCheck
     from optieval.parity.tolerances import TaskBudget as TaskBudget
     from optieval.parity.tolerances import ToleranceSet as ToleranceSet
 
 _EXPORTS = {
     "AutoExcludeResult": "optieval.parity.localize",
     "CandidateParity": "optieval.parity.results",
-    "Cell": "optieval.parity.comparison",
-    "Check": "optieval.parity.tolerances",
-    "DEFAULT_BATCH": "optieval.parity.comparison",
+    "DEFAULT_BATCH": "optieval.parity.runs",
     "DEFAULT_CONFIDENCE": "optieval.parity.metrics",
     "DEFAULT_EXCLUDE_ROUNDS": "optieval.parity.comparison",
     "DEFAULT_LOCALIZE_SAMPLES": "optieval.parity.localize",
     "DEFAULT_REFERENCE": "optieval.parity.comparison",
+    "GatheredInputs": "optieval.parity.runs",
     "Interval": "optieval.parity.metrics",
     "Localization": "optieval.parity.localize",
+    "MetricCheck": "optieval.parity.tolerances",
     "OutputParity": "optieval.parity.results",
     "ParityReport": "optieval.parity.results",
+    "RunCell": "optieval.parity.runs",
     "TaskBudget": "optieval.parity.tolerances",
     "ToleranceSet": "optieval.parity.tolerances",
     "compare": "optieval.parity.comparison",
-    "parse_cell": "optieval.parity.comparison",
+    "run_parity_shard": "optieval.parity.comparison",
+    "fixed_batch": "optieval.parity.runs",
+    "gather_inputs": "optieval.parity.runs",
+    "localize_artifact": "optieval.parity.runs",
+    "manifest_warnings": "optieval.parity.runs",
+    "measure_latency_ms": "optieval.parity.runs",
+    "open_backend": "optieval.parity.runs",
+    "parse_cell": "optieval.parity.runs",
+    "split_batches": "optieval.parity.runs",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

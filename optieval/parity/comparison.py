@@ -11,23 +11,19 @@ INT8, re-quantized with those nodes kept in float until the tolerance holds
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optieval.core import Signature
 from optieval.errors import InputError
-from optieval.parity.golden import Golden, load_golden, save_golden
+from optieval.parity.golden import Golden, save_golden
 from optieval.parity.localize import (
     DEFAULT_LOCALIZE_SAMPLES,
-    DEFAULT_MAX_NODES,
     AutoExcludeResult,
     Localization,
-    localize_models,
     producers_of,
 )
 from optieval.parity.metrics import DEFAULT_CONFIDENCE
@@ -35,10 +31,22 @@ from optieval.parity.results import (
     CandidateParity,
     OutputParity,
     ParityReport,
-    check_labels,
     compare_outputs,
 )
-from optieval.parity.tolerances import PRECISIONS, TaskBudget, Tolerance, ToleranceSet, parse_tol
+from optieval.parity.runs import (
+    DEFAULT_BATCH,
+    GatheredInputs,
+    RunCell,
+    fixed_batch,
+    gather_inputs,
+    localize_artifact,
+    manifest_warnings,
+    measure_latency_ms,
+    open_backend,
+    parse_cell,
+    split_batches,
+)
+from optieval.parity.tolerances import TaskBudget, Tolerance, ToleranceSet, parse_tol
 
 __all__ = [
     "CandidateParity",
@@ -46,50 +54,11 @@ __all__ = [
     "ParityReport",
     "compare",
     "parse_cell",
+    "run_parity_shard",
 ]
 
 DEFAULT_REFERENCE = "ort-cpu:fp32"
-DEFAULT_GENERATED_SAMPLES = 64
-DEFAULT_BATCH = 16
 DEFAULT_EXCLUDE_ROUNDS = 5
-_ONNX_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A ``backend:precision`` pair."""
-
-    backend: str
-    precision: str
-
-    @property
-    def label(self) -> str:
-        """``backend:precision``."""
-        return f"{self.backend}:{self.precision}"
-
-    @property
-    def runs_onnx(self) -> bool:
-        """True for backends that run ONNX artifacts (not the PyTorch source)."""
-        return self.backend in _ONNX_BACKENDS
-
-
-def parse_cell(text: str, *, where: str = "--candidate") -> Cell:
-    """Parse ``BACKEND:PRECISION`` (precision defaults to fp32 when omitted).
-
-    Raises InputError for an unknown backend or precision.
-    """
-    from optieval.runtime import check_backend_name
-
-    backend, _, precision = text.strip().partition(":")
-    precision = precision or "fp32"
-    check_backend_name(backend, where=where)
-    if precision not in PRECISIONS:
-        raise InputError(
-            f"unknown precision {precision!r} in {text!r}",
-            where=where,
-            hint=f"choose from {', '.join(PRECISIONS)}, e.g. ort-cpu:int8",
-        )
-    return Cell(backend, precision)
 
 
 def _tol_overrides(tol: Mapping[str, Tolerance] | Sequence[str] | None) -> dict[str, Tolerance]:
@@ -100,23 +69,10 @@ def _tol_overrides(tol: Mapping[str, Tolerance] | Sequence[str] | None) -> dict[
     return dict(parse_tol(t) for t in tol)
 
 
-def _fixed_batch(signature: Signature) -> int | None:
-    dims = {s.shape[0] for s in signature.inputs if s.shape and isinstance(s.shape[0], int)}
-    if len(dims) == 1:
-        return int(next(iter(dims)))
-    return None
-
-
-def _batches(inputs: Mapping[str, np.ndarray], batch: int) -> Iterator[dict[str, np.ndarray]]:
-    n = int(next(iter(inputs.values())).shape[0]) if inputs else 0
-    for start in range(0, n, batch):
-        yield {k: np.ascontiguousarray(v[start : start + batch]) for k, v in inputs.items()}
-
-
 def _run(backend: Any, inputs: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
     """Run ``backend`` over ``inputs`` in batches; concatenate outputs along axis 0."""
     parts: dict[str, list[np.ndarray]] = {}
-    for feeds in _batches(inputs, batch):
+    for feeds in split_batches(inputs, batch):
         for name, value in backend.infer(feeds).items():
             parts.setdefault(name, []).append(np.asarray(value))
     return {
@@ -125,7 +81,7 @@ def _run(backend: Any, inputs: Mapping[str, np.ndarray], batch: int) -> dict[str
     }
 
 
-def _artifact(model: Path, cell: Cell, calib: str | None) -> Path:
+def _artifact(model: Path, cell: RunCell, calib: str | None) -> Path:
     if not cell.runs_onnx or cell.precision == "fp32":
         return model
     from optieval.precision import artifact_for
@@ -133,21 +89,8 @@ def _artifact(model: Path, cell: Cell, calib: str | None) -> Path:
     return Path(artifact_for(model, cell.precision, calib=calib))
 
 
-def _open_backend(cell: Cell, artifact: Path, *, spec: str | None, threads: int | None) -> Any:
-    from optieval.runtime import create_backend
-
-    options: dict[str, Any] = {}
-    if threads is not None:
-        options["threads"] = threads
-    if not cell.runs_onnx:
-        options["precision"] = cell.precision
-        if spec is not None:
-            options["spec"] = spec
-    return create_backend(cell.backend, artifact, **options)
-
-
 def _run_cell(
-    cell: Cell,
+    cell: RunCell,
     artifact: Path,
     inputs: Mapping[str, np.ndarray],
     *,
@@ -157,137 +100,31 @@ def _run_cell(
     runner: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     if runner is not None:
-        # Elsewhere (optieval.execution.executors), in the same batches as here: the batch is
+        # Elsewhere (optieval.execution), in the same batches as here: the batch is
         # fixed before the inputs are split, so every sample sees the batch it sees here.
         size = batch or DEFAULT_BATCH
         return runner(cell, artifact, inputs, batch=size, spec=spec, threads=threads)
-    with _open_backend(cell, artifact, spec=spec, threads=threads) as backend:
-        size = batch or _fixed_batch(backend.signature) or DEFAULT_BATCH
-        return _run(backend, inputs, size)
+    return run_parity_shard(cell, artifact, inputs, spec=spec, threads=threads, batch=batch)
 
 
-def _manifest_warnings(model: Path) -> list[str]:
-    from optieval.core import read_manifest
-
-    try:
-        manifest = read_manifest(model)
-    except InputError:
-        return []
-    parity = (manifest or {}).get("parity")
-    if isinstance(parity, dict) and parity.get("passed") is False:
-        return [
-            f"{model.name}'s export manifest records that parity with PyTorch FAILED at export; "
-            "the ONNX reference itself may be wrong"
-        ]
-    return []
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    inputs: dict[str, np.ndarray]
-    labels: np.ndarray | None
-    source: str
-    golden: Golden | None = None
-
-
-def _generate(signature: Signature, samples: int, seed: int) -> dict[str, np.ndarray]:
-    from optieval.core import generate_feeds, resolve_shapes
-
-    fixed = _fixed_batch(signature)
-    chunk = fixed or samples
-    shapes = resolve_shapes(signature, chunk)
-    blocks = [generate_feeds(signature, shapes, seed=seed + i) for i in range(-(-samples // chunk))]
-    # With a fixed batch the count is rounded up to whole batches.
-    return {s.name: np.concatenate([b[s.name] for b in blocks], axis=0) for s in signature.inputs}
-
-
-def _gather_inputs(
-    signature: Signature,
-    *,
-    model_sha256: str,
-    data: str | os.PathLike[str] | None,
-    labels_key: str | None,
-    samples: int | None,
-    golden: str | os.PathLike[str] | None,
-    seed: int,
-) -> _Inputs:
-    if samples is not None and samples < 1:
-        raise InputError(f"--samples {samples} must be at least 1", where="--samples")
-    if golden is not None:
-        if data is not None:
-            raise InputError("--golden brings its own inputs; drop --data", where="--golden")
-        g = load_golden(golden, model_sha256=model_sha256)
-        missing = [s.name for s in signature.inputs if s.name not in g.inputs]
-        if missing:
-            raise InputError(f"golden inputs lack {', '.join(missing)}", where=str(golden))
-        if samples is not None and samples < g.samples:
-            g = replace(
-                g,
-                inputs={k: v[:samples] for k, v in g.inputs.items()},
-                outputs={k: v[:samples] for k, v in g.outputs.items()},
-                labels=None if g.labels is None else g.labels[:samples],
-            )
-        return _Inputs(dict(g.inputs), g.labels, f"golden:{golden}", g)
-    if data is not None:
-        from optieval.core import load_dataset
-
-        ds = load_dataset(str(data), signature, labels_key=labels_key, max_samples=samples)
-        labels = None
-        if labels_key is not None:
-            labels = check_labels(ds.labels, ds.num_samples)
-        return _Inputs(dict(ds.inputs), labels, f"data:{data}")
-    if labels_key is not None:
-        raise InputError("--labels names a key in --data; no --data was given", where="--labels")
-    count = samples or DEFAULT_GENERATED_SAMPLES
-    return _Inputs(_generate(signature, count, seed), None, f"generated:seed={seed}")
-
-
-def _measure_latency_ms(
-    cell: Cell, artifact: Path, feeds: Mapping[str, np.ndarray], threads: int | None, runs: int = 20
-) -> float:
-    """Median latency of one batch (ms) after 3 warm-up runs: a rough price tag for
-    ``auto_exclude``, not a benchmark."""
-    with _open_backend(cell, artifact, spec=None, threads=threads) as backend:
-        for _ in range(3):
-            backend.infer(feeds)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter_ns()
-            backend.infer(feeds, check=False)
-            times.append((time.perf_counter_ns() - start) / 1e6)
-    return float(np.median(times))
-
-
-def _localize(
-    model_proto: Any,
+def run_parity_shard(
+    cell: RunCell,
     artifact: Path,
     inputs: Mapping[str, np.ndarray],
-    tolerances: ToleranceSet,
-    batch: int,
-    localize_samples: int,
-    outputs: Sequence[OutputParity] = (),
-) -> Localization:
-    """Localize on the samples that differ most (each output's ``worst_samples``), topped up
-    with the first samples to ``localize_samples``."""
-    from optieval.core import load_onnx
-
-    n = int(next(iter(inputs.values())).shape[0])
-    chosen: list[int] = []
-    for index in [i for o in outputs for i in o.worst_samples] + list(range(n)):
-        if len(chosen) >= min(n, localize_samples):
-            break
-        if index not in chosen:
-            chosen.append(index)
-    order = np.asarray(chosen, dtype=np.int64)
-    subset = {k: v[order] for k, v in inputs.items()}
-    batches = list(_batches(subset, batch))
-    return localize_models(
-        model_proto,
-        load_onnx(artifact),
-        batches,
-        tolerances=tolerances,
-        max_nodes=DEFAULT_MAX_NODES,
-    )
+    *,
+    spec: str | None,
+    threads: int | None,
+    batch: int | None,
+) -> dict[str, np.ndarray]:
+    """The outputs of ``cell`` on ``artifact`` over ``inputs``, run here in batches of
+    ``batch`` (default: the model's fixed batch, else 16) and concatenated along the sample
+    axis. An executor runs it on each shard of a parity run split over a cluster
+    (:meth:`optieval.execution.Executor.outputs_runner`), so every sample sees the batch it
+    sees in a single run.
+    """
+    with open_backend(cell, artifact, spec=spec, threads=threads) as backend:
+        size = batch or fixed_batch(backend.signature) or DEFAULT_BATCH
+        return _run(backend, inputs, size)
 
 
 def compare(
@@ -345,7 +182,7 @@ def compare(
         confidence: of every interval (default 0.95).
         threads: intra-op threads for the backends (default: the backend's).
         runner: runs the reference's and candidates' outputs elsewhere, e.g. sharded over a Ray
-            cluster (:meth:`optieval.execution.executors.Executor.outputs_runner`); default: here.
+            cluster (:meth:`optieval.execution.Executor.outputs_runner`); default: here.
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is False when any candidate failed (the CLI
@@ -354,7 +191,7 @@ def compare(
     Raises:
         InputError: bad cells, options or data; reference and candidate outputs that differ in
             names or shapes; labels of the wrong length or type; a data set missing an input;
-            a golden folder from another model; a ``--tol`` naming no output (exit 2).
+            a golden folder from another model; a ``tol`` naming no output (exit 2).
         BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
     """
     from optieval.core import load_onnx, sha256_file, signature_from_onnx
@@ -362,13 +199,13 @@ def compare(
     model_path = Path(model)
     if not candidates:
         raise InputError(
-            "no candidate to compare", where="--candidate", hint="e.g. --candidate ort-cpu:int8"
+            "no candidate to compare", where="candidates", hint="e.g. `candidates` ort-cpu:int8"
         )
     if golden is not None and save_golden_dir is not None:
-        raise InputError("--golden and --save-golden exclude each other", where="--golden")
+        raise InputError("`golden` and `save_golden_dir` exclude each other", where="golden")
     if batch is not None and batch < 1:
-        raise InputError(f"batch {batch} must be at least 1", where="--batch")
-    ref_cell = parse_cell(reference, where="--reference")
+        raise InputError(f"batch {batch} must be at least 1", where="batch")
+    ref_cell = parse_cell(reference, where="reference")
     cells = [parse_cell(c) for c in candidates]
     overrides = _tol_overrides(tol)
     budget = budget or TaskBudget()
@@ -380,13 +217,13 @@ def compare(
     output_names = [o.name for o in signature.outputs]
     ToleranceSet(per_output=overrides).check_outputs(output_names)
     model_sha = sha256_file(model_path)
-    warnings = _manifest_warnings(model_path)
+    warnings = manifest_warnings(model_path)
     if calib is None and data is not None and any(c.precision == "int8" for c in cells):
         # Calibrating on the evaluation data flatters INT8; say so rather than refuse.
         calib = data
-        warnings.append("no --calib: INT8 calibrated on the --data samples it is evaluated on")
+        warnings.append("no `calib`: INT8 calibrated on the `data` samples it is evaluated on")
 
-    given = _gather_inputs(
+    given = gather_inputs(
         signature,
         model_sha256=model_sha,
         data=data,
@@ -396,15 +233,15 @@ def compare(
         seed=seed,
     )
     inputs = given.inputs
-    run_batch = batch or _fixed_batch(signature)
-    fixed = _fixed_batch(signature)
+    run_batch = batch or fixed_batch(signature)
+    fixed = fixed_batch(signature)
     count = int(next(iter(inputs.values())).shape[0]) if inputs else 0
     if fixed is not None and count % fixed:
         keep = count - count % fixed
         if keep == 0:
             raise InputError(
                 f"{count} samples do not fill one batch of {fixed} (the model's fixed batch)",
-                where=str(data or golden or "--samples"),
+                where=str(data or golden or "samples"),
                 hint="provide more samples, or re-export with a dynamic batch",
             )
         warnings.append(
@@ -417,7 +254,7 @@ def compare(
             kept_golden = replace(
                 kept_golden, outputs={k: v[:keep] for k, v in kept_golden.outputs.items()}
             )
-        given = _Inputs(inputs, labels, given.source, kept_golden)
+        given = GatheredInputs(inputs, labels, given.source, kept_golden)
     if given.golden is not None:
         ref_outputs = dict(given.golden.outputs)
         ref_label = given.golden.reference or ref_cell.label
@@ -474,12 +311,12 @@ def compare(
 
 
 def _compare_cell(
-    cell: Cell,
+    cell: RunCell,
     *,
     model_path: Path,
     model_proto: Any,
     inputs: Mapping[str, np.ndarray],
-    given: _Inputs,
+    given: GatheredInputs,
     ref_outputs: Mapping[str, np.ndarray],
     ref_label: str,
     tolerances: ToleranceSet,
@@ -499,7 +336,7 @@ def _compare_cell(
     if cell.precision == "int8" and given.source.startswith("generated"):
         warnings.append(
             "INT8 compared on random inputs: its error depends on the data it was calibrated "
-            "for, so these numbers say little; pass --data"
+            "for, so these numbers say little; pass `data`"
         )
     artifact = _artifact(model_path, cell, calib)
     cand_outputs = _run_cell(
@@ -530,10 +367,12 @@ def _compare_cell(
     if passed or not localize:
         return replace(result, warnings=tuple(warnings))
     if not cell.runs_onnx:
-        warnings.append(f"--localize needs an ONNX backend; {cell.backend} runs PyTorch")
+        warnings.append(f"`localize` needs an ONNX backend; {cell.backend} runs PyTorch")
         return replace(result, warnings=tuple(warnings))
     loc_batch = batch or DEFAULT_BATCH
-    loc = _localize(model_proto, artifact, inputs, tolerances, loc_batch, localize_samples, outputs)
+    loc = localize_artifact(
+        model_proto, artifact, inputs, tolerances, loc_batch, localize_samples, outputs
+    )
     if not loc.first_bad_nodes:
         warnings.append(
             "localization found no node where the error jumps past tolerance "
@@ -561,17 +400,17 @@ def _compare_cell(
         )
         result = replace(result, auto_exclude=auto)
     elif auto_exclude and cell.precision != "int8":
-        warnings.append("--auto-exclude applies to INT8 candidates only")
+        warnings.append("`auto_exclude` applies to INT8 candidates only")
     return replace(result, warnings=tuple(warnings))
 
 
 def _auto_exclude(
-    cell: Cell,
+    cell: RunCell,
     *,
     model_path: Path,
     model_proto: Any,
     inputs: Mapping[str, np.ndarray],
-    given: _Inputs,
+    given: GatheredInputs,
     ref_outputs: Mapping[str, np.ndarray],
     tolerances: ToleranceSet,
     budget: TaskBudget,
@@ -611,7 +450,7 @@ def _auto_exclude(
         if all(o.passed for o in final):
             passed = True
             break
-        loc = _localize(
+        loc = localize_artifact(
             model_proto,
             current,
             inputs,
@@ -628,9 +467,9 @@ def _auto_exclude(
         if not new:
             break
         excluded.extend(new)
-    feeds = next(_batches(inputs, batch or DEFAULT_BATCH))
-    before = _measure_latency_ms(cell, artifact, feeds, threads)
-    after = _measure_latency_ms(cell, current, feeds, threads)
+    feeds = next(split_batches(inputs, batch or DEFAULT_BATCH))
+    before = measure_latency_ms(cell, artifact, feeds, threads)
+    after = measure_latency_ms(cell, current, feeds, threads)
     return (
         AutoExcludeResult(tuple(excluded), rounds, passed, str(current), before, after),
         final,

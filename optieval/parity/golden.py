@@ -91,7 +91,9 @@ def save_golden(directory: str | os.PathLike[str], golden: Golden) -> Path:
 def _load_npz(path: Path, names: list[str]) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(
-            "golden file missing", where=str(path), hint="re-create the folder with --save-golden"
+            "golden file missing",
+            where=str(path),
+            hint="re-create the folder with `save_golden_dir`",
         )
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -126,7 +128,7 @@ def load_golden(directory: str | os.PathLike[str], *, model_sha256: str | None =
             f"golden outputs belong to another model (sha256 {saved_hash[:12]}…, this model "
             f"{model_sha256[:12]}…)",
             where=str(folder),
-            hint="re-create them with --save-golden for this model",
+            hint="re-create them with `save_golden_dir` for this model",
         )
     inputs = _load_npz(folder / "inputs.npz", list(meta.get("inputs", [])))
     outputs = _load_npz(folder / "outputs.npz", list(meta.get("outputs", [])))

@@ -43,7 +43,7 @@ from optieval.parity.metrics import (
     tolerance_violations,
     worst_samples,
 )
-from optieval.parity.tolerances import Check, TaskBudget, Tolerance, ToleranceSet
+from optieval.parity.tolerances import MetricCheck, TaskBudget, Tolerance, ToleranceSet
 
 SCHEMA_VERSION = 1
 
@@ -114,7 +114,7 @@ class OutputParity:
     accuracy_ratio: float | None = None
     accuracy_ratio_ci: Interval | None = None
     worst_samples: tuple[int, ...] = ()
-    checks: tuple[Check, ...] = ()
+    checks: tuple[MetricCheck, ...] = ()
     worst_metric: str | None = None
 
     _FLOATS = (
@@ -176,7 +176,7 @@ class OutputParity:
             "shape": tuple(int(d) for d in data.get("shape", ())),
             "tolerance": Tolerance.from_json(data["tolerance"]),
             "worst_samples": tuple(int(i) for i in data.get("worst_samples", ())),
-            "checks": tuple(Check.from_json(c) for c in data.get("checks", ())),
+            "checks": tuple(MetricCheck.from_json(c) for c in data.get("checks", ())),
             "worst_metric": data.get("worst_metric"),
         }
         for key in cls._FLOATS:
@@ -309,7 +309,7 @@ class ParityReport:
         )
 
 
-def check_labels(labels: Any, samples: int, *, where: str = "--labels") -> np.ndarray:
+def check_labels(labels: Any, samples: int, *, where: str = "labels") -> np.ndarray:
     """Return ``labels`` as int64 class indices (batch,), accepting integer labels or one-hot /
     score rows (batch x classes, argmax taken). InputError when the length or type is wrong."""
     arr = np.asarray(labels)
@@ -371,8 +371,8 @@ def check_output_match(
         )
 
 
-def _worst_metric(checks: list[Check]) -> str | None:
-    def badness(c: Check) -> float:
+def _worst_metric(checks: list[MetricCheck]) -> str | None:
+    def badness(c: MetricCheck) -> float:
         if c.value is None or c.limit is None:
             return math.inf if not c.passed else -math.inf
         # How far past the limit, relative to it, in the direction that fails.
@@ -404,14 +404,14 @@ def compare_output(
     tm = tensor_metrics(reference, candidate)
     violations = tolerance_violations(reference, candidate, tolerance.atol, tolerance.rtol)
     checks = [
-        Check(
+        MetricCheck(
             "finite",
             tm.new_nonfinite == 0,
             float(tm.new_nonfinite),
             0.0,
             "NaN/Inf in the candidate where the reference is finite",
         ),
-        Check(
+        MetricCheck(
             "tolerance",
             violations == 0,
             float(violations),
@@ -496,7 +496,7 @@ def compare_outputs(
         One :class:`OutputParity` per output, in the reference's order.
 
     Raises:
-        InputError: different output names or shapes, a ``--tol`` naming no output, labels
+        InputError: different output names or shapes, a ``tol`` naming no output, labels
             of the wrong length or type, or labels given but no classification-shaped output.
     """
     tolerances = tolerances or ToleranceSet()
@@ -512,13 +512,13 @@ def compare_outputs(
         if not classes:
             raise InputError(
                 "labels were given but no output is classification-shaped (batch x classes)",
-                where="--labels",
+                where="labels",
             )
         if checked.size and int(checked.max()) >= max(classes):
             raise InputError(
                 f"labels reach class {int(checked.max())} but the outputs have at most "
                 f"{max(classes)} classes",
-                where="--labels",
+                where="labels",
                 hint="labels must be class indices into the model's output",
             )
     return tuple(

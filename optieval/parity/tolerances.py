@@ -13,8 +13,8 @@ fp16       1e-2     1e-2     11 mantissa bits, accumulated over layers
 int8       1e-1     1e-1     per-tensor activation scales: ~1/254 of a range per layer
 =========  =======  =======  =====================================================
 
-``--atol`` / ``--rtol`` replace the default for every output; ``--tol OUTPUT:ATOL:RTOL``
-replaces it for one output (and wins over ``--atol``/``--rtol``).
+``atol`` / ``rtol`` replace the default for every output; ``tol`` (``OUTPUT:ATOL:RTOL``)
+replaces it for one output (and wins over ``atol``/``rtol``).
 
 Task budgets (:class:`TaskBudget`) judge task accuracy against labels: absolute
 (``accuracy_delta >= -max_accuracy_drop``) or relative like MLPerf's (``accuracy_ratio >=
@@ -29,15 +29,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from optieval.core import PRECISIONS
 from optieval.errors import InputError
-
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """Absolute and relative tolerance for one output, and where it came from
-    (``default:fp16``, ``--atol/--rtol``, ``--tol``)."""
+    (``default:fp16``, ``--atol/--rtol``, ``--tol``: these recorded labels keep their old
+    spelling, which reports and saved JSON carry)."""
 
     atol: float
     rtol: float
@@ -68,7 +68,7 @@ def default_tolerance(precision: str) -> Tolerance:
     except KeyError:
         raise InputError(
             f"unknown precision {precision!r}",
-            where="--candidate",
+            where="candidates",
             hint=f"choose from {', '.join(PRECISIONS)}",
         ) from None
 
@@ -84,17 +84,17 @@ def _number(text: str, where: str) -> float:
 
 
 def parse_tol(text: str) -> tuple[str, Tolerance]:
-    """Parse ``--tol OUTPUT:ATOL:RTOL`` (the output name may itself contain ``:``).
+    """Parse one ``tol`` entry, ``OUTPUT:ATOL:RTOL`` (the output name may itself contain ``:``).
 
-    Raises InputError naming ``--tol`` when it is malformed or a number is negative.
+    Raises InputError naming ``tol`` when it is malformed or a number is negative.
     """
     parts = text.rsplit(":", 2)
     if len(parts) != 3 or not parts[0]:
         raise InputError(
-            f"{text!r} is not OUTPUT:ATOL:RTOL", where="--tol", hint="e.g. --tol logits:1e-3:1e-2"
+            f"{text!r} is not OUTPUT:ATOL:RTOL", where="tol", hint="e.g. `tol` logits:1e-3:1e-2"
         )
     name, atol, rtol = parts
-    return name, Tolerance(_number(atol, "--tol"), _number(rtol, "--tol"), "--tol")
+    return name, Tolerance(_number(atol, "tol"), _number(rtol, "tol"), "--tol")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ToleranceSet:
     Args:
         precision: the candidate's precision (picks the default).
         atol, rtol: replace the default's atol / rtol for every output (None: keep it).
-        per_output: output name -> Tolerance (``--tol``), wins over everything else.
+        per_output: output name -> Tolerance (``tol``), wins over everything else.
     """
 
     precision: str = "fp32"
@@ -126,20 +126,20 @@ class ToleranceSet:
         )
 
     def check_outputs(self, outputs: Iterable[str]) -> None:
-        """InputError naming ``--tol`` when a per-output tolerance names no output."""
+        """InputError naming ``tol`` when a per-output tolerance names no output."""
         known = list(outputs)
         unknown = sorted(set(self.per_output) - set(known))
         if unknown:
             raise InputError(
                 f"the model has no output called {', '.join(unknown)}",
-                where="--tol",
+                where="tol",
                 hint=f"the outputs are {', '.join(known)}",
             )
 
 
 @dataclass(frozen=True)
-class Check:
-    """One judged criterion on an output: its name, the value, the limit and the verdict."""
+class MetricCheck:
+    """One judged criterion on an output's metric: its name, value, limit and verdict."""
 
     name: str
     passed: bool
@@ -158,7 +158,7 @@ class Check:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Check:
+    def from_json(cls, data: dict[str, Any]) -> MetricCheck:
         """Inverse of :meth:`to_json`."""
         return cls(
             str(data["name"]),
@@ -200,16 +200,18 @@ class TaskBudget:
         accuracy_delta: float | None,
         accuracy_ratio: float | None,
         top1_agreement: float | None,
-    ) -> list[Check]:
+    ) -> list[MetricCheck]:
         """The checks that apply to one output's metrics (a budget whose metric is None, e.g.
         accuracy without labels, yields no check)."""
-        out: list[Check] = []
+        out: list[MetricCheck] = []
         if self.max_accuracy_drop is not None and accuracy_delta is not None:
             limit = -self.max_accuracy_drop
-            out.append(Check("accuracy_delta", accuracy_delta >= limit, accuracy_delta, limit))
+            out.append(
+                MetricCheck("accuracy_delta", accuracy_delta >= limit, accuracy_delta, limit)
+            )
         if self.min_accuracy_ratio is not None and accuracy_ratio is not None:
             out.append(
-                Check(
+                MetricCheck(
                     "accuracy_ratio",
                     accuracy_ratio >= self.min_accuracy_ratio,
                     accuracy_ratio,
@@ -218,7 +220,7 @@ class TaskBudget:
             )
         if self.min_top1_agreement is not None and top1_agreement is not None:
             out.append(
-                Check(
+                MetricCheck(
                     "top1_agreement",
                     top1_agreement >= self.min_top1_agreement,
                     top1_agreement,

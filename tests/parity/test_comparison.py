@@ -128,7 +128,7 @@ def test_manifest_with_failed_export_parity_warns(mlp_onnx: Path) -> None:
     ("kwargs", "match"),
     [
         ({"tol": ["nope:1:1"]}, "nope"),
-        ({"labels_key": "y"}, "no --data"),
+        ({"labels_key": "y"}, "no `data`"),
         ({"samples": 0}, "at least 1"),
         ({"reference": "ort-cpu:fp64"}, "unknown precision"),
     ],

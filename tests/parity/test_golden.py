@@ -44,7 +44,7 @@ def test_hash_mismatch_is_input_error(tmp_path: Path) -> None:
     save_golden(tmp_path, _golden())
     with pytest.raises(InputError, match="another model") as info:
         load_golden(tmp_path, model_sha256="b" * 64)
-    assert info.value.hint and "--save-golden" in info.value.hint
+    assert info.value.hint and "`save_golden_dir`" in info.value.hint
 
 
 def test_missing_or_damaged(tmp_path: Path) -> None:
