@@ -88,7 +88,7 @@ def cost(repeats: int = 5) -> None:
     from optieval.parity.localize import localize_models
     from optieval.parity.results import compare_outputs
     from optieval.parity.tolerances import ToleranceSet
-    from optieval.precision.artifacts import artifact_for
+    from optieval.precision import artifact_for
 
     folder = Path(tempfile.mkdtemp())
     os.environ.setdefault("OPTIEVAL_CACHE", str(folder / "cache"))

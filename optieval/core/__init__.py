@@ -1,5 +1,6 @@
 """The foundation every concern stands on: errors aside, files written atomically, the cache,
-manifests, I/O signatures, data sets, generated feeds, shapes, the environment fingerprint and the
+manifests, ONNX files (saved, checked and published atomically), I/O signatures, data sets,
+generated feeds, the one parser of shapes written as text, the environment fingerprint and the
 one table of backend and precision names.
 
 These names are the concern's public surface; every other module in it is private to it.
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from optieval.core.environment import fingerprint as fingerprint
     from optieval.core.environment import validity_warnings as validity_warnings
     from optieval.core.feeds import generate_feeds as generate_feeds
-    from optieval.core.feeds import parse_shape_option as parse_shape_option
     from optieval.core.feeds import resolve_shapes as resolve_shapes
     from optieval.core.files import atomic_path as atomic_path
     from optieval.core.files import read_json as read_json
@@ -44,6 +44,19 @@ if TYPE_CHECKING:
     from optieval.core.names import TENSORRT_PRECISIONS as TENSORRT_PRECISIONS
     from optieval.core.names import TORCH_BACKENDS as TORCH_BACKENDS
     from optieval.core.names import TORCH_PRECISIONS as TORCH_PRECISIONS
+    from optieval.core.onnx_files import check_onnx as check_onnx
+    from optieval.core.onnx_files import data_path as data_path
+    from optieval.core.onnx_files import external_data_locations as external_data_locations
+    from optieval.core.onnx_files import onnx_file_hashes as onnx_file_hashes
+    from optieval.core.onnx_files import publish_onnx as publish_onnx
+    from optieval.core.onnx_files import save_onnx as save_onnx
+    from optieval.core.shapes import Shape as Shape
+    from optieval.core.shapes import format_shape as format_shape
+    from optieval.core.shapes import is_dims as is_dims
+    from optieval.core.shapes import parse_dims as parse_dims
+    from optieval.core.shapes import parse_named_shape as parse_named_shape
+    from optieval.core.shapes import parse_shape_option as parse_shape_option
+    from optieval.core.shapes import split_named as split_named
     from optieval.core.signature import Signature as Signature
     from optieval.core.signature import TensorSpec as TensorSpec
     from optieval.core.signature import load_onnx as load_onnx
@@ -74,7 +87,19 @@ _EXPORTS = {
     "load_dataset": "optieval.core.data",
     "load_onnx": "optieval.core.signature",
     "manifest_path": "optieval.core.manifest",
-    "parse_shape_option": "optieval.core.feeds",
+    "parse_shape_option": "optieval.core.shapes",
+    "Shape": "optieval.core.shapes",
+    "check_onnx": "optieval.core.onnx_files",
+    "data_path": "optieval.core.onnx_files",
+    "external_data_locations": "optieval.core.onnx_files",
+    "format_shape": "optieval.core.shapes",
+    "is_dims": "optieval.core.shapes",
+    "onnx_file_hashes": "optieval.core.onnx_files",
+    "parse_dims": "optieval.core.shapes",
+    "parse_named_shape": "optieval.core.shapes",
+    "publish_onnx": "optieval.core.onnx_files",
+    "save_onnx": "optieval.core.onnx_files",
+    "split_named": "optieval.core.shapes",
     "read_json": "optieval.core.files",
     "read_manifest": "optieval.core.manifest",
     "resolve_shapes": "optieval.core.feeds",

@@ -1,5 +1,6 @@
-"""Inputs for a run: shapes resolved from the model, ``--batch`` and ``--shape``, and generated
-feeds (seeded and dtype-aware) when no data set is given."""
+"""Inputs for a run: shapes resolved from the model, ``batch`` and ``shapes`` (the parser of
+``NAME:D0xD1x...`` text is :mod:`optieval.core.shapes`), and generated feeds (seeded and
+dtype-aware) when no data set is given."""
 
 from __future__ import annotations
 
@@ -7,34 +8,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from optieval.core.shapes import Shape
 from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError
 
-Shape = tuple[int, ...]
-
 # Integers are drawn from [0, 64): valid indices for any embedding table a test model has.
 _INT_RANGE = (0, 64)
-
-
-def parse_shape_option(text: str, option: str = "--shape") -> tuple[str, list[Shape]]:
-    """Parse ``NAME:D0xD1x...[,D0xD1x...]`` into the input name and one or more shapes."""
-    name, sep, dims_text = text.rpartition(":")
-    if not sep or not name or not dims_text:
-        raise InputError(
-            f"{text!r} is not NAME:DIMS", where=option, hint="e.g. --shape x:8x3x224x224"
-        )
-    shapes = []
-    for part in dims_text.split(","):
-        try:
-            dims = tuple(int(d) for d in part.lower().split("x"))
-        except ValueError:
-            raise InputError(
-                f"{part!r} is not a shape like 8x3x224x224", where=f"{option} {text}"
-            ) from None
-        if any(d < 1 for d in dims):
-            raise InputError(f"dimensions must be positive in {part!r}", where=f"{option} {text}")
-        shapes.append(dims)
-    return name, shapes
 
 
 def resolve_shapes(
@@ -43,9 +22,9 @@ def resolve_shapes(
     """Give every input a concrete shape.
 
     Dimension 0 of each input is the batch: a symbolic one is filled with ``batch``; a fixed one
-    must equal it. ``overrides`` (from ``--shape``) give an input's full shape, batch included,
-    and must fit the model's fixed dims and agree with ``batch``. Raises :class:`InputError`
-    naming the input and option otherwise.
+    must equal it. ``overrides`` (``shapes``; the CLI's ``--shape``) give an input's full
+    shape, batch included, and must fit the model's fixed dims and agree with ``batch``.
+    Raises :class:`InputError` naming the input and parameter otherwise.
     """
     overrides = dict(overrides or {})
     for name in overrides:
@@ -60,25 +39,23 @@ def resolve_shapes(
 
 
 def _check_override(spec: TensorSpec, shape: Shape, batch: int | None) -> Shape:
-    where = f"--shape {spec.name}"
+    # The parameter and the input together locate the problem: "`shapes` x: ...".
+    at = f"`shapes` {spec.name}: "
     if len(shape) != len(spec.shape):
         raise InputError(
-            f"shape {'x'.join(map(str, shape))} has {len(shape)} dims, input {spec.name!r} has "
-            f"{len(spec.shape)} ({spec.shape_text()})",
-            where=where,
+            f"{at}shape {'x'.join(map(str, shape))} has {len(shape)} dims, input {spec.name!r} "
+            f"has {len(spec.shape)} ({spec.shape_text()})"
         )
     for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
         if isinstance(want, int) and want != got:
             raise InputError(
-                f"dim {axis} of input {spec.name!r} is fixed at {want} in the model, not {got}",
-                where=where,
+                f"{at}dim {axis} of input {spec.name!r} is fixed at {want} in the model, not {got}",
                 hint=f"the model expects {spec.shape_text()}",
             )
     if batch is not None and shape and shape[0] != batch:
         raise InputError(
-            f"shape {'x'.join(map(str, shape))} has batch {shape[0]} but --batch is {batch}",
-            where=where,
-            hint="make --shape's first dimension equal --batch, or drop --batch",
+            f"{at}shape {'x'.join(map(str, shape))} has batch {shape[0]} but `batch` is {batch}",
+            hint="make the first dimension of `shapes` equal `batch`, or drop `batch`",
         )
     return shape
 
@@ -91,8 +68,8 @@ def _fill(spec: TensorSpec, batch: int | None) -> Shape:
                 raise InputError(
                     f"input {spec.name!r} has a static batch of {dim}; batch {batch} is not "
                     "possible",
-                    where="--batch",
-                    hint=f"use --batch {dim}, or re-export with a dynamic batch",
+                    where="batch",
+                    hint=f"use `batch` {dim}, or re-export with a dynamic batch",
                 )
             dims.append(dim)
         elif axis == 0:
@@ -100,9 +77,9 @@ def _fill(spec: TensorSpec, batch: int | None) -> Shape:
         else:
             raise InputError(
                 f"input {spec.name!r} has a dynamic dimension {axis} ({dim or '?'}) that only "
-                "--shape can fill",
-                where="--shape",
-                hint=f"e.g. --shape {spec.name}:{_example(spec, batch)}",
+                "`shapes` can fill",
+                where="shapes",
+                hint=f"e.g. `shapes` {spec.name}:{_example(spec, batch)}",
             )
     return tuple(dims)
 
@@ -139,4 +116,4 @@ def random_array(rng: np.random.Generator, dtype: str, shape: Sequence[int]) -> 
         return rng.standard_normal(shape).astype(dtype)
     if kind in "iu":
         return rng.integers(*_INT_RANGE, size=shape).astype(dtype)
-    raise InputError(f"cannot generate inputs of dtype {dtype}", hint="pass real data with --data")
+    raise InputError(f"cannot generate inputs of dtype {dtype}", hint="pass real data (`data`)")

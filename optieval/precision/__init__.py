@@ -12,28 +12,36 @@ from typing import TYPE_CHECKING
 from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
-    from optieval.precision.artifacts import (
-        ORT_CPU_INT8_DISABLED_OPTIMIZERS as ORT_CPU_INT8_DISABLED_OPTIMIZERS,
-    )
     from optieval.precision.artifacts import ConversionResult as ConversionResult
-    from optieval.precision.artifacts import artifact_for as artifact_for
     from optieval.precision.artifacts import convert as convert
+    from optieval.precision.cache import artifact_for as artifact_for
+    from optieval.precision.fp16 import DEFAULT_FP16_BLOCK_LIST as DEFAULT_FP16_BLOCK_LIST
     from optieval.precision.graph_census import Census as Census
     from optieval.precision.graph_census import census as census
     from optieval.precision.graph_census import node_names as node_names
     from optieval.precision.inspect import ModelInfo as ModelInfo
     from optieval.precision.inspect import inspect_model as inspect_model
+    from optieval.precision.int8 import CALIB_METHODS as CALIB_METHODS
+    from optieval.precision.int8 import (
+        ORT_CPU_INT8_DISABLED_OPTIMIZERS as ORT_CPU_INT8_DISABLED_OPTIMIZERS,
+    )
     from optieval.precision.labels import check_precision_name as check_precision_name
     from optieval.precision.labels import is_engine as is_engine
     from optieval.precision.labels import model_signature as model_signature
     from optieval.precision.labels import require_precision as require_precision
+    from optieval.precision.spread import CalibrationSpread as CalibrationSpread
+    from optieval.precision.spread import OutputSpread as OutputSpread
 
 _EXPORTS = {
     "Census": "optieval.precision.graph_census",
     "ConversionResult": "optieval.precision.artifacts",
     "ModelInfo": "optieval.precision.inspect",
-    "ORT_CPU_INT8_DISABLED_OPTIMIZERS": "optieval.precision.artifacts",
-    "artifact_for": "optieval.precision.artifacts",
+    "ORT_CPU_INT8_DISABLED_OPTIMIZERS": "optieval.precision.int8",
+    "CALIB_METHODS": "optieval.precision.int8",
+    "CalibrationSpread": "optieval.precision.spread",
+    "DEFAULT_FP16_BLOCK_LIST": "optieval.precision.fp16",
+    "OutputSpread": "optieval.precision.spread",
+    "artifact_for": "optieval.precision.cache",
     "census": "optieval.precision.graph_census",
     "check_precision_name": "optieval.precision.labels",
     "convert": "optieval.precision.artifacts",

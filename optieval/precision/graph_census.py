@@ -23,14 +23,12 @@ from typing import Any
 
 import onnx
 
+from optieval.core import CENSUS_ORDER, ONNX_PRECISIONS
 from optieval.errors import InputError
 
-__all__ = ["COMPUTE_OPS", "PRECISIONS", "Census", "census"]
+__all__ = ["COMPUTE_OPS", "Census", "census", "node_names"]
 
 CENSUS_SCHEMA_VERSION = 1
-
-PRECISIONS = ("fp32", "fp16", "int8")
-"""Precisions every census reports (``bf16`` and ``other`` appear when present)."""
 
 COMPUTE_OPS = frozenset(
     {
@@ -102,7 +100,7 @@ class Census:
     def dominant_precision(self) -> str | None:
         """The precision most compute nodes run in (ties go to the lower precision); None
         for a graph without compute nodes."""
-        order = ("int8", "fp16", "bf16", "fp32", "other")
+        order = CENSUS_ORDER
         present = [(self.compute.get(p, 0), -order.index(p)) for p in order]
         best = max(present)
         return order[-best[1]] if best[0] > 0 else None
@@ -168,7 +166,7 @@ def census(model: onnx.ModelProto) -> Census:
     types = _element_types(model)
     nodes = list(_all_nodes(model.graph))
     producers = {out: node for node in nodes for out in node.output if out}
-    compute: Counter[str] = Counter({p: 0 for p in PRECISIONS})
+    compute: Counter[str] = Counter({p: 0 for p in ONNX_PRECISIONS})
     by_op: dict[str, Counter[str]] = {}
     qdq_pairs = 0
     for node in nodes:

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optieval.core import Signature, load_onnx, read_manifest, signature_from_onnx
+from optieval.core import (
+    Signature,
+    external_data_locations,
+    load_onnx,
+    read_manifest,
+    signature_from_onnx,
+)
 from optieval.errors import InputError
 from optieval.precision.graph_census import Census, census
 
@@ -90,11 +96,9 @@ def inspect_model(model: str | os.PathLike[str]) -> ModelInfo:
     Raises:
         InputError: a missing or unreadable file, or a malformed manifest beside it.
     """
-    from optieval.precision.artifacts import _external_locations
-
     path = Path(model)
     proto = load_onnx(path, load_external_data=False)
-    external = tuple(_external_locations(proto))
+    external = tuple(external_data_locations(proto))
     size = path.stat().st_size + sum(
         (path.parent / name).stat().st_size for name in external if (path.parent / name).is_file()
     )

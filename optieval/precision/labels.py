@@ -13,10 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from optieval.core import read_manifest
+from optieval.core import PRECISIONS, read_manifest
 from optieval.errors import InputError
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 _INT8_OPS = {
     "QuantizeLinear",
@@ -31,7 +29,7 @@ _FLOAT16 = 10
 _BFLOAT16 = 16
 
 
-def check_precision_name(precision: str, *, where: str = "--precision") -> str:
+def check_precision_name(precision: str, *, where: str = "precision") -> str:
     """Return ``precision`` if known; InputError listing the known ones otherwise."""
     if precision not in PRECISIONS:
         raise InputError(

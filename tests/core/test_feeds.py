@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from optieval.core.feeds import generate_feeds, parse_shape_option, resolve_shapes
+from optieval.core.feeds import generate_feeds, resolve_shapes
+from optieval.core.shapes import parse_shape_option
 from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError
 
@@ -19,19 +20,20 @@ def test_parse_shape_option() -> None:
     assert parse_shape_option("x:8x3x224x224") == ("x", [(8, 3, 224, 224)])
     assert parse_shape_option("ids:1x16,1x32") == ("ids", [(1, 16), (1, 32)])
     for bad in ("x", "x:", "x:8xq", "x:0x3"):
-        with pytest.raises(InputError, match="--shape"):
+        with pytest.raises(InputError) as info:
             parse_shape_option(bad)
+        assert info.value.where == "shapes"
 
 
 def test_resolve_fills_batch_and_requires_other_dynamic_dims() -> None:
-    with pytest.raises(InputError, match="only --shape can fill"):
+    with pytest.raises(InputError, match="only `shapes` can fill"):
         resolve_shapes(SIG, 2)
     shapes = resolve_shapes(SIG, 2, {"ids": (2, 16), "mask": (2, 16)})
     assert shapes == {"ids": (2, 16), "mask": (2, 16), "img": (2, 3, 4)}
 
 
 def test_shape_must_agree_with_batch_and_model() -> None:
-    with pytest.raises(InputError, match="--batch is 4"):
+    with pytest.raises(InputError, match="`batch` is 4"):
         resolve_shapes(SIG, 4, {"ids": (2, 16), "mask": (2, 16)})
     with pytest.raises(InputError, match="fixed at 3"):
         resolve_shapes(SIG, 2, {"ids": (2, 1), "mask": (2, 1), "img": (2, 5, 4)})

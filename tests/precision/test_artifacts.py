@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from optieval.core.data import Dataset
 from optieval.core.manifest import read_manifest
 from optieval.errors import InputError
-from optieval.precision.artifacts import ConversionResult, artifact_for, convert
+from optieval.precision import ConversionResult, artifact_for, convert
 from optieval.precision.graph_census import census
 from optieval.precision.inspect import inspect_model
 from tests.conftest import calib_array, make_onnx_cnn
@@ -158,7 +158,7 @@ def test_exclude_by_name_and_op_type(cnn_onnx: Path, calib_npz: Path) -> None:
 def test_excluding_everything_is_refused(cnn_onnx: Path, calib_npz: Path) -> None:
     with pytest.raises(InputError, match="no compute in int8") as info:
         convert(cnn_onnx, "int8", calib=calib_npz, exclude=["Conv", "Gemm"])
-    assert info.value.where == "--exclude"
+    assert info.value.where == "exclude"
     with pytest.raises(InputError, match="no compute in fp16"):
         artifact_for(cnn_onnx, "fp16", exclude=["Conv", "Gemm"])
 
@@ -297,7 +297,7 @@ def _residual_net(path: Path) -> Path:
 def test_ort_cpu_fuses_every_conv_without_cse(tmp_path: Path) -> None:
     from collections import Counter
 
-    from optieval.precision.artifacts import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+    from optieval.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
 
     source = _residual_net(tmp_path / "res.onnx")
     data = Dataset({"x": np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)})
@@ -335,9 +335,9 @@ def test_corrupt_manifest_in_cache_is_rebuilt_and_labels_do_not_change_the_key(
 def test_pre_processing_falls_back_without_symbolic_shape_inference(
     cnn_onnx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from optieval.precision import artifacts as precision
+    from optieval.precision import int8
 
-    real = precision._pre_process
+    real = int8.pre_process
     calls: list[bool] = []
 
     def flaky(source: Path, target: Path, external: bool, *, skip_symbolic_shape: bool) -> None:
@@ -346,7 +346,7 @@ def test_pre_processing_falls_back_without_symbolic_shape_inference(
             raise AssertionError  # what ORT's symbolic shape inference does on some graphs
         real(source, target, external, skip_symbolic_shape=True)
 
-    monkeypatch.setattr(precision, "_pre_process", flaky)
+    monkeypatch.setattr(int8, "pre_process", flaky)
     result = convert(cnn_onnx, "int8", calib=Dataset({"x": calib_array(8, seed=5)}))
     assert calls == [False, True] and result.census.compute["int8"] == 3
     assert any("symbolic shape inference failed" in n for n in result.notes)
