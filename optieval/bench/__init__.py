@@ -26,30 +26,54 @@ if TYPE_CHECKING:
     from optieval.bench.runner import check_against_baseline as check_against_baseline
     from optieval.bench.runner import resolve_artifact as resolve_artifact
     from optieval.bench.runner import run_cell as run_cell
-    from optieval.bench.scenarios.core import ScenarioSpec as ScenarioSpec
-    from optieval.bench.scenarios.core import max_qps_from_cell as max_qps_from_cell
-    from optieval.bench.scenarios.core import parse_rate_list as parse_rate_list
-    from optieval.bench.scenarios.core import scenario_specs as scenario_specs
+    from optieval.bench.scenarios.results import IssueLag as IssueLag
+    from optieval.bench.scenarios.results import MaxQpsResult as MaxQpsResult
+    from optieval.bench.scenarios.results import RateTrial as RateTrial
+    from optieval.bench.scenarios.results import ScenarioResult as ScenarioResult
+    from optieval.bench.scenarios.results import max_qps_from_cell as max_qps_from_cell
+    from optieval.bench.scenarios.run import find_max_qps as find_max_qps
+    from optieval.bench.scenarios.run import run_scenario as run_scenario
+    from optieval.bench.scenarios.spec import CONCURRENCY as CONCURRENCY
+    from optieval.bench.scenarios.spec import OFFLINE as OFFLINE
+    from optieval.bench.scenarios.spec import SCENARIOS as SCENARIOS
+    from optieval.bench.scenarios.spec import SERVER as SERVER
+    from optieval.bench.scenarios.spec import SINGLE_STREAM as SINGLE_STREAM
+    from optieval.bench.scenarios.spec import ScenarioSpec as ScenarioSpec
+    from optieval.bench.scenarios.spec import check_scenario_support as check_scenario_support
+    from optieval.bench.scenarios.spec import parse_rate_list as parse_rate_list
+    from optieval.bench.scenarios.spec import scenario_specs as scenario_specs
 
 _EXPORTS = {
     "BenchReport": "optieval.bench.results",
+    "CONCURRENCY": "optieval.bench.scenarios.spec",
     "Cell": "optieval.bench.results",
     "CellRequest": "optieval.bench.runner",
     "GATE_REPORT_SCHEMA_VERSION": "optieval.bench.results",
+    "IssueLag": "optieval.bench.scenarios.results",
+    "MaxQpsResult": "optieval.bench.scenarios.results",
     "MeasureSettings": "optieval.bench.latency",
+    "OFFLINE": "optieval.bench.scenarios.spec",
+    "RateTrial": "optieval.bench.scenarios.results",
     "Regression": "optieval.bench.baseline",
+    "SCENARIOS": "optieval.bench.scenarios.spec",
+    "SERVER": "optieval.bench.scenarios.spec",
+    "SINGLE_STREAM": "optieval.bench.scenarios.spec",
     "STATUS_ERROR": "optieval.bench.results",
     "STATUS_OK": "optieval.bench.results",
-    "ScenarioSpec": "optieval.bench.scenarios.core",
+    "ScenarioResult": "optieval.bench.scenarios.results",
+    "ScenarioSpec": "optieval.bench.scenarios.spec",
     "benchmark": "optieval.bench.runner",
     "check_against_baseline": "optieval.bench.runner",
+    "check_scenario_support": "optieval.bench.scenarios.spec",
     "compare_to_baseline": "optieval.bench.baseline",
+    "find_max_qps": "optieval.bench.scenarios.run",
     "load_baseline": "optieval.bench.results",
-    "max_qps_from_cell": "optieval.bench.scenarios.core",
-    "parse_rate_list": "optieval.bench.scenarios.core",
+    "max_qps_from_cell": "optieval.bench.scenarios.results",
+    "parse_rate_list": "optieval.bench.scenarios.spec",
     "resolve_artifact": "optieval.bench.runner",
     "run_cell": "optieval.bench.runner",
-    "scenario_specs": "optieval.bench.scenarios.core",
+    "run_scenario": "optieval.bench.scenarios.run",
+    "scenario_specs": "optieval.bench.scenarios.spec",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -36,7 +36,7 @@ class Cell:
     ``scenario_params`` its parameters (``concurrency``, ``qps``, ``idle_ms``, ...);
     ``issue_lag_ms`` (server) holds the load generator's lateness percentiles and whether the run
     is ``valid``; ``search`` holds a max-QPS search (rates tried and the answer). See
-    :mod:`optieval.bench.scenarios.core`.
+    :mod:`optieval.bench.scenarios`.
     """
 
     backend: str
@@ -62,7 +62,7 @@ class Cell:
     op_profile: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # Load scenarios (optieval.bench.scenarios.core): None in files written before them, which
+    # Load scenarios (optieval.bench.scenarios): None in files written before them, which
     # means single-stream.
     scenario: str | None = None
     scenario_params: dict[str, Any] | None = None

@@ -1,6 +1,6 @@
 """``optieval.benchmark``: a matrix of backend x precision x batch x shape cells over one model,
 each measured with the protocol in :mod:`optieval.bench.latency` and summarised with the
-statistics in :mod:`optieval.stats.latency`."""
+statistics in :mod:`optieval.stats`."""
 
 from __future__ import annotations
 
@@ -19,12 +19,8 @@ import numpy as np
 
 from optieval.bench.latency import MeasureSettings, measure
 from optieval.bench.results import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, BenchReport, Cell
-from optieval.bench.scenarios.core import (
-    SINGLE_STREAM,
-    ScenarioSpec,
-    check_scenario_support,
-    scenario_cell,
-)
+from optieval.bench.scenarios.run import scenario_cell
+from optieval.bench.scenarios.spec import SINGLE_STREAM, ScenarioSpec, check_scenario_support
 from optieval.core import (
     Signature,
     fingerprint,

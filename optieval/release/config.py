@@ -77,7 +77,7 @@ TARGET_KEYS = (
     "accuracy",
 )
 TARGET_SCENARIOS = ("single-stream", "server", "concurrency")
-"""Load scenarios a target may carry (:mod:`optieval.bench.scenarios.core`)."""
+"""Load scenarios a target may carry (:mod:`optieval.bench.scenarios`)."""
 BASELINE_KEYS = ("report", "max_slowdown")
 
 # For the "did you mean" of an unknown key: every key the config knows, with its path.

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from optieval.stats.verdict import Verdict as Verdict
     from optieval.stats.verdict import judge as judge
     from optieval.stats.verdict import judge_max as judge_max
+    from optieval.stats.verdict import judge_min as judge_min
 
 _EXPORTS = {
     "DEFAULT_CONFIDENCE": "optieval.stats.intervals",
@@ -73,6 +74,7 @@ _EXPORTS = {
     "bootstrap_weights": "optieval.stats.bootstrap",
     "judge": "optieval.stats.verdict",
     "judge_max": "optieval.stats.verdict",
+    "judge_min": "optieval.stats.verdict",
     "mean_ci_batch_means": "optieval.stats.means",
     "median_ratio_ci": "optieval.stats.ratios",
     "min_samples_for_percentiles": "optieval.stats.quantiles",

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from optieval.bench.latency import MeasureSettings
-from optieval.bench.scenarios.core import (
+from optieval.bench.scenarios import (
     CONCURRENCY,
     OFFLINE,
     SERVER,
@@ -23,7 +23,7 @@ from optieval.bench.scenarios.core import (
     max_qps_from_cell,
     run_scenario,
 )
-from optieval.stats.verdict import Verdict
+from optieval.stats import Verdict
 from tests.bench.scenario_fakes import FEEDS, SleepBackend, measured_service_s
 
 

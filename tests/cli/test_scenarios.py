@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from optieval.bench.latency import MeasureSettings
-from optieval.bench.results import BenchReport
-from optieval.bench.scenarios.core import (
+from optieval.bench import (
+    BenchReport,
+    MeasureSettings,
     ScenarioSpec,
     check_scenario_support,
     parse_rate_list,
