@@ -13,16 +13,20 @@ from optieval.compat import deprecated_alias
 from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
+    from optieval.export.exporters import EXPORTERS as EXPORTERS
+    from optieval.export.exporters import ExporterInfo as ExporterInfo
     from optieval.export.inputs import DynamicDim as DynamicDim
     from optieval.export.inputs import InputSpec as InputSpec
-    from optieval.export.torch_export import ExportCheckFailed as ExportCheckFailed
-    from optieval.export.torch_export import ExportResult as ExportResult
+    from optieval.export.provenance import ExportCheckFailed as ExportCheckFailed
+    from optieval.export.provenance import ExportResult as ExportResult
     from optieval.export.torch_export import export_model as export_model
 
 _EXPORTS = {
     "DynamicDim": "optieval.export.inputs",
-    "ExportCheckFailed": "optieval.export.torch_export",
-    "ExportResult": "optieval.export.torch_export",
+    "EXPORTERS": "optieval.export.exporters",
+    "ExportCheckFailed": "optieval.export.provenance",
+    "ExportResult": "optieval.export.provenance",
+    "ExporterInfo": "optieval.export.exporters",
     "InputSpec": "optieval.export.inputs",
     "export_model": "optieval.export.torch_export",
 }

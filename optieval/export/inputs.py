@@ -1,10 +1,10 @@
-"""Example inputs and dynamic dimensions for export: parsing the CLI forms, resolving them
+"""Example inputs and dynamic dimensions for export: parsing the text forms, resolving them
 against a model's inputs, and making seeded tensors.
 
-``--input NAME:SHAPE[:DTYPE]`` (``x:2x3x224x224``, ``input_ids:2x16:int64``),
-``--input-range NAME:LO:HI`` (integers drawn from ``[LO, HI)``, floats uniform in it) and
-``--dynamic batch | NAME:AXIS[:LABEL][:MIN..MAX]`` (``--dynamic batch`` marks dim 0 of every
-input; inputs whose axes share a label share the dimension).
+``inputs``: ``NAME:SHAPE[:DTYPE]`` (``x:2x3x224x224``, ``input_ids:2x16:int64``; the CLI's
+``--input``), ``input_ranges``: ``NAME:LO:HI`` (integers drawn from ``[LO, HI)``, floats uniform
+in it; ``--input-range``) and ``dynamic``: ``batch | NAME:AXIS[:LABEL][:MIN..MAX]`` (``batch``
+marks dim 0 of every input; inputs whose axes share a label share the dimension; ``--dynamic``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from optieval.core import is_dims, parse_dims, split_named
 from optieval.errors import InputError
 
 INPUT_FORMAT = "NAME:SHAPE[:DTYPE], e.g. x:2x3x224x224 or input_ids:2x16:int64"
@@ -121,50 +122,63 @@ class DynamicDim:
         }
 
 
-def canonical_dtype(text: str, *, where: str = "--input") -> str:
+def canonical_dtype(text: str, *, where: str | None = "inputs", at: str = "") -> str:
     """Return the canonical dtype name for ``text`` (``int`` -> ``int32``, ``half`` ->
-    ``float16``); InputError listing the accepted names otherwise."""
+    ``float16``); InputError (``where``, message starting with ``at``) listing the accepted
+    names otherwise."""
     dtype = _DTYPES.get(text.strip().lower())
     if dtype is None:
         raise InputError(
-            f"unknown dtype {text!r}",
+            f"{at}unknown dtype {text!r}",
             where=where,
             hint=f"use one of {', '.join(sorted(set(_DTYPES.values())))}",
         )
     return dtype
 
 
+def _at(parameter: str, text: str) -> str:
+    """The start of a message about one value of a parameter: ```dynamic` x:one: ``."""
+    return f"`{parameter}` {text}: "
+
+
 def parse_input(text: str) -> InputSpec:
-    """Parse ``NAME:SHAPE[:DTYPE]`` (``x:2x3x224x224``, ``input_ids:2x16:int64``)."""
-    parts = text.split(":")
-    where = f"--input {text}"
-    if len(parts) not in (2, 3) or not parts[0].strip() or not parts[1].strip():
-        raise InputError("expected NAME:SHAPE[:DTYPE]", where=where, hint=INPUT_FORMAT)
-    name = parts[0].strip()
+    """Parse ``NAME:SHAPE[:DTYPE]`` (``x:2x3x224x224``, ``input_ids:2x16:int64``).
+
+    The shape is parsed as :func:`optieval.core.parse_named_shape` does (the name ends at the last
+    colon before the shape, so names may contain colons); a last part that is not a shape is
+    the dtype.
+    """
+    at = _at("inputs", text)
+    head, sep, tail = text.rpartition(":")
+    dtype = "float32"
+    named = text
+    if sep and ":" in head and not is_dims(tail):
+        dtype = canonical_dtype(tail, where=None, at=at)
+        named = head
     try:
-        shape = tuple(int(d) for d in parts[1].lower().split("x"))
-    except ValueError:
-        raise InputError(
-            f"shape {parts[1]!r} is not integers joined by 'x'", where=where, hint=INPUT_FORMAT
-        ) from None
-    if any(d < 1 for d in shape):
-        raise InputError(f"every dimension of {parts[1]!r} must be at least 1", where=where)
-    dtype = canonical_dtype(parts[2], where=where) if len(parts) == 3 else "float32"
+        name, dims = split_named(named, where=None)
+    except InputError:
+        raise InputError(f"{at}expected NAME:SHAPE[:DTYPE]", hint=INPUT_FORMAT) from None
+    try:
+        shape = parse_dims(dims, where=None, name=name)
+    except InputError as exc:
+        raise InputError(at + exc.message, hint=INPUT_FORMAT) from None
     return InputSpec(name, shape, dtype)
 
 
 def parse_input_range(text: str) -> tuple[str, float, float]:
-    """Parse ``NAME:LO:HI`` into ``(name, lo, hi)`` with ``lo < hi`` (HI excluded)."""
-    where = f"--input-range {text}"
-    parts = text.split(":")
+    """Parse ``NAME:LO:HI`` into ``(name, lo, hi)`` with ``lo < hi`` (HI excluded); the name
+    ends at the third colon from the end."""
+    at = _at("input_ranges", text)
+    parts = text.rsplit(":", 2)
     if len(parts) != 3 or not parts[0].strip():
-        raise InputError("expected NAME:LO:HI", where=where, hint=RANGE_FORMAT)
+        raise InputError(f"{at}expected NAME:LO:HI", hint=RANGE_FORMAT)
     try:
         low, high = float(parts[1]), float(parts[2])
     except ValueError:
-        raise InputError("LO and HI must be numbers", where=where, hint=RANGE_FORMAT) from None
+        raise InputError(f"{at}LO and HI must be numbers", hint=RANGE_FORMAT) from None
     if not low < high:
-        raise InputError(f"LO ({parts[1]}) must be below HI ({parts[2]})", where=where)
+        raise InputError(f"{at}LO ({parts[1]}) must be below HI ({parts[2]})")
     return parts[0].strip(), low, high
 
 
@@ -173,7 +187,7 @@ def parse_dynamic(text: str) -> DynamicDim:
 
     Without a label, the axis gets its own label ``NAME_AXIS`` (shared with no other input).
     """
-    where = f"--dynamic {text}"
+    at = _at("dynamic", text)
     parts = [p.strip() for p in text.split(":")]
     low: int | None = None
     high: int | None = None
@@ -183,21 +197,19 @@ def parse_dynamic(text: str) -> DynamicDim:
         low = int(match.group(1)) if match.group(1) else None
         high = int(match.group(2)) if match.group(2) else None
         if low is not None and high is not None and low > high:
-            raise InputError(f"MIN {low} is above MAX {high}", where=where, hint=DYNAMIC_FORMAT)
+            raise InputError(f"{at}MIN {low} is above MAX {high}", hint=DYNAMIC_FORMAT)
     if parts == ["batch"]:
         return DynamicDim(None, 0, "batch", low, high)
     if len(parts) not in (2, 3) or not parts[0]:
-        raise InputError("expected batch or NAME:AXIS[:LABEL]", where=where, hint=DYNAMIC_FORMAT)
+        raise InputError(f"{at}expected batch or NAME:AXIS[:LABEL]", hint=DYNAMIC_FORMAT)
     try:
         axis = int(parts[1])
     except ValueError:
-        raise InputError(
-            f"axis {parts[1]!r} is not an integer", where=where, hint=DYNAMIC_FORMAT
-        ) from None
+        raise InputError(f"{at}axis {parts[1]!r} is not an integer", hint=DYNAMIC_FORMAT) from None
     label = parts[2] if len(parts) == 3 else f"{parts[0]}_{axis}"
     label = re.sub(r"\W", "_", label)
     if not _LABEL_RE.match(label):
-        raise InputError(f"label {label!r} must start with a letter", where=where)
+        raise InputError(f"{at}label {label!r} must start with a letter")
     return DynamicDim(parts[0], axis, label, low, high)
 
 
@@ -254,7 +266,7 @@ def resolve_dynamic(
                     f"sizes {seen[0]} and {size}"
                 )
     if problems:
-        raise InputError("; ".join(problems), where="--dynamic", hint=DYNAMIC_FORMAT)
+        raise InputError("; ".join(problems), where="dynamic", hint=DYNAMIC_FORMAT)
     result: dict[str, dict[int, DimInfo]] = {}
     for name, axes in chosen.items():
         for axis, req in axes.items():

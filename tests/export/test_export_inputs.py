@@ -1,4 +1,4 @@
-"""--input / --input-range / --dynamic parsing, dynamic-dimension resolution, seeded tensors."""
+"""`inputs` / `input_ranges` / `dynamic` parsing, dynamic-dimension resolution, seeded tensors."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ from optieval.export.inputs import (
 
 def test_parse_input_forms() -> None:
     assert parse_input("x:2x3x224x224") == InputSpec("x", (2, 3, 224, 224), "float32")
+    # The shape parser is optieval.core's: the name ends at the last colon before the shape.
+    assert parse_input("enc:ids:2x16") == InputSpec("enc:ids", (2, 16), "float32")
+    assert parse_input("enc:ids:2x16:int64") == InputSpec("enc:ids", (2, 16), "int64")
+    assert parse_input_range("enc:ids:0:5") == ("enc:ids", 0.0, 5.0)
     assert parse_input("input_ids:2x16:int64") == InputSpec("input_ids", (2, 16), "int64")
     assert parse_input("m:4:half").dtype == "float16"
     assert parse_input("b:3:bool").dtype == "bool"
@@ -34,6 +38,8 @@ def test_parse_input_forms() -> None:
         ("x", "NAME:SHAPE"),
         ("x:2xa", "not integers"),
         ("x:2x0", "at least 1"),
+        ("x:-2x3", "at least 1"),
+        ("x::int64", "NAME:SHAPE"),
         ("x:2:complex7", "unknown dtype"),
         (":2x3", "NAME:SHAPE"),
     ],
@@ -62,7 +68,7 @@ def test_parse_dynamic() -> None:
     for bad in ("x", "x:a", "x:1:seq:9..3", "x:1:2abc"):
         with pytest.raises(InputError) as info:
             parse_dynamic(bad)
-        assert "--dynamic" in str(info.value)
+        assert "`dynamic`" in str(info.value) and bad in str(info.value)
 
 
 def test_resolve_dynamic_batch_and_shared_labels() -> None:

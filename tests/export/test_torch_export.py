@@ -16,7 +16,7 @@ import torch
 from optieval.core.files import sha256_file
 from optieval.core.manifest import read_manifest
 from optieval.errors import CheckFailed, InputError
-from optieval.export.torch_export import ExportCheckFailed, ExportResult, export_model
+from optieval.export import ExportCheckFailed, ExportResult, export_model
 from optieval.runtime.ort import OrtCpuBackend
 from optieval.source.specs import load_model_from_manifest
 from tests.export import torch_zoo
@@ -260,7 +260,7 @@ def test_external_data(tmp_path: Path) -> None:
 def test_unsupported_operator_named_with_opset(tmp_path: Path, exporter: str) -> None:
     text = _input_error(tmp_path, "custom_op", exporter=exporter, opset=18)
     assert "cannot convert operator optieval_test::mystery at opset 18" in text
-    assert "--exporter" in text and "--opset" in text
+    assert "`exporter`" in text and "`opset`" in text
     assert not list(tmp_path.iterdir())  # the staging folder is gone, nothing written
 
 
@@ -273,17 +273,17 @@ def test_shapes_that_do_not_fit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "fragments"),
     [
-        ({}, ["without example inputs", "--input", "(x)"]),
+        ({}, ["without example inputs", "`inputs`", "(x)"]),
         ({"inputs": ["y:2x4"]}, ["forward has no input 'y'", "x"]),
-        ({"inputs": ["x:2x4"], "input_ranges": ["z:0:3"]}, ["--input-range", "no input 'z'"]),
-        ({"inputs": ["x:2x4"], "dynamic": ["x:3"]}, ["--dynamic", "no axis 3"]),
+        ({"inputs": ["x:2x4"], "input_ranges": ["z:0:3"]}, ["input_ranges", "no input 'z'"]),
+        ({"inputs": ["x:2x4"], "dynamic": ["x:3"]}, ["dynamic", "no axis 3"]),
         (
             {"inputs": ["x:2x4"], "dynamic": ["x:1:feat"]},
-            ["--dynamic", "fails when the dynamic dimensions change (feat=2", "mat1 and mat2"],
+            ["dynamic", "fails when the dynamic dimensions change (feat=2", "mat1 and mat2"],
         ),
-        ({"exporter": "onnxmagic"}, ["--exporter", "onnxmagic"]),
-        ({"opset": 999}, ["--opset", "999"]),
-        ({"atol": -1.0}, ["--atol"]),
+        ({"exporter": "onnxmagic"}, ["exporter", "onnxmagic"]),
+        ({"opset": 999}, ["opset", "999"]),
+        ({"atol": -1.0}, ["atol"]),
     ],
 )
 def test_bad_options(tmp_path: Path, kwargs: dict[str, Any], fragments: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Rich renderables for an :class:`~optieval.export.torch_export.ExportResult` (``optieval
+"""Rich renderables for an :class:`~optieval.export.ExportResult` (``optieval
 export``): what was written, and the parity of ONNX Runtime against PyTorch per case and output."""
 
 from __future__ import annotations
