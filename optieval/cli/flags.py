@@ -57,6 +57,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "min_samples": "--min-samples",
     "num_detections_output": "--num-detections-output",
     "opset": "--opset",
+    "out_dir": "--out",
     "output": "--output",
     "precision": "--precision",
     "precisions": "--precision",

@@ -3,7 +3,7 @@
 from html.parser import HTMLParser
 
 from optieval.bench.results import Cell
-from optieval.release.reports import latency_vs_throughput
+from optieval.release.report_plots import latency_vs_throughput
 
 
 def _cell(concurrency: int, items: float, p99: float, precision: str = "fp32") -> Cell:

@@ -18,7 +18,8 @@ from optieval.bench.results import Cell, load_baseline
 from optieval.core.manifest import write_manifest
 from optieval.errors import BackendUnavailable, InputError
 from optieval.release.budgets import AccuracyBudget, Check, LatencyBudget
-from optieval.release.run import GateReport, gate
+from optieval.release.gate_report import GateReport
+from optieval.release.run import gate
 from optieval.stats import Interval
 from optieval.stats.verdict import Verdict
 from tests.release.gate_helpers import (

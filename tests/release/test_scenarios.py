@@ -202,7 +202,7 @@ def test_max_qps_min_passes_below_the_answer_and_fails_far_above_it(
 def test_html_plots_p99_against_offered_rate_with_the_budget_line() -> None:
     from xml.etree import ElementTree
 
-    from optieval.release.reports import _p99_vs_rate
+    from optieval.release.report_plots import _p99_vs_rate
 
     tried = [
         {"qps": 100.0, "verdict": "PASS", "p99_ms": 4.0, "p99_ci95_ms": [3.0, 5.0]},
