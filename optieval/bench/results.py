@@ -68,7 +68,7 @@ class Cell:
     scenario_params: dict[str, Any] | None = None
     issue_lag_ms: dict[str, Any] | None = None
     search: dict[str, Any] | None = None
-    # Executors (optieval.execution.executors): the fingerprint of the machine the cell ran on and
+    # Executors (optieval.execution): the fingerprint of the machine the cell ran on and
     # how it was placed there (executor, node, hardware, GPUs/CPUs asked, pinned cores, retry).
     # None in files written before them.
     machine: dict[str, Any] | None = None

@@ -32,6 +32,7 @@ from optieval.core import (
     validity_warnings,
 )
 from optieval.errors import BackendUnavailable, InputError, OptievalError
+from optieval.execution import CellFunctions
 from optieval.precision import is_engine, model_signature
 from optieval.runtime import (
     TORCH_BACKENDS,
@@ -136,7 +137,7 @@ def benchmark(
         on_cell: called with each cell as it finishes (progress display).
         scenarios: load scenarios (:mod:`optieval.bench.scenarios`), one cell each per backend x
             precision x batch x shape; default single-stream.
-        executor: an :class:`optieval.execution.executors.Executor` that runs the usable cells
+        executor: an :class:`optieval.execution.Executor` that runs the usable cells
             (e.g. on a Ray cluster); None runs them here, one after another.
         hardware: with ``executor``, the accelerator type the cells are promised for.
 
@@ -228,13 +229,14 @@ def benchmark(
                         deferred.append((len(cells), request))
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
-                    cell = _run(request, isolate, cell_timeout_s)
+                    cell = run_cell_request(request, isolate, cell_timeout_s)
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
     if deferred:
         ran = executor.run_cells(
             [r for _, r in deferred],
+            bench_cells(),
             hardware=hardware,
             isolate=isolate,
             timeout_s=cell_timeout_s,
@@ -271,12 +273,21 @@ def benchmark(
     )
 
 
-def _run(request: CellRequest, isolate: bool, timeout_s: float | None) -> Cell:
+def run_cell_request(
+    request: CellRequest, isolate: bool = True, timeout_s: float | None = None
+) -> Cell:
+    """Run one cell on this machine: in its own spawned subprocess when ``isolate`` (a crash, a
+    hang past ``timeout_s`` (default: :func:`cell_timeout_s`) or an error becomes an ``error``
+    cell), else in this process. What an executor's :attr:`CellFunctions.run` is for bench.
+
+    Raises:
+        InputError: the cell found its input bad (exit 2).
+    """
     if not isolate:
         return run_cell(request)
     from optieval.execution import run_isolated
 
-    limit = timeout_s or request.settings.max_duration_s + request.settings.warmup_s + 120.0
+    limit = timeout_s or cell_timeout_s(request)
     outcome = run_isolated(
         "optieval.bench.runner:run_cell_payload", request.to_json(), timeout_s=limit
     )
@@ -297,9 +308,54 @@ def _run(request: CellRequest, isolate: bool, timeout_s: float | None) -> Cell:
     )
 
 
+def cell_timeout_s(request: CellRequest) -> float:
+    """The limit of one isolated cell when none is given: ``max_duration`` + warm-up + 120 s."""
+    return float(request.settings.max_duration_s + request.settings.warmup_s + 120.0)
+
+
+def failed_cell(request: CellRequest, reason: str) -> Cell:
+    """The ``error`` cell of ``request`` when it could not run (missing hardware, a lost
+    worker, a timeout on a cluster), saying why."""
+    return Cell(
+        request.backend,
+        request.precision,
+        request.batch,
+        _listify(request.shapes),
+        STATUS_ERROR,
+        reason=reason,
+        scenario=request.scenario.kind if request.scenario is not None else None,
+    )
+
+
+def worker_payload(request: CellRequest) -> tuple[dict[str, Any], dict[str, Path]]:
+    """``request`` for a worker of another machine: its plain data with the artifact it
+    measures (built or found here, so no calibration is left to do there) and a data file,
+    named as the files that travel by content (``model``, ``data``)."""
+    artifact, _ = resolve_artifact(
+        Path(request.model), request.backend, request.precision, request.calib
+    )
+    files = {"model": artifact}
+    if request.data is not None and Path(request.data).is_file():
+        files["data"] = Path(request.data)  # a folder or module:function must be shared
+    return {**request.to_json(), "calib": None}, files
+
+
 def run_cell_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """Entry point of an isolated cell: plain data in, plain data out."""
     return run_cell(CellRequest.from_json(payload)).to_json()
+
+
+def bench_cells() -> CellFunctions:
+    """The functions an executor runs bench cells with (:class:`CellRequest` in, :class:`Cell`
+    out)."""
+    return CellFunctions(
+        run=run_cell_request,
+        payload=run_cell_payload,
+        to_payload=worker_payload,
+        from_payload=Cell.from_json,
+        failed=failed_cell,
+        timeout_s=cell_timeout_s,
+    )
 
 
 def _shape_sets(

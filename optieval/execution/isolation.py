@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,37 @@ def _check_fn_path(fn_path: str) -> None:
             where="fn_path",
             hint="name a top-level function, e.g. optieval.execution.isolation:infer_cell",
         )
+
+
+def function_path(fn: Callable[..., Any]) -> str:
+    """``"package.module:function"`` of a top-level function of an importable module: the name
+    by which a fresh interpreter (:func:`run_isolated`, a Ray worker) finds ``fn`` again.
+
+    Raises:
+        InputError: ``fn`` is not a top-level function of a module (a lambda, a closure, a
+            method, or a function of ``__main__``).
+    """
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or not name.isidentifier():
+        raise InputError(
+            f"{fn!r} is not a top-level function of an importable module",
+            where="fn",
+            hint="pass a public function defined at the top level of a module",
+        )
+    return f"{module}:{name}"
+
+
+def load_function(fn_path: str) -> Callable[..., Any]:
+    """The function named ``"package.module:function"`` (inverse of :func:`function_path`).
+
+    Raises:
+        InputError: ``fn_path`` is malformed.
+    """
+    _check_fn_path(fn_path)
+    module_name, _, name = fn_path.partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module_name), name)
+    return fn
 
 
 def _signal_name(returncode: int) -> str:
@@ -283,10 +315,9 @@ def _plain(value: Any) -> bool:
 def _worker(argv: list[str]) -> int:
     """Child side: call the function, write ``{"ok": ..., ...}`` to the result file."""
     fn_path, payload_path, result_path = argv
-    module_name, _, name = fn_path.partition(":")
     try:
         payload = json.loads(Path(payload_path).read_text(encoding="utf-8"))
-        fn = getattr(importlib.import_module(module_name), name)
+        fn = load_function(fn_path)
         value = fn(payload)
         result: dict[str, Any] = {"ok": True, "value": value}
         text = json.dumps(result)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from optieval.runtime.registry import backend_class as backend_class
     from optieval.runtime.registry import check_backend_name as check_backend_name
     from optieval.runtime.registry import create_backend as create_backend
-    from optieval.runtime.tensorrt.backend import build_plan as build_plan
+    from optieval.runtime.tensorrt.build import build_plan as build_plan
 
 _EXPORTS = {
     "Availability": "optieval.runtime.base",
@@ -36,7 +36,7 @@ _EXPORTS = {
     "TORCH_BACKENDS": "optieval.runtime.registry",
     "availability": "optieval.runtime.registry",
     "backend_class": "optieval.runtime.registry",
-    "build_plan": "optieval.runtime.tensorrt.backend",
+    "build_plan": "optieval.runtime.tensorrt.build",
     "check_backend_name": "optieval.runtime.registry",
     "create_backend": "optieval.runtime.registry",
     "diagnose": "optieval.runtime.doctor",

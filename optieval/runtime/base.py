@@ -15,8 +15,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core import Signature, TensorSpec
+from optieval.core import ONNX_PRECISIONS, Signature, TensorSpec
 from optieval.errors import InputError, OptievalError
+
+IO_MODES = ("device", "host")
+"""Where a GPU backend's timed call keeps inputs and outputs: resident on the device, or copied
+from and to the host in every call."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
-    precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
+    precisions: ClassVar[tuple[str, ...]] = ONNX_PRECISIONS
 
     def __init__(self) -> None:
         self._signature: Signature | None = None

@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core import Signature, signature_from_ort
+from optieval.core import ONNX_PRECISIONS, Signature, signature_from_ort
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
-from optieval.runtime.base import Availability, Backend
+from optieval.runtime import ort_providers
+from optieval.runtime.base import IO_MODES, Availability, Backend
 from optieval.runtime.profiles import (
     ProfileShape,
     check_in_profiles,
@@ -34,16 +35,6 @@ from optieval.runtime.profiles import (
 )
 
 _GRAPH_LEVELS = ("disable", "basic", "extended", "all")
-
-
-def _import_ort() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - a dependency of optieval
-        raise BackendUnavailable(
-            f"onnxruntime cannot be imported ({exc})", hint="pip install onnxruntime-gpu"
-        ) from exc
-    return onnxruntime
 
 
 class OrtBackend(Backend):
@@ -80,11 +71,11 @@ class OrtBackend(Backend):
         if graph_optimization not in _GRAPH_LEVELS:
             raise InputError(
                 f"unknown graph optimization level {graph_optimization!r}",
-                where="--graph-optimization",
+                where="graph_optimization",
                 hint=f"choose one of {', '.join(_GRAPH_LEVELS)}",
             )
         if threads is not None and threads < 1:
-            raise InputError("thread count must be at least 1", where="--threads")
+            raise InputError("thread count must be at least 1", where="threads")
         self.model = Path(model)
         self.options = {"threads": threads, "graph_optimization": graph_optimization}
         if self.provider != "CPUExecutionProvider":
@@ -133,14 +124,14 @@ class OrtBackend(Backend):
     def _load(self) -> Signature:
         from optieval.precision import require_precision
 
-        ort = _import_ort()
+        ort = ort_providers.import_ort()
         if not self.model.is_file():
             raise InputError("model file not found", where=str(self.model))
         self.options["precision"] = require_precision(
             self.model, self._requested_precision, where=str(self.model)
         )
         if self.provider != "CPUExecutionProvider":
-            missing = _provider_library_error(ort, self.provider)
+            missing = ort_providers.provider_library_error(ort, self.provider)
             if missing:
                 raise BackendUnavailable(
                     f"{self.provider} cannot load in onnxruntime {ort.__version__}: {missing}",
@@ -223,96 +214,6 @@ class OrtBackend(Backend):
         self.session = None
 
 
-_PROVIDER_LIBRARIES = {
-    "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so",
-    "TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
-}
-
-
-def _provider_availability(provider: str, package_hint: str) -> Availability:
-    try:
-        ort = _import_ort()
-    except BackendUnavailable as exc:
-        return Availability(False, str(exc))
-    available = ort.get_available_providers()
-    if provider not in available:
-        return Availability(
-            False,
-            f"onnxruntime {ort.__version__} has no {provider} (providers: {', '.join(available)})",
-            {"hint": package_hint},
-        )
-    missing = _provider_library_error(ort, provider)
-    if missing:
-        return Availability(
-            False,
-            f"onnxruntime-gpu {ort.__version__} is installed but its {provider} cannot load: "
-            f"{missing}",
-            {"hint": package_hint},
-        )
-    return _probe_provider(ort, provider)
-
-
-def _provider_library_error(ort: Any, provider: str) -> str | None:
-    """Load the provider's shared library the way ORT would; return the loader's error (which
-    names the missing CUDA library) or None. ORT itself only logs this and falls back."""
-    import ctypes
-    import sys
-
-    library = _PROVIDER_LIBRARIES.get(provider)
-    if library is None or not sys.platform.startswith("linux"):
-        return None
-    capi = Path(ort.__file__).parent / "capi"
-    if not (capi / library).is_file():
-        return None
-    try:
-        preload = getattr(ort, "preload_dlls", None)
-        if preload is not None:  # loads CUDA libraries shipped as nvidia-* wheels, if any
-            with open(os.devnull, "w") as devnull, _redirect_stdout(devnull):
-                preload(directory="")
-        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
-        ctypes.CDLL(str(capi / library))
-    except OSError as exc:
-        return str(exc)
-    except Exception:  # preload_dlls is best effort
-        return None
-    return None
-
-
-def _redirect_stdout(target: Any) -> Any:
-    import contextlib
-
-    return contextlib.redirect_stdout(target)
-
-
-def _probe_provider(ort: Any, provider: str) -> Availability:
-    """Create a one-node session on ``provider`` with CPU fallback disabled: the way to learn
-    whether the provider really runs."""
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("Relu", ["x"], ["y"])
-    graph = helper.make_graph(
-        [node],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 9)
-    so = ort.SessionOptions()
-    so.log_severity_level = 4
-    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), sess_options=so, providers=[provider]
-        )
-    except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Availability(False, f"{provider} failed to create a session: {message}")
-    if session.get_providers()[0] != provider:
-        return Availability(False, f"{provider} fell back to {session.get_providers()[0]}")
-    return Availability(True)
-
-
 class OrtCpuBackend(OrtBackend):
     """ONNX Runtime on the CPU execution provider."""
 
@@ -322,13 +223,10 @@ class OrtCpuBackend(OrtBackend):
     @classmethod
     def availability(cls) -> Availability:
         try:
-            _import_ort()
+            ort_providers.import_ort()
         except BackendUnavailable as exc:
             return Availability(False, str(exc))
         return Availability(True)
-
-
-IO_MODES = ("device", "host")
 
 
 def cuda_provider_options(
@@ -397,7 +295,7 @@ class OrtCudaBackend(OrtBackend):
         super().__init__(model, **options)
         if io not in IO_MODES:
             raise InputError(
-                f"unknown I/O mode {io!r}", where="--io", hint=f"choose {' or '.join(IO_MODES)}"
+                f"unknown I/O mode {io!r}", where="io", hint=f"choose {' or '.join(IO_MODES)}"
             )
         self.options.update(
             {"device_id": device_id, "io": io, "enable_cuda_graph": enable_cuda_graph}
@@ -413,12 +311,14 @@ class OrtCudaBackend(OrtBackend):
 
     @classmethod
     def availability(cls) -> Availability:
-        return _provider_availability(cls.provider, "pip install onnxruntime-gpu on a CUDA machine")
+        return ort_providers.provider_availability(
+            cls.provider, "pip install onnxruntime-gpu on a CUDA machine"
+        )
 
     def _bind_device(self, feeds: Mapping[str, np.ndarray]) -> tuple[Any, dict[str, Any]]:
         """Copy ``feeds`` to the device and bind them with device outputs; returns the binding
         and the input OrtValues (kept alive with it, updated in place for a CUDA graph)."""
-        ort = _import_ort()
+        ort = ort_providers.import_ort()
         device = self.options["device_id"]
         binding = self.session.io_binding()
         values: dict[str, Any] = {}
@@ -441,7 +341,7 @@ class OrtCudaBackend(OrtBackend):
                     f"output {out.name!r} has a shape that does not follow from the inputs "
                     f"({out.shape_text()}); a CUDA graph needs fixed output buffers",
                     where=self.name,
-                    hint="run without --cuda-graph",
+                    hint="run without `cuda_graph`",
                 )
             else:
                 binding.bind_output(out.name, self.ort_device, device)
@@ -522,10 +422,10 @@ def ort_trt_provider_options(
 
     Raises InputError for bf16 (the EP has no bf16 switch) or an unknown precision.
     """
-    if precision not in ("fp32", "fp16", "int8"):
+    if precision not in ONNX_PRECISIONS:
         raise InputError(
             f"ort-trt cannot run a {precision} artifact",
-            where="--precision",
+            where="precision",
             hint="use fp32, fp16 or int8 artifacts",
         )
     folder = str(cache_folder)
@@ -592,7 +492,7 @@ class OrtTrtBackend(OrtBackend):
         from optieval.core import cache_dir, cache_key, load_onnx, sha256_file, signature_from_onnx
         from optieval.precision import require_precision
 
-        ort = _import_ort()
+        ort = ort_providers.import_ort()
         precision = require_precision(self.model, self._requested_precision, where=str(self.model))
         signature = signature_from_onnx(load_onnx(self.model, load_external_data=False))
         self.profiles = []
@@ -628,6 +528,6 @@ class OrtTrtBackend(OrtBackend):
 
     @classmethod
     def availability(cls) -> Availability:
-        return _provider_availability(
+        return ort_providers.provider_availability(
             cls.provider, "install onnxruntime-gpu and the TensorRT 10 libraries it links"
         )

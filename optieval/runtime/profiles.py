@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optieval.core import Signature, TensorSpec
+from optieval.core import Signature, TensorSpec, parse_dims
 from optieval.errors import InputError
 
 Shape = tuple[int, ...]
@@ -56,23 +56,18 @@ def _fmt(shape: Sequence[int]) -> str:
 
 
 def parse_shape(text: str, *, where: str) -> Shape:
-    """Parse ``1x3x224x224`` into a tuple of positive ints (InputError naming ``where``)."""
-    try:
-        dims = tuple(int(d) for d in text.strip().lower().split("x"))
-    except ValueError:
-        raise InputError(f"{text!r} is not a shape like 1x3x224x224", where=where) from None
-    if any(d < 1 for d in dims):
-        raise InputError(f"shape {text!r} has a dimension below 1", where=where)
-    return dims
+    """Parse ``1x3x224x224`` into a tuple of positive ints (InputError naming ``where``); the
+    one parser of shapes is :func:`optieval.core.parse_dims`."""
+    return parse_dims(text, where=where)
 
 
-def parse_profile_option(text: str, *, where: str = "--profile") -> ProfileShape:
+def parse_profile_option(text: str, *, where: str = "profiles") -> ProfileShape:
     """Parse ``NAME:MIN:OPT:MAX`` (each a shape like ``1x4``) into a :class:`ProfileShape`,
     checking rank agreement and min <= opt <= max."""
     parts = text.split(":")
     if len(parts) != 4 or not parts[0]:
         raise InputError(
-            f"{text!r} is not NAME:MIN:OPT:MAX", where=where, hint="e.g. --profile x:1x4:8x4:32x4"
+            f"{text!r} is not NAME:MIN:OPT:MAX", where=where, hint="e.g. `profiles` x:1x4:8x4:32x4"
         )
     name = parts[0]
     shapes = [parse_shape(p, where=f"{where} {name}") for p in parts[1:]]
@@ -162,9 +157,9 @@ def compute_profiles(
     if problems:
         raise InputError(
             "cannot build an optimization profile: " + "; ".join(problems),
-            where="--profile",
-            hint=f"the model expects {signature.describe()}; give --shape or "
-            "--profile NAME:MIN:OPT:MAX for each dynamic input",
+            where="profiles",
+            hint=f"the model expects {signature.describe()}; give `shapes` or "
+            "`profiles` NAME:MIN:OPT:MAX for each dynamic input",
         )
     return result
 
@@ -198,7 +193,7 @@ def check_in_profiles(
         raise InputError(
             "; ".join(problems),
             where=where,
-            hint="rebuild the engine with a --profile that covers this shape",
+            hint="rebuild the engine with `profiles` that cover this shape",
         )
 
 

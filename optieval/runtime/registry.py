@@ -6,12 +6,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from optieval.core import BACKEND_NAMES, ONNX_BACKENDS, TORCH_BACKENDS
 from optieval.errors import BackendUnavailable, InputError
 from optieval.runtime.base import Availability, Backend
 
-BACKEND_NAMES = ("torch-cpu", "torch-cuda", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
-ONNX_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "tensorrt")
-TORCH_BACKENDS = ("torch-cpu", "torch-cuda")
+__all__ = [
+    "BACKEND_NAMES",
+    "ONNX_BACKENDS",
+    "TORCH_BACKENDS",
+    "availability",
+    "backend_class",
+    "check_backend_name",
+    "create_backend",
+]
 
 # name -> "module:Class"; a backend whose class is not written yet reports itself unusable.
 _CLASSES: dict[str, str] = {
@@ -24,7 +31,7 @@ _CLASSES: dict[str, str] = {
 }
 
 
-def check_backend_name(name: str, *, where: str = "--backend") -> str:
+def check_backend_name(name: str, *, where: str = "backend") -> str:
     """Return ``name`` if it is a known backend; otherwise InputError listing the known ones."""
     if name not in BACKEND_NAMES:
         raise InputError(

@@ -31,12 +31,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core import Signature, TensorSpec
+from optieval.core import TORCH_PRECISIONS, Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
-from optieval.runtime.base import Availability, Backend
-
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
-IO_MODES = ("device", "host")
+from optieval.runtime.base import IO_MODES, Availability, Backend
 
 
 def _import_torch() -> Any:
@@ -82,19 +79,19 @@ def check_torch_precision(precision: str, *, cuda: bool) -> str:
     if precision == "int8":
         raise InputError(
             "int8 is not a torch precision here: the PyTorch backends run the source model",
-            where="--precision",
+            where="precision",
             hint="run int8 on an ONNX backend (ort-cpu, ort-cuda, ort-trt, tensorrt)",
         )
     if precision not in TORCH_PRECISIONS:
         raise InputError(
             f"unknown precision {precision!r}",
-            where="--precision",
+            where="precision",
             hint=f"torch backends take {', '.join(TORCH_PRECISIONS)}",
         )
     if precision != "fp32" and not cuda:
         raise InputError(
             f"{precision} runs through autocast on CUDA only; torch-cpu is the fp32 reference",
-            where="--precision",
+            where="precision",
             hint="use torch-cuda, or fp32 on torch-cpu",
         )
     return precision
@@ -171,12 +168,12 @@ class TorchBackend(Backend):
         check_torch_precision(precision, cuda=self.device_type == "cuda")
         if model is None and spec is None and loaded is None:
             raise InputError(
-                f"{self.name} needs an exported model (with its manifest) or a --spec",
+                f"{self.name} needs an exported model (with its manifest) or a `spec`",
                 where=self.name,
-                hint="pass model.onnx from `optieval export`, or --spec pkg.mod:factory",
+                hint="pass model.onnx from `optieval export`, or `spec` pkg.mod:factory",
             )
         if threads is not None and threads < 1:
-            raise InputError("thread count must be at least 1", where="--threads")
+            raise InputError("thread count must be at least 1", where="threads")
         self.model = Path(model) if model is not None else None
         self.spec = spec
         self.checkpoint = checkpoint
@@ -208,7 +205,7 @@ class TorchBackend(Backend):
                 raise InputError(
                     "no manifest beside the model, so the PyTorch source is unknown",
                     where=where,
-                    hint="export with `optieval export`, or pass --spec",
+                    hint="export with `optieval export`, or pass `spec`",
                 )
         if self._loaded is not None:
             self.options["source"] = "module"
@@ -408,7 +405,7 @@ class TorchCudaBackend(TorchBackend):
         super().__init__(model, **options)
         if io not in IO_MODES:
             raise InputError(
-                f"unknown I/O mode {io!r}", where="--io", hint=f"choose {' or '.join(IO_MODES)}"
+                f"unknown I/O mode {io!r}", where="io", hint=f"choose {' or '.join(IO_MODES)}"
             )
         self.options.update({"device_id": device_id, "io": io})
 

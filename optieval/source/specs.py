@@ -1,4 +1,4 @@
-"""Model specs: turning ``SPEC`` (and ``--checkpoint``) into a PyTorch module in eval mode.
+"""Model specs: turning ``SPEC`` (and ``checkpoint``) into a PyTorch module in eval mode.
 
 Specs::
 
@@ -23,7 +23,6 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import pickle
 import re
 import sys
 import warnings
@@ -34,32 +33,20 @@ from typing import Any
 
 from optieval.core import sha256_file
 from optieval.errors import InputError
+from optieval.source.checkpoints import apply_checkpoint, load_checkpoint
+from optieval.source.text import describe_exception
 
 __all__ = [
     "LoadedModel",
     "flatten_outputs",
-    "load_checkpoint",
     "load_model",
     "load_model_from_manifest",
-    "one_line",
 ]
 
 SPEC_FORMATS = (
     "package.module:factory, path/to/file.py:factory, model.pt/.ts (TorchScript) or model.pt2"
 )
 _TORCHSCRIPT_SUFFIXES = (".pt", ".ts")
-_MAX_LISTED = 8
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    """Collapse ``text`` to one line (ANSI codes removed), cut at ``limit`` characters."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _describe_exc(exc: BaseException) -> str:
-    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +173,7 @@ def _import_module(name: str, spec: str, base_dir: Path) -> Any:
                 f"is it installed, or inside {base_dir}? (the base folder goes first on sys.path)"
             )
             raise InputError(
-                f"cannot import {name} ({_describe_exc(exc)})", where=spec, hint=hint
+                f"cannot import {name} ({describe_exception(exc)})", where=spec, hint=hint
             ) from exc
 
 
@@ -214,7 +201,7 @@ def _import_file(path: Path, spec: str) -> Any:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise InputError(
-                f"cannot import {path.name} ({_describe_exc(exc)})",
+                f"cannot import {path.name} ({describe_exception(exc)})",
                 where=spec,
                 hint="fix the error in that file",
             ) from exc
@@ -310,7 +297,7 @@ def _call_factory(factory: Any, attr: str, spec: str) -> tuple[Any, dict[str, An
         value = factory()
     except Exception as exc:
         raise InputError(
-            f"factory {attr}() raised {_describe_exc(exc)}",
+            f"factory {attr}() raised {describe_exception(exc)}",
             where=spec,
             hint="the factory is called with no arguments",
         ) from exc
@@ -335,9 +322,9 @@ def _load_torchscript(path: Path, spec: str) -> Any:
             return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise InputError(
-            f"not a TorchScript archive ({_describe_exc(exc)})",
+            f"not a TorchScript archive ({describe_exception(exc)})",
             where=spec,
-            hint="a state dict goes with --checkpoint beside a factory spec "
+            hint="a state dict goes with `checkpoint` beside a factory spec "
             "(package.module:factory)",
         ) from exc
 
@@ -349,7 +336,7 @@ def _load_exported_program(path: Path, spec: str) -> Any:
         return torch.export.load(str(path))
     except Exception as exc:
         raise InputError(
-            f"not a saved ExportedProgram ({_describe_exc(exc)})",
+            f"not a saved ExportedProgram ({describe_exception(exc)})",
             where=spec,
             hint="save one with torch.export.save(torch.export.export(...), path)",
         ) from exc
@@ -368,7 +355,7 @@ def _split_spec(spec: str) -> tuple[str, str, str]:
             "a weights file is not a model spec",
             where=spec,
             hint="pass a factory as SPEC (package.module:factory or file.py:factory) "
-            "and this file as --checkpoint",
+            "and this file as `checkpoint`",
         )
     if ":" in text:
         target, attr = text.rsplit(":", 1)
@@ -385,110 +372,6 @@ def _split_spec(spec: str) -> tuple[str, str, str]:
 def _resolve_path(text: str, base_dir: Path) -> Path:
     p = Path(text).expanduser()
     return (p if p.is_absolute() else base_dir / p).resolve()
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a state dict: safetensors for ``.safetensors``, ``torch.load(weights_only=True)``
-    otherwise. A ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
-
-    Raises:
-        InputError: the file is missing or unreadable, holds pickled code (refused, with the
-            reason), or is not a mapping of names to tensors.
-    """
-    import torch
-
-    where = str(path)
-    if not path.is_file():
-        raise InputError("checkpoint not found", where=where, hint="check the --checkpoint path")
-    if path.suffix.lower() == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise InputError(
-                "reading .safetensors needs the safetensors package",
-                where=where,
-                hint="pip install safetensors",
-            ) from None
-        try:
-            state: Any = load_file(str(path), device="cpu")
-        except Exception as exc:
-            raise InputError(
-                f"not a readable safetensors file ({_describe_exc(exc)})", where=where
-            ) from exc
-    else:
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            found = re.search(
-                r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+)", str(exc)
-            )
-            detail = f" ({found.group(1)})" if found else ""
-            raise InputError(
-                f"checkpoint holds pickled Python objects{detail}; optieval refuses it because "
-                "unpickling can run arbitrary code (it loads with torch.load(weights_only=True))",
-                where=where,
-                hint="save model.state_dict() instead of the model, or convert it to safetensors",
-            ) from exc
-        except Exception as exc:
-            raise InputError(
-                f"not a readable PyTorch checkpoint ({_describe_exc(exc)})", where=where
-            ) from exc
-    if isinstance(state, Mapping):
-        for key in ("state_dict", "model_state_dict", "model"):
-            inner = state.get(key)
-            if (
-                isinstance(inner, Mapping)
-                and inner
-                and all(isinstance(v, torch.Tensor) for v in inner.values())
-            ):
-                state = inner
-                break
-    if not isinstance(state, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state.values()
-    ):
-        raise InputError(
-            "checkpoint is not a state dict (names to tensors)",
-            where=where,
-            hint="save it with torch.save(model.state_dict(), path)",
-        )
-    return dict(state)
-
-
-def _listed(names: list[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (
-        f", ... and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-    )
-
-
-def apply_checkpoint(module: Any, state: Mapping[str, Any], where: str) -> None:
-    """Load ``state`` into ``module`` strictly; InputError listing every missing, unexpected and
-    wrongly shaped key otherwise (with a hint when a prefix such as ``module.`` explains them)."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [
-        f"{k} {list(state[k].shape)} vs model {list(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing ({len(missing)}): {_listed(missing)}")
-        if unexpected:
-            parts.append(f"unexpected ({len(unexpected)}): {_listed(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatch ({len(shapes)}): {_listed(shapes)}")
-        hint = "is this checkpoint for this model?"
-        if unexpected and missing:
-            prefix = unexpected[0].split(".", 1)[0] + "."
-            if all(k.startswith(prefix) and k[len(prefix) :] in expected for k in unexpected):
-                hint = f"the checkpoint's keys carry a {prefix!r} prefix; strip it when saving"
-        raise InputError(
-            "checkpoint keys do not match the model: " + "; ".join(parts), where=where, hint=hint
-        )
-    module.load_state_dict(state, strict=True)
 
 
 def load_model(
@@ -558,7 +441,7 @@ def load_model(
             ckpt_path = _resolve_path(str(checkpoint), base)
         if program is not None:
             raise InputError(
-                "a .pt2 ExportedProgram carries its weights; --checkpoint does not apply",
+                "a .pt2 ExportedProgram carries its weights; `checkpoint` does not apply",
                 where=str(checkpoint),
             )
         state = load_checkpoint(ckpt_path)

@@ -95,12 +95,12 @@ def test_build_renders_what_it_wrote(
     import sys
 
     from optieval.runtime.base import Availability
-    from optieval.runtime.tensorrt import backend as tb
+    from optieval.runtime.tensorrt import library
     from tests.runtime.fake_tensorrt import make_fake
 
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake())
-    monkeypatch.setattr(tb, "trt_availability", lambda: Availability(True))
-    monkeypatch.setattr(tb, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
+    monkeypatch.setattr(library, "trt_availability", lambda: Availability(True))
+    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
     plan, out = tmp_path / "m.plan", tmp_path / "build.json"
     result = runner.invoke(
         app, ["build", str(mlp_onnx), "--shape", "x:8x4", "-o", str(plan), "--json", str(out)]

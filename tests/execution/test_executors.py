@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,21 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from optieval.bench.runner import bench_cells
 from optieval.cli import app
 from optieval.errors import BackendUnavailable, InputError
-from optieval.execution.executors import (
+from optieval.execution import (
+    CellFunctions,
     LocalExecutor,
     Placement,
     RayExecutor,
     create_executor,
+    function_path,
     group_by_hardware,
     merge_outputs,
     split_batches,
 )
-from optieval.parity.comparison import _run_cell, compare
+from optieval.parity import compare, run_parity_shard
 from optieval.release.run import gate
 from tests.release.gate_helpers import write_config, write_data
 
@@ -80,7 +84,7 @@ def test_sharded_parity_gives_exactly_the_single_machine_metrics(
         threads: int | None,
     ) -> dict[str, np.ndarray]:
         parts = [
-            _run_cell(
+            run_parity_shard(
                 cell,
                 artifact,
                 {k: v[a:b] for k, v in inputs.items()},
@@ -102,7 +106,7 @@ def test_pin_cores_claims_free_cores_and_says_when_it_cannot(tmp_path: Path) -> 
     # In children: pinning the test process itself would slow everything after it.
     code = (
         "import json, os, sys\n"
-        "from optieval.execution.executors import pin_cores\n"
+        "from optieval.execution import pin_cores\n"
         "first = pin_cores(1)\n"
         "rest = pin_cores(len(os.sched_getaffinity(0)) + 1)\n"
         "print(json.dumps([first, rest, sorted(os.sched_getaffinity(0))]))\n"
@@ -144,7 +148,7 @@ def test_local_cells_carry_the_machine_and_group_by_its_cpu(tmp_path: Path) -> N
 def test_executor_names_and_options_are_checked() -> None:
     with pytest.raises(InputError, match="unknown executor"):
         create_executor("dask")
-    with pytest.raises(InputError, match="--ray-address needs --executor ray"):
+    with pytest.raises(InputError, match="`ray_address` needs the ray `executor`"):
         create_executor("local", ray_address="127.0.0.1:6379")
     assert isinstance(create_executor("local"), LocalExecutor)
     assert isinstance(create_executor("ray", ray_address="127.0.0.1:1"), RayExecutor)
@@ -203,7 +207,7 @@ class _FakeRay:
             raise self.faults.pop(0)
         cell = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]},
                 "status": "ok", "samples": 3}  # fmt: skip
-        outcome = {"schema_version": 1, "status": "ok", "value": {"cell": cell, "pinning": {}}}
+        outcome = {"schema_version": 1, "status": "ok", "value": {"result": cell, "pinning": {}}}
         return {"outcome": outcome, "placement": {"node_id": f"n{ref}"}, "machine": {}}
 
     def nodes(self) -> list[dict[str, Any]]:
@@ -224,13 +228,13 @@ def test_a_lost_node_is_retried_once_and_the_cell_says_so(mlp_onnx: Path) -> Non
     ray_exceptions = pytest.importorskip("ray.exceptions")
     executor = RayExecutor()
     executor._ray = fake = _FakeRay([ray_exceptions.NodeDiedError("node 1 died")])
-    (cell,) = executor.run_cells([_request(mlp_onnx)])
+    (cell,) = executor.run_cells([_request(mlp_onnx)], bench_cells())
     assert cell.status == "ok" and len(fake.submitted) == 2
     assert cell.placement is not None and "node lost" in cell.placement["retried"]
     assert any("retried once" in note for note in cell.notes)
 
     fake.faults = [ray_exceptions.NodeDiedError("a"), ray_exceptions.NodeDiedError("b")]
-    (twice,) = executor.run_cells([_request(mlp_onnx)])
+    (twice,) = executor.run_cells([_request(mlp_onnx)], bench_cells())
     assert twice.status == "error" and twice.reason and twice.reason.startswith("node lost")
 
 
@@ -238,6 +242,68 @@ def test_a_dead_worker_is_a_failed_cell_never_retried(mlp_onnx: Path) -> None:
     ray_exceptions = pytest.importorskip("ray.exceptions")
     executor = RayExecutor()
     executor._ray = fake = _FakeRay([ray_exceptions.WorkerCrashedError()])
-    (cell,) = executor.run_cells([_request(mlp_onnx)])
+    (cell,) = executor.run_cells([_request(mlp_onnx)], bench_cells())
     assert cell.status == "error" and cell.reason and "worker died" in cell.reason
     assert len(fake.submitted) == 1 and cell.placement and cell.placement["retried"] is None
+
+
+@dataclass
+class _Toy:
+    """A result type of another concern: the executor only fills in where it ran."""
+
+    name: str
+    status: str = "ok"
+    machine: dict[str, Any] | None = None
+    placement: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ToyRequest:
+    name: str
+    backend: str = "ort-cpu"
+    threads: int | None = 2
+
+
+def toy_payload(data: dict[str, Any]) -> dict[str, Any]:
+    return {"name": data["name"]}
+
+
+def _toy_cells(ran: list[tuple[str, bool]]) -> CellFunctions:
+    def run(request: _ToyRequest, isolate: bool, timeout_s: float | None) -> _Toy:
+        ran.append((request.name, isolate))
+        return _Toy(request.name)
+
+    return CellFunctions(
+        run=run,
+        payload=toy_payload,
+        to_payload=lambda request: ({"name": request.name}, {}),
+        from_payload=lambda data: _Toy(data["name"]),
+        failed=lambda request, reason: _Toy(request.name, status=f"error: {reason}"),
+        timeout_s=lambda request: 1.0,
+    )
+
+
+def test_the_local_executor_runs_any_kind_of_cell_by_the_functions_it_is_given() -> None:
+    ran: list[tuple[str, bool]] = []
+    done: list[_Toy] = []
+    executor = LocalExecutor()
+    cells = executor.run_cells(
+        [_ToyRequest("a"), _ToyRequest("b")], _toy_cells(ran), isolate=False, on_cell=done.append
+    )
+    assert [c.name for c in cells] == ["a", "b"] and ran == [("a", False), ("b", False)]
+    assert done == cells
+    assert cells[0].placement is not None and cells[0].placement["cpus"] == 2
+    assert cells[0].machine == executor.machine()
+    (missing,) = executor.run_cells(
+        [_ToyRequest("c")], _toy_cells(ran), hardware="H100-NOT-HERE", isolate=False
+    )
+    assert missing.status.startswith("error: missing hardware") and len(ran) == 2
+    assert "`executor` ray" in missing.status and "--executor" not in missing.status
+
+
+def test_function_path_names_top_level_functions_only() -> None:
+    assert function_path(toy_payload) == f"{__name__}:toy_payload"
+    assert function_path(run_parity_shard) == "optieval.parity.comparison:run_parity_shard"
+    with pytest.raises(InputError, match="top-level"):
+        function_path(lambda data: data)

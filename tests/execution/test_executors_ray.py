@@ -23,7 +23,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from optieval.execution.executors import RayExecutor  # noqa: E402
+from optieval.execution import RayExecutor  # noqa: E402
 from optieval.release.run import gate  # noqa: E402
 from tests.release.gate_helpers import write_config  # noqa: E402
 

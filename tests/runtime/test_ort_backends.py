@@ -41,7 +41,7 @@ def test_unparsable_model_is_input_error(tmp_path: Path) -> None:
 
 
 def test_bad_thread_count() -> None:
-    with pytest.raises(InputError, match="--threads"):
+    with pytest.raises(InputError, match="threads: thread count"):
         OrtCpuBackend("m.onnx", threads=0)
 
 

@@ -12,6 +12,7 @@ import pytest
 from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import BackendUnavailable, InputError
 from optieval.runtime import ort as ort_mod
+from optieval.runtime import ort_providers
 from optieval.runtime.ort import (
     ORT_TRT_PRECISION_SOURCE,
     OrtCpuBackend,
@@ -87,7 +88,7 @@ class _FakeSession:
 def test_quiet_cpu_fallback_is_refused(mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime
 
-    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
     monkeypatch.setattr(onnxruntime, "InferenceSession", _FakeSession)
     for cls in (OrtCudaBackend, OrtTrtBackend):
         backend = cls(mlp_onnx, shapes={"x": [(2, 4)]}) if cls is OrtTrtBackend else cls(mlp_onnx)
@@ -134,7 +135,7 @@ def test_ort_trt_options_from_census_and_shapes(
         def get_outputs(self) -> list[Any]:
             return []
 
-    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
     monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
     backend = OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (16, 4)]})
     backend.load()
@@ -151,7 +152,7 @@ def test_ort_trt_options_from_census_and_shapes(
 
 
 def test_ort_trt_shapes_must_fit_the_model(mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
     with pytest.raises(InputError, match="'x' shape 2x5 does not fit float32\\[batchx4\\]"):
         OrtTrtBackend(mlp_onnx, shapes={"x": [(2, 5)]}).load()
 
@@ -164,7 +165,7 @@ def test_precision_label_checked_against_census(mlp_onnx: Path) -> None:
 
 
 def test_bad_io_mode() -> None:
-    with pytest.raises(InputError, match="--io"):
+    with pytest.raises(InputError, match="io: unknown I/O mode"):
         OrtCudaBackend("m.onnx", io="pinned")
 
 
@@ -241,7 +242,7 @@ def test_ort_trt_shape_outside_profile_names_the_range(
         def get_outputs(self) -> list[Any]:
             return [Arg("logits", ["batch", 3])]
 
-    monkeypatch.setattr(ort_mod, "_provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
     monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
     with OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (8, 4)]}) as backend:
         backend.check_feeds({"x": np.ones((8, 4), np.float32)})

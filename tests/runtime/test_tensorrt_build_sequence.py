@@ -12,7 +12,8 @@ import pytest
 
 from optieval.errors import BackendFailed, InputError
 from optieval.runtime.base import Availability
-from optieval.runtime.tensorrt import backend as tb
+from optieval.runtime.tensorrt import library
+from optieval.runtime.tensorrt.build import build_plan
 
 from .fake_tensorrt import make_fake
 
@@ -20,8 +21,8 @@ from .fake_tensorrt import make_fake
 def _install(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
     fake = make_fake(**kwargs)
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
-    monkeypatch.setattr(tb, "trt_availability", lambda: Availability(True))
-    monkeypatch.setattr(tb, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
+    monkeypatch.setattr(library, "trt_availability", lambda: Availability(True))
+    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
     return fake
 
 
@@ -30,7 +31,7 @@ def test_fp32_build_writes_plan_and_manifest(
 ) -> None:
     fake = _install(monkeypatch)
     plan = tmp_path / "mlp.plan"
-    result = tb.build_plan(mlp_onnx, plan, precision="fp32", shapes={"x": [(1, 4), (8, 4)]})
+    result = build_plan(mlp_onnx, plan, precision="fp32", shapes={"x": [(1, 4), (8, 4)]})
     calls = fake.calls
     assert ("builder.create_network", 1 << 5) in calls  # STRONGLY_TYPED
     assert ("config.clear_flag", "TF32") in calls
@@ -51,7 +52,7 @@ def test_fp32_build_writes_plan_and_manifest(
     # the timing cache went to the optieval cache and is fed back into the next build
     second = make_fake()
     monkeypatch.setitem(sys.modules, "tensorrt", second)
-    tb.build_plan(mlp_onnx, tmp_path / "again.plan", precision="fp32", shapes={"x": [(2, 4)]})
+    build_plan(mlp_onnx, tmp_path / "again.plan", precision="fp32", shapes={"x": [(2, 4)]})
     assert ("config.create_timing_cache", b"timing-cache") in second.calls
 
 
@@ -72,12 +73,12 @@ def test_fp16_engine_that_came_out_fp32_is_exit_3(
     with pytest.raises(
         BackendFailed, match="requested as fp16 but its layers came out fp32"
     ) as info:
-        tb.build_plan(tmp_path / "m.fp16.onnx", plan, precision="fp16", shapes={"x": [(4, 4)]})
+        build_plan(tmp_path / "m.fp16.onnx", plan, precision="fp16", shapes={"x": [(4, 4)]})
     assert info.value.exit_code == 3
     assert not plan.exists()
     assert ("config.clear_flag", "TF32") not in fake.calls  # only the fp32 reference clears it
     _install(monkeypatch, layer_format="Row major linear FP16 format")
-    tb.build_plan(tmp_path / "m.fp16.onnx", plan, precision="fp16", shapes={"x": [(4, 4)]})
+    build_plan(tmp_path / "m.fp16.onnx", plan, precision="fp16", shapes={"x": [(4, 4)]})
     assert plan.exists()
 
 
@@ -96,7 +97,7 @@ def test_parser_errors_name_the_nodes(
         ],
     )
     with pytest.raises(InputError, match=r"node relu \(Relu\): Unsupported operator") as info:
-        tb.build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
+        build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
     assert info.value.exit_code == 2
 
 
@@ -105,14 +106,14 @@ def test_failed_build_quotes_tensorrt(
 ) -> None:
     _install(monkeypatch, build_fails=True)
     with pytest.raises(BackendFailed, match="out of tactics for node fc1"):
-        tb.build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
+        build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
 
 
 def test_portable_build_flags(
     mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = _install(monkeypatch)
-    result = tb.build_plan(
+    result = build_plan(
         mlp_onnx,
         tmp_path / "m.plan",
         precision="fp32",
@@ -129,4 +130,4 @@ def test_portable_build_flags(
 
 def test_bad_output_suffix(mlp_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=".plan"):
-        tb.build_plan(mlp_onnx, tmp_path / "m.bin", precision="fp32")
+        build_plan(mlp_onnx, tmp_path / "m.bin", precision="fp32")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optieval.errors import BackendFailed
-from optieval.runtime.tensorrt.backend import (
+from optieval.runtime.tensorrt.allocator import (
     OutputSlot,
     make_output_allocator,
     output_capacity,

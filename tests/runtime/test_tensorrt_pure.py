@@ -14,19 +14,19 @@ from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime import availability, create_backend
 from optieval.runtime.profiles import ProfileShape
-from optieval.runtime.tensorrt.backend import (
-    PrecisionReadback,
-    TensorrtBackend,
+from optieval.runtime.tensorrt.backend import TensorrtBackend
+from optieval.runtime.tensorrt.build import parser_error_message
+from optieval.runtime.tensorrt.library import numpy_dtype_name, parse_version, unusable_reason
+from optieval.runtime.tensorrt.manifest import (
     check_engine_manifest,
-    check_readback,
-    classify_format,
     engine_cache_key,
     engine_manifest,
-    numpy_dtype_name,
+)
+from optieval.runtime.tensorrt.readback import (
+    PrecisionReadback,
+    check_readback,
+    classify_format,
     parse_inspector_json,
-    parse_version,
-    parser_error_message,
-    unusable_reason,
 )
 
 
@@ -263,7 +263,7 @@ def test_numpy_dtype_name() -> None:
 
 
 def test_bad_options() -> None:
-    with pytest.raises(InputError, match="--io"):
+    with pytest.raises(InputError, match="io: unknown I/O mode"):
         TensorrtBackend("m.onnx", io="zero-copy")
     with pytest.raises(InputError, match="precision"):
         TensorrtBackend("m.onnx", precision="fp4")
@@ -272,7 +272,7 @@ def test_bad_options() -> None:
 @pytest.mark.tensorrt
 def test_tensorrt_builds_runs_and_caches(mlp_onnx: Path, tmp_path: Path) -> None:
     from optieval.runtime.ort import OrtCpuBackend
-    from optieval.runtime.tensorrt.backend import build_plan
+    from optieval.runtime.tensorrt.build import build_plan
 
     feeds = {"x": np.ones((4, 4), np.float32)}
     with OrtCpuBackend(mlp_onnx) as cpu:

@@ -162,7 +162,7 @@ def test_precision_refusals_are_exit_2(cls: type, precision: str, match: str) ->
 
 
 def test_needs_a_model_or_spec() -> None:
-    with pytest.raises(InputError, match="--spec"):
+    with pytest.raises(InputError, match="`spec`"):
         TorchCpuBackend(None)
 
 

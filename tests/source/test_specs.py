@@ -10,9 +10,9 @@ import torch
 
 from optieval.core.files import sha256_file
 from optieval.errors import InputError
+from optieval.source.checkpoints import load_checkpoint
 from optieval.source.specs import (
     flatten_outputs,
-    load_checkpoint,
     load_model,
     load_model_from_manifest,
 )
@@ -97,7 +97,7 @@ def test_torchscript_and_exported_program(tmp_path: Path) -> None:
         ("tests.export.torch_zoo:raises", ["raised ValueError", "weights server unreachable"]),
         ("tests.export.torch_zoo:NOT_CALLABLE", ["not a callable"]),
         ("missing_file.py:build", ["not found"]),
-        ("weights.pth", ["not a model spec", "--checkpoint"]),
+        ("weights.pth", ["not a model spec", "`checkpoint`"]),
         ("what is this", ["cannot tell"]),
         ("missing.pt2", ["not found"]),
     ],
