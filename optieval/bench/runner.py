@@ -22,6 +22,10 @@ from optieval.bench.results import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED, Benc
 from optieval.bench.scenarios.run import scenario_cell
 from optieval.bench.scenarios.spec import SINGLE_STREAM, ScenarioSpec, check_scenario_support
 from optieval.core import (
+    GPU_BACKENDS,
+    ONNX_PRECISIONS,
+    PRECISIONS,
+    TORCH_BACKENDS,
     Signature,
     fingerprint,
     generate_feeds,
@@ -34,17 +38,12 @@ from optieval.core import (
 from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.execution import CellFunctions
 from optieval.precision import is_engine, model_signature
-from optieval.runtime import (
-    TORCH_BACKENDS,
-    availability,
-    check_backend_name,
-    create_backend,
-)
+from optieval.runtime import availability, check_backend_name, create_backend
 from optieval.stats import INTERVAL_METHOD, POINT_METHOD, THROUGHPUT_METHOD, summarize
 
-PRECISIONS = ("fp32", "fp16", "int8", "bf16")
 IO_MODES = ("device", "host")
-GPU_IO_BACKENDS = ("ort-cuda", "torch-cuda", "tensorrt")
+# The GPU backends that take the ``io`` option (ORT's TensorRT EP binds no device buffers here).
+GPU_IO_BACKENDS = tuple(name for name in GPU_BACKENDS if name != "ort-trt")
 # How many distinct batches of real data a cell cycles through: enough that caches do not
 # flatter the numbers, few enough that building the feeds stays cheap.
 _MAX_DATA_BATCHES = 64
@@ -157,25 +156,25 @@ def benchmark(
         if is_engine(path) and name != "tensorrt":
             raise InputError(
                 f"{path.name} is a prebuilt TensorRT engine; only the tensorrt backend runs it",
-                where="--backend",
+                where="backends",
                 hint="bench the ONNX model for other backends",
             )
     for precision in precisions:
         if precision not in PRECISIONS:
             raise InputError(
                 f"unknown precision {precision!r}",
-                where="--precision",
-                hint=f"choose from {', '.join(PRECISIONS[:3])}",
+                where="precisions",
+                hint=f"choose from {', '.join(ONNX_PRECISIONS)}",
             )
     if threads is not None and threads < 1:
-        raise InputError("thread count must be at least 1", where="--threads")
+        raise InputError("thread count must be at least 1", where="threads")
     scenario_list = list(scenarios or [ScenarioSpec()])
     for spec in scenario_list:
         spec.validate()
         for name in backends:
             check_scenario_support(name, spec)
     if io not in IO_MODES:
-        raise InputError(f"unknown I/O mode {io!r}", where="--io", hint="choose device or host")
+        raise InputError(f"unknown I/O mode {io!r}", where="io", hint="choose device or host")
     if data is not None:
         # Fail on bad data before any cell runs, naming the file.
         from optieval.core import load_dataset
@@ -366,7 +365,7 @@ def _shape_sets(
     """Expand batches and swept shapes into concrete (batch, shapes) pairs, checking each."""
     for batch in batches:
         if batch < 1:
-            raise InputError(f"batch {batch} must be at least 1", where="--batch")
+            raise InputError(f"batch {batch} must be at least 1", where="batches")
     combos = list(itertools.product(*shapes.values())) if shapes else []
     sweeps = [dict(zip(shapes, combo, strict=True)) for combo in combos] or [{}]
     pairs = []
@@ -494,7 +493,7 @@ def _measure_cell(request: CellRequest) -> Cell:
             "engine cannot be inspected"
         )
     if request.data is None and request.precision == "int8":
-        notes.append("generated inputs: int8 latency can depend on the data; pass --data")
+        notes.append("generated inputs: int8 latency can depend on the data; pass `data`")
 
     backend = create_backend(request.backend, artifact, **_backend_options(request))
     with backend:
@@ -533,7 +532,7 @@ def _measure_cell(request: CellRequest) -> Cell:
     stats = summary.to_json()
     if not measurement.reached_minimums:
         notes.append(
-            f"stopped at --max-duration with {len(times)} samples; the target percentile needs "
+            f"stopped at `max_duration_s` with {len(times)} samples; the target percentile needs "
             f"{request.settings.required_samples()}"
         )
     if summary.unstable:
@@ -635,7 +634,7 @@ def check_against_baseline(
     pair by the ratio of medians (:func:`optieval.bench.baseline.compare_to_baseline`).
 
     Raises:
-        InputError (where ``--baseline``): an unreadable baseline or one of another schema
+        InputError (where ``baseline``): an unreadable baseline or one of another schema
             version; a model with other inputs and outputs; no shared cell.
     """
     from optieval.bench.baseline import compare_to_baseline
@@ -646,7 +645,7 @@ def check_against_baseline(
     if old_io and new_io and old_io != new_io:
         raise InputError(
             "the baseline's model has other inputs or outputs than this one",
-            where="--baseline",
+            where="baseline",
             hint=f"baseline: {old_io}; now: {new_io}",
         )
     return compare_to_baseline(

@@ -51,12 +51,14 @@ def parse_dims(text: str, *, where: str | None = "shapes", name: str | None = No
     of = f" of input {name!r}" if name is not None else ""
     if not is_dims(text):
         raise InputError(
-            f"shape {text!r}{of} is not integers joined by 'x' (like {SHAPE_EXAMPLE})",
+            f"{text!r}{of} is not a shape (integers joined by 'x', like {SHAPE_EXAMPLE})",
             where=where,
         )
     dims = tuple(int(d) for d in text.strip().lower().split("x"))
     if any(d < 1 for d in dims):
-        raise InputError(f"every dimension of shape {text!r}{of} must be at least 1", where=where)
+        raise InputError(
+            f"shape {text!r}{of} has a dimension below 1 (each must be at least 1)", where=where
+        )
     return dims
 
 

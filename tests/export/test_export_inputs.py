@@ -36,7 +36,7 @@ def test_parse_input_forms() -> None:
     ("text", "fragment"),
     [
         ("x", "NAME:SHAPE"),
-        ("x:2xa", "not integers"),
+        ("x:2xa", "is not a shape"),
         ("x:2x0", "at least 1"),
         ("x:-2x3", "at least 1"),
         ("x::int64", "NAME:SHAPE"),

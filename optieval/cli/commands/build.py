@@ -44,7 +44,8 @@ def build(
     ] = None,
 ) -> None:
     """Build a deployable engine (model.plan + model.plan.json manifest) from an ONNX artifact."""
-    from optieval.runtime import check_backend_name, parse_profile_option, parse_shape
+    from optieval.core import parse_named_shape
+    from optieval.runtime import check_backend_name, parse_profile_option
 
     check_backend_name(backend)
     if backend != "tensorrt":
@@ -54,10 +55,8 @@ def build(
     profiles = [parse_profile_option(p) for p in split_list(profile, "--profile")]
     shapes: dict[str, list[tuple[int, ...]]] = {}
     for item in shape or []:
-        name, sep, dims = item.partition(":")
-        if not sep or not name:
-            raise InputError(f"{item!r} is not NAME:D0xD1x...", where="--shape")
-        shapes.setdefault(name, []).append(parse_shape(dims, where=f"--shape {name}"))
+        name, dims = parse_named_shape(item, where="shapes")
+        shapes.setdefault(name, []).append(dims)
     from optieval.runtime import build_plan
 
     result = build_plan(
