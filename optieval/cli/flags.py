@@ -82,6 +82,8 @@ PARAMETER_FLAGS: dict[str, str] = {
     "tol": "--tol",
     "warmup_iters": "--warmup-iters",
     "warmup_s": "--warmup",
+    "min_duration_s": "--duration",
+    "p99_ms_max": "--p99-ms-max",
 }
 
 _BACKTICKED = re.compile(r"`([a-z_]+)`")
