@@ -125,7 +125,7 @@ def main() -> None:
 
     import ray
 
-    from optieval.execution.executors import RayExecutor
+    from optieval.execution import RayExecutor
     from optieval.release.run import gate
 
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
