@@ -32,7 +32,8 @@ from typing import Any
 from optieval.errors import BackendUnavailable, InputError
 from optieval.execution import Executor
 from optieval.release.budgets import Check
-from optieval.release.config import GateConfig, load_config
+from optieval.release.config import GateConfig
+from optieval.release.config_loader import load_config
 from optieval.release.gate_report import GateReport, exit_code_for, overall
 from optieval.release.reports import report_paths, write_reports
 from optieval.release.steps import GateRun, Progress

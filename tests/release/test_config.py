@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from optieval.errors import InputError
-from optieval.release.config import load_config
+from optieval.release.config_loader import load_config
 from tests.conftest import make_onnx_mlp
 from tests.release.gate_helpers import write_data
 

@@ -9,7 +9,7 @@ import pytest
 
 from optieval.assets import DETECTOR_DATA, DETECTOR_ONNX
 from optieval.errors import InputError
-from optieval.release.config import load_config
+from optieval.release.config_loader import load_config
 from optieval.release.run import gate
 from optieval.stats.verdict import Verdict
 from tests.release.gate_helpers import FAST_MEASURE, json_of

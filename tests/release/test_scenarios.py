@@ -16,7 +16,7 @@ import pytest
 from optieval.bench.results import Cell
 from optieval.errors import InputError
 from optieval.release.budgets import LatencyBudget, cell_subject
-from optieval.release.config import load_config
+from optieval.release.config_loader import load_config
 from optieval.release.run import gate
 from optieval.runtime.ort import OrtCpuBackend
 from optieval.stats.verdict import Verdict
