@@ -150,7 +150,7 @@ def cell_key(cell: Mapping[str, Any]) -> CellKey:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"a result cell lacks backend, precision or batch ({exc})",
-            where="--baseline",
+            where="baseline",
             hint="pass a bench JSON or a gate report.json",
         ) from exc
 
@@ -208,7 +208,7 @@ class CellComparison:
                 verdict=Regression(data["verdict"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed cell comparison ({exc})", where="--baseline") from exc
+            raise InputError(f"malformed cell comparison ({exc})", where="baseline") from exc
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ class BaselineComparison:
                 confidence=float(data["confidence"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed baseline comparison ({exc})", where="--baseline") from exc
+            raise InputError(f"malformed baseline comparison ({exc})", where="baseline") from exc
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -348,7 +348,7 @@ def compare_to_baseline(
         A :class:`BaselineComparison`.
 
     Raises:
-        InputError (where ``--baseline``): no cell key is shared; a cell lacks its key fields;
+        InputError (where ``baseline``): no cell key is shared; a cell lacks its key fields;
             malformed ``times_ms``.
     """
     regression_verdict(None, threshold)  # validates the threshold before any work
@@ -362,7 +362,7 @@ def compare_to_baseline(
     if not shared:
         raise InputError(
             "the baseline shares no cell (backend, precision, batch, shapes) with this run",
-            where="--baseline",
+            where="baseline",
             hint=(
                 f"this run has {', '.join(cell_label(k) for k in new_by_key) or 'no cells'}; "
                 f"the baseline has {', '.join(cell_label(k) for k in old_by_key) or 'no cells'}"
@@ -381,7 +381,7 @@ def compare_to_baseline(
             ratio = median_ratio_ci(new_times, old_times, confidence)
         except InputError as exc:
             raise InputError(
-                f"{cell_label(key)}: {exc.message}", where="--baseline", hint=exc.hint
+                f"{cell_label(key)}: {exc.message}", where="baseline", hint=exc.hint
             ) from exc
         compared.append(
             CellComparison(

@@ -240,7 +240,7 @@ def _fix_inputs(
     if problems:
         raise InputError(
             "; ".join(problems),
-            where="--shape",
+            where="shapes",
             hint="give every dynamic input a full concrete shape, batch included",
         )
     return fixed
@@ -446,7 +446,7 @@ def count_flops(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]
         A :class:`FlopCount` (see the module docstring for what is counted).
 
     Raises:
-        InputError (where ``--shape``): an unknown input name, a rank or fixed-dimension
+        InputError (where ``shapes``): an unknown input name, a rank or fixed-dimension
             mismatch, a dimension below 1, or a dynamic input without a shape; every problem is
             listed in one error.
     """

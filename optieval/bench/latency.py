@@ -38,23 +38,23 @@ class MeasureSettings:
     target_percentile: float = 99.0
 
     def validate(self) -> MeasureSettings:
-        """Raise InputError naming the option for zero or negative durations and counts."""
+        """Raise InputError naming the setting for zero or negative durations and counts."""
         checks = [
-            ("--warmup", self.warmup_s >= 0, "must not be negative"),
-            ("--warmup-iters", self.warmup_iters >= 0, "must not be negative"),
-            ("--duration", self.duration_s > 0, "must be positive"),
-            ("--max-duration", self.max_duration_s > 0, "must be positive"),
-            ("--min-samples", self.min_samples is None or self.min_samples > 0, "must be positive"),
-            ("--target-percentile", 0 < self.target_percentile < 100, "must be in (0, 100)"),
+            ("warmup_s", self.warmup_s >= 0, "must not be negative"),
+            ("warmup_iters", self.warmup_iters >= 0, "must not be negative"),
+            ("duration_s", self.duration_s > 0, "must be positive"),
+            ("max_duration_s", self.max_duration_s > 0, "must be positive"),
+            ("min_samples", self.min_samples is None or self.min_samples > 0, "must be positive"),
+            ("target_percentile", 0 < self.target_percentile < 100, "must be in (0, 100)"),
         ]
         for option, ok, message in checks:
             if not ok:
                 raise InputError(message, where=option)
         if self.max_duration_s < self.duration_s:
             raise InputError(
-                f"--max-duration {self.max_duration_s} is shorter than "
-                f"--duration {self.duration_s}",
-                where="--max-duration",
+                f"`max_duration_s` {self.max_duration_s} is shorter than "
+                f"`duration_s` {self.duration_s}",
+                where="max_duration_s",
             )
         return self
 

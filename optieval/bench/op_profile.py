@@ -1,5 +1,6 @@
-"""``--profile-ops``: where the time goes, per op type and per node, from a separate profiled run
-after the timed one (profiling slows every node down, so it never shares a run with timing).
+"""Op profiles (``profile_ops``; the CLI's ``--profile-ops``): where the time goes, per op type
+and per node, from a separate profiled run after the timed one (profiling slows every node
+down, so it never shares a run with timing).
 
 ONNX Runtime backends use ORT's own profiler (a Chrome-trace JSON with one ``Node`` event per
 kernel run); other backends report that they have no op profiler here.
@@ -16,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from optieval.core import ONNX_BACKENDS
 from optieval.errors import InputError
 
-ORT_PROFILED_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt")
+ORT_PROFILED_BACKENDS = tuple(name for name in ONNX_BACKENDS if name.startswith("ort-"))
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ def profile_ops(
     """
     if backend_name not in ORT_PROFILED_BACKENDS:
         raise InputError(
-            f"--profile-ops has no op profiler for {backend_name}",
-            where="--profile-ops",
+            f"`profile_ops` has no op profiler for {backend_name}",
+            where="profile_ops",
             hint=f"profile on one of {', '.join(ORT_PROFILED_BACKENDS)}",
         )
     from optieval.runtime import create_backend

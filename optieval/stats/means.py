@@ -127,7 +127,7 @@ def throughput_estimate(
     """
     check_confidence(confidence)
     if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise InputError(f"batch {batch!r} is not a positive integer", where="--batch")
+        raise InputError(f"batch {batch!r} is not a positive integer", where="batch")
     arr = as_samples(times_ms, "times_ms")
     mean_ms = float(arr.mean())
     if mean_ms <= 0.0:

@@ -35,22 +35,23 @@ class StoppingRule:
     def __post_init__(self) -> None:
         problems: list[tuple[str, str]] = []
         if not (math.isfinite(self.min_duration_s) and self.min_duration_s > 0.0):
-            problems.append(("--duration", f"{self.min_duration_s!r} must be above 0 seconds"))
+            problems.append(("min_duration_s", f"{self.min_duration_s!r} must be above 0 seconds"))
         if not (isinstance(self.min_samples, (int, np.integer)) and self.min_samples >= 1):
-            problems.append(("--min-samples", f"{self.min_samples!r} must be at least 1"))
+            problems.append(("min_samples", f"{self.min_samples!r} must be at least 1"))
         if not (self.max_duration_s > 0.0):
-            problems.append(("--max-duration", f"{self.max_duration_s!r} must be above 0 seconds"))
+            problems.append(("max_duration_s", f"{self.max_duration_s!r} must be above 0 seconds"))
         elif self.max_duration_s < self.min_duration_s:
             problems.append(
                 (
-                    "--max-duration",
-                    f"{self.max_duration_s!r} s is below --duration {self.min_duration_s!r} s",
+                    "max_duration_s",
+                    f"{self.max_duration_s!r} s is below `min_duration_s` "
+                    f"{self.min_duration_s!r} s",
                 )
             )
         if problems:
             where = ", ".join(w for w, _ in problems)
             raise InputError(
-                "; ".join(f"{w} {m}" for w, m in problems),
+                "; ".join(f"`{w}` {m}" for w, m in problems),
                 where=where,
                 hint="durations and counts must be positive",
             )
@@ -69,19 +70,19 @@ class StoppingRule:
         the given one and :func:`min_samples_for_quantile` (299 for p99 at 95%).
 
         Raises:
-            InputError: a bad percentile (where ``--target-percentile``), duration or count.
+            InputError: a bad percentile (where ``target_percentile``), duration or count.
         """
         if not 0.0 < float(target_percentile) < 100.0:
             raise InputError(
                 f"{target_percentile!r} is not inside (0, 100)",
-                where="--target-percentile",
+                where="target_percentile",
                 hint="e.g. 99",
             )
         needed = min_samples_for_quantile(float(target_percentile) / 100.0, confidence)
         if min_samples is not None and not (
             isinstance(min_samples, (int, np.integer)) and min_samples >= 1
         ):
-            raise InputError(f"{min_samples!r} must be at least 1", where="--min-samples")
+            raise InputError(f"{min_samples!r} must be at least 1", where="min_samples")
         return cls(
             min_duration_s=float(min_duration_s),
             min_samples=max(needed, int(min_samples or 0)),

@@ -155,7 +155,7 @@ def summarize(
     """
     check_confidence(confidence)
     if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise InputError(f"batch {batch!r} is not a positive integer", where="--batch")
+        raise InputError(f"batch {batch!r} is not a positive integer", where="batch")
     bad = [p for p in percentiles if not 0.0 < float(p) < 100.0]
     if bad:
         raise InputError(

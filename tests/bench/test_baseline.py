@@ -199,7 +199,7 @@ def test_no_shared_cell_is_exit_2_naming_baseline() -> None:
     old = [_cell("ort-cpu", "fp32", 2, _times(rng, 50))]
     with pytest.raises(InputError) as info:
         compare_to_baseline(new, old)
-    assert info.value.where == "--baseline"
+    assert info.value.where == "baseline"
     assert info.value.exit_code == 2
     assert "batch 2" in (info.value.hint or "")
 
@@ -207,7 +207,7 @@ def test_no_shared_cell_is_exit_2_naming_baseline() -> None:
 def test_cell_without_key_fields_is_bad_input() -> None:
     with pytest.raises(InputError) as info:
         compare_to_baseline([{"backend": "ort-cpu"}], [])
-    assert info.value.where == "--baseline"
+    assert info.value.where == "baseline"
 
 
 def test_env_differences_ignores_run_specific_keys() -> None:

@@ -236,7 +236,7 @@ def test_bad_shapes_are_all_named_in_one_error() -> None:
     with pytest.raises(InputError) as info:
         count_flops(model, {"x": (5, 2), "nope": (1,)})
     message = str(info.value)
-    assert info.value.where == "--shape"
+    assert info.value.where == "shapes"
     assert "'nope' is not an input" in message
     assert "dimension 0 is fixed at 4, got 5" in message
     assert "'y' has dynamic dimensions" in message

@@ -36,12 +36,12 @@ def test_measure_stops_at_max_duration() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "option"),
     [
-        ({"duration_s": 0}, "--duration"),
-        ({"duration_s": -1}, "--duration"),
-        ({"min_samples": 0}, "--min-samples"),
-        ({"warmup_s": -1}, "--warmup"),
-        ({"max_duration_s": 1, "duration_s": 2}, "--max-duration"),
-        ({"target_percentile": 100}, "--target-percentile"),
+        ({"duration_s": 0}, "duration_s"),
+        ({"duration_s": -1}, "duration_s"),
+        ({"min_samples": 0}, "min_samples"),
+        ({"warmup_s": -1}, "warmup_s"),
+        ({"max_duration_s": 1, "duration_s": 2}, "max_duration_s"),
+        ({"target_percentile": 100}, "target_percentile"),
     ],
 )
 def test_bad_settings_name_the_option(kwargs: dict, option: str) -> None:

@@ -71,7 +71,7 @@ def test_a_backend_holding_the_gil_cannot_run_parallel_scenarios() -> None:
         spec = ScenarioSpec(kind, **extra)  # type: ignore[arg-type]
         with pytest.raises(InputError, match="holds Python's GIL") as info:
             check_scenario_support(GilHoldingBackend, spec)
-        assert info.value.where == "--scenario"
+        assert info.value.where == "scenario"
         assert "fake-gil" in str(info.value)
         with pytest.raises(InputError, match="cannot run the"):
             run_scenario(GilHoldingBackend, FEEDS, spec, MeasureSettings(duration_s=0.1))

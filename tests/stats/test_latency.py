@@ -362,11 +362,11 @@ def test_simulated_loop_stops_where_it_should(
 @pytest.mark.parametrize(
     ("kwargs", "where"),
     [
-        ({"min_duration_s": 0.0}, "--duration"),
-        ({"min_duration_s": -1.0}, "--duration"),
-        ({"min_samples": 0}, "--min-samples"),
-        ({"max_duration_s": 0.0}, "--max-duration"),
-        ({"min_duration_s": 5.0, "max_duration_s": 2.0}, "--max-duration"),
+        ({"min_duration_s": 0.0}, "min_duration_s"),
+        ({"min_duration_s": -1.0}, "min_duration_s"),
+        ({"min_samples": 0}, "min_samples"),
+        ({"max_duration_s": 0.0}, "max_duration_s"),
+        ({"min_duration_s": 5.0, "max_duration_s": 2.0}, "max_duration_s"),
     ],
 )
 def test_bad_stopping_settings_name_the_option(kwargs: dict, where: str) -> None:
@@ -379,7 +379,7 @@ def test_bad_stopping_settings_name_the_option(kwargs: dict, where: str) -> None
 def test_bad_target_percentile_names_the_option() -> None:
     with pytest.raises(InputError) as info:
         StoppingRule.for_percentile(100)
-    assert info.value.where == "--target-percentile"
+    assert info.value.where == "target_percentile"
 
 
 def test_stopping_rule_round_trips() -> None:

@@ -266,7 +266,7 @@ def open_loop(
     perf = time.perf_counter_ns
     rng = np.random.default_rng(seed)
     offsets = np.cumsum(rng.exponential(1e9 / qps, size=_planned_queries(qps, settings)))
-    # The schedule must end within --max-duration (fewer queries then support fewer
+    # The schedule must end within max_duration_s (fewer queries then support fewer
     # percentiles, and the summary says so).
     offsets = offsets[offsets <= settings.max_duration_s * 1e9].astype(np.int64)
     if offsets.size == 0:
@@ -334,7 +334,7 @@ def open_loop(
         due = int(sched[count])
         now = sleep_until(due)
         if now > deadline + lag_limit_ns:
-            stopped = "the generator fell behind its schedule past --max-duration"
+            stopped = "the generator fell behind its schedule past `max_duration_s`"
             break
         if errors:
             break
@@ -355,7 +355,7 @@ def open_loop(
         now = perf()
         if not abort.is_set():
             if now > deadline:
-                stopped = stopped or "stopped at --max-duration with queries still queued"
+                stopped = stopped or "stopped at `max_duration_s` with queries still queued"
                 abort.set()
             elif proven_fail(now, count):
                 stopped = _proven(len(over), budget_ms)

@@ -217,7 +217,7 @@ def max_qps_from_cell(cell: Any) -> MaxQpsResult:
         raise InputError(
             "this cell has no max-qps search",
             where="max_qps_min",
-            hint="run the target with --scenario server --find-max-qps --p99-ms-max L",
+            hint="run the target with `scenario` server, `find_max_qps` and a `p99_ms_max` budget",
         )
     return MaxQpsResult.from_json(data)
 

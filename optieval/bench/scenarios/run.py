@@ -157,7 +157,8 @@ def _closed_result(
     notes = []
     if not met:
         notes.append(
-            f"stopped at --max-duration with {len(times_ms)} samples, fewer than the minimums asked"
+            f"stopped at `max_duration_s` with {len(times_ms)} samples, "
+            "fewer than the minimums asked"
         )
     return ScenarioResult(
         spec=spec,
@@ -204,7 +205,7 @@ def find_max_qps(
         A :class:`MaxQpsResult` with the answer and every rate tried.
 
     Raises:
-        InputError: a non-positive budget or rate (naming ``--p99-ms-max`` / ``--qps``).
+        InputError: a non-positive budget or rate (naming ``p99_ms_max`` / ``qps``).
     """
     spec = ScenarioSpec(
         SERVER, qps=start_qps, workers=workers, seed=seed, find_max_qps=True, p99_ms_max=p99_ms_max

@@ -128,7 +128,7 @@ def run_search(
         else:
             hi = rate
             floor = rate / 64
-            # Lower rates fit fewer queries into --max-duration: once a rate had too few for a
+            # Lower rates fit fewer queries into max_duration_s: once a rate had too few for a
             # p99 interval, halving again cannot pass.
             while (
                 len(trials) < SEARCH_MAX_RUNS
@@ -164,7 +164,7 @@ def run_search(
 
 def _too_few_queries(trial: RateTrial) -> bool:
     """A valid, complete run that could not support a p99 interval: lower rates fit even fewer
-    queries into --max-duration."""
+    queries into max_duration_s."""
     return trial.verdict == Verdict.INCONCLUSIVE.value and trial.low is None
 
 

@@ -98,7 +98,7 @@ class ScenarioSpec:
         """Check every parameter, then raise one :class:`InputError` naming each bad option.
 
         Raises:
-            InputError: unknown kind (``--scenario``), non-positive concurrency, rate, streams or
+            InputError: unknown kind (``scenario``), non-positive concurrency, rate, streams or
                 workers, negative idle time, an option the kind does not use, a server run
                 without a rate, or a search without a p99 budget.
         """
@@ -106,55 +106,55 @@ class ScenarioSpec:
         if self.kind not in SCENARIOS:
             problems.append(
                 (
-                    "--scenario",
+                    "scenario",
                     f"unknown scenario {self.kind!r} (choose from {', '.join(SCENARIOS)})",
                 )
             )
         if self.concurrency is not None and self.concurrency < 1:
-            problems.append(("--concurrency", f"{self.concurrency} must be at least 1"))
+            problems.append(("concurrency", f"{self.concurrency} must be at least 1"))
         if self.streams is not None and self.streams < 1:
-            problems.append(("--streams", f"{self.streams} must be at least 1"))
+            problems.append(("streams", f"{self.streams} must be at least 1"))
         if self.workers is not None and self.workers < 1:
             problems.append(("workers", f"{self.workers} must be at least 1"))
         if self.qps is not None and not (math.isfinite(self.qps) and self.qps > 0):
-            problems.append(("--qps", f"{self.qps:g} must be a positive rate"))
+            problems.append(("qps", f"{self.qps:g} must be a positive rate"))
         if not (math.isfinite(self.idle_ms) and self.idle_ms >= 0):
-            problems.append(("--idle-ms", f"{self.idle_ms:g} must not be negative"))
+            problems.append(("idle_ms", f"{self.idle_ms:g} must not be negative"))
         if self.max_issue_lag_ms is not None and not self.max_issue_lag_ms > 0:
             problems.append(("max_issue_lag_ms", "must be positive"))
         if self.kind in SCENARIOS:
             if self.concurrency is not None and self.kind != CONCURRENCY:
-                problems.append(("--concurrency", "applies to --scenario concurrency"))
+                problems.append(("concurrency", "applies to `scenario` concurrency"))
             if self.streams is not None and self.kind != OFFLINE:
-                problems.append(("--streams", "applies to --scenario offline"))
+                problems.append(("streams", "applies to `scenario` offline"))
             if self.qps is not None and self.kind != SERVER:
-                problems.append(("--qps", "applies to --scenario server"))
+                problems.append(("qps", "applies to `scenario` server"))
             if self.idle_ms and self.kind not in (SINGLE_STREAM, CONCURRENCY):
                 problems.append(
                     (
-                        "--idle-ms",
+                        "idle_ms",
                         "applies to single-stream and concurrency (the "
                         "server's arrivals and offline's back-to-back "
                         "batches set their own gaps)",
                     )
                 )
             if self.find_max_qps and self.kind != SERVER:
-                problems.append(("--find-max-qps", "applies to --scenario server"))
+                problems.append(("find_max_qps", "applies to `scenario` server"))
             if self.kind == SERVER and self.qps is None and not self.find_max_qps:
-                problems.append(("--qps", "the server scenario needs a rate (or --find-max-qps)"))
+                problems.append(("qps", "the server scenario needs a rate (or `find_max_qps`)"))
         if self.find_max_qps and self.p99_ms_max is None:
-            problems.append(("--p99-ms-max", "--find-max-qps needs a p99 budget in ms"))
+            problems.append(("p99_ms_max", "`find_max_qps` needs a p99 budget in ms"))
         if self.p99_ms_max is not None:
             if not (math.isfinite(self.p99_ms_max) and self.p99_ms_max > 0):
-                problems.append(("--p99-ms-max", f"{self.p99_ms_max:g} must be positive"))
+                problems.append(("p99_ms_max", f"{self.p99_ms_max:g} must be positive"))
             elif not self.find_max_qps:
-                problems.append(("--p99-ms-max", "is the budget of --find-max-qps"))
+                problems.append(("p99_ms_max", "is the budget of `find_max_qps`"))
         if problems:
             wheres = list(dict.fromkeys(where for where, _ in problems))
             message = (
                 problems[0][1]
                 if len(problems) == 1
-                else "; ".join(f"{where} {what}" for where, what in problems)
+                else "; ".join(f"`{where}` {what}" for where, what in problems)
             )
             raise InputError(
                 message,
@@ -202,8 +202,8 @@ class ScenarioSpec:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def parse_rate_list(values: Sequence[str] | None, option: str = "--qps") -> list[float]:
-    """Parse ``--qps 100,250.5`` into positive finite floats.
+def parse_rate_list(values: Sequence[str] | None, option: str = "qps") -> list[float]:
+    """Parse rate lists such as ``["100,250.5", "7"]`` into positive finite floats.
 
     Raises:
         InputError: naming ``option`` for a value that is not a number or not positive.
@@ -306,7 +306,7 @@ def backend_traits(backend: type[Backend] | Backend | str) -> tuple[str, bool, b
 
 
 def check_scenario_support(backend: type[Backend] | Backend | str, spec: ScenarioSpec) -> None:
-    """Raise :class:`InputError` (``--scenario``) when ``backend`` cannot run ``spec``.
+    """Raise :class:`InputError` (``scenario``) when ``backend`` cannot run ``spec``.
 
     The parallel scenarios call the backend from several threads; a backend whose call holds
     Python's GIL would make them measure the interpreter, not the backend.
@@ -320,8 +320,8 @@ def check_scenario_support(backend: type[Backend] | Backend | str, spec: Scenari
         raise InputError(
             f"backend {name} cannot run the {spec.kind} scenario: its inference call holds "
             "Python's GIL, so parallel requests would measure the interpreter, not the backend",
-            where="--scenario",
-            hint="use --scenario single-stream for this backend",
+            where="scenario",
+            hint="use `scenario` single-stream for this backend",
         )
 
 
