@@ -84,6 +84,14 @@ PARAMETER_FLAGS: dict[str, str] = {
     "warmup_s": "--warmup",
     "min_duration_s": "--duration",
     "p99_ms_max": "--p99-ms-max",
+    "boxes": "--boxes-output",
+    "scores": "--scores-output",
+    "classes": "--classes-output",
+    "batch_index": "--batch-index-output",
+    "num_detections": "--num-detections-output",
+    "match_iou": "--iou",
+    "options": "--task detection",
+    "postprocess": "--task detection",
 }
 
 _BACKTICKED = re.compile(r"`([a-z_]+)`")

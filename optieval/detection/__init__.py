@@ -13,11 +13,11 @@ from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
     from optieval.detection.boxes import PostProcess as PostProcess
-    from optieval.detection.boxes import has_ground_truth as has_ground_truth
     from optieval.detection.compare import DetectionOptions as DetectionOptions
     from optieval.detection.compare import DetectionTask as DetectionTask
     from optieval.detection.compare import compare_detection as compare_detection
     from optieval.detection.compare import parse_task_table as parse_task_table
+    from optieval.detection.ground_truth import has_ground_truth as has_ground_truth
     from optieval.detection.results import DETECTION_BUDGET_KEYS as DETECTION_BUDGET_KEYS
     from optieval.detection.results import DetectionBudget as DetectionBudget
     from optieval.detection.results import DetectionParity as DetectionParity
@@ -34,7 +34,7 @@ _EXPORTS = {
     "PostProcess": "optieval.detection.boxes",
     "budget_value": "optieval.detection.results",
     "compare_detection": "optieval.detection.compare",
-    "has_ground_truth": "optieval.detection.boxes",
+    "has_ground_truth": "optieval.detection.ground_truth",
     "parse_task_table": "optieval.detection.compare",
 }
 __all__ = sorted(_EXPORTS)

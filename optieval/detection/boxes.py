@@ -11,7 +11,8 @@ Pure functions over numpy arrays; nothing here runs a model (the runs are in
   NMS output (``scores`` [K], classes [K], ``batch_index`` [K] or batch 1).
 - Box formats: ``xyxy``, ``xywh``, ``cxcywh``, in pixels or normalized to [0, 1]
   (``"cxcywh:normalized"``); everything becomes xyxy pixels inside.
-- Ground truth: a flat ``.npz`` (``gt_boxes``, ``gt_classes``, ``gt_image``) or COCO ``.json``.
+- Ground truth: a flat ``.npz`` (``gt_boxes``, ``gt_classes``, ``gt_image``) or COCO ``.json``
+  (:mod:`optieval.detection.ground_truth`).
 
 Matching and mAP are in :mod:`optieval.detection.metrics`, results in
 :mod:`optieval.detection.results`.
@@ -19,10 +20,8 @@ Matching and mAP are in :mod:`optieval.detection.metrics`, results in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,7 +60,7 @@ class BoxFormat:
         return f"{self.layout}:{'normalized' if self.normalized else 'pixels'}"
 
 
-def parse_box_format(text: str, *, where: str = "--box-format") -> BoxFormat:
+def parse_box_format(text: str, *, where: str = "box_format") -> BoxFormat:
     """Parse ``LAYOUT[:pixels|:normalized]`` (e.g. ``xyxy``, ``cxcywh:normalized``).
 
     Raises InputError for an unknown layout or unit."""
@@ -94,7 +93,7 @@ def image_size_of(shape: Sequence[int]) -> tuple[int, int]:
     if len(shape) != 4:
         raise InputError(
             f"the image input has shape {tuple(shape)}; normalized boxes need a 4-D image input",
-            where="--box-format",
+            where="box_format",
             hint="use a pixel box format, or an NCHW/NHWC image input",
         )
     return (int(shape[2]), int(shape[3])) if shape[1] <= 4 else (int(shape[1]), int(shape[2]))
@@ -135,15 +134,6 @@ class Roles:
         )
 
 
-_ROLE_OPTIONS = {
-    "boxes": "--boxes-output",
-    "scores": "--scores-output",
-    "classes": "--classes-output",
-    "batch_index": "--batch-index-output",
-    "num_detections": "--num-detections-output",
-}
-
-
 def resolve_roles(
     outputs: Sequence[str],
     *,
@@ -172,13 +162,13 @@ def resolve_roles(
     for role, name in given.items():
         if name is not None:
             if name not in outputs:
-                problems.append(f"{_ROLE_OPTIONS[role]} {name!r} is not an output of the model")
+                problems.append(f"`{role}` {name!r} is not an output of the model")
             found[role] = name
             continue
         found[role] = next((lowered[n] for n in ROLE_NAMES[role] if n in lowered), None)
     for role in ("boxes", "scores"):
         if found[role] is None:
-            problems.append(f"no {role} output found ({_ROLE_OPTIONS[role]} names it)")
+            problems.append(f"no {role} output found (`{role}` names it)")
     named = [n for n in found.values() if n is not None]
     dupes = sorted({n for n in named if named.count(n) > 1})
     if dupes:
@@ -186,7 +176,7 @@ def resolve_roles(
     if problems:
         raise InputError(
             "; ".join(problems),
-            where="--task detection",
+            where="options",
             hint=f"the outputs are {', '.join(outputs)}",
         )
     return Roles(
@@ -255,7 +245,7 @@ class PostProcess:
         if self.top_k < 1:
             problems.append(f"top-k {self.top_k} must be at least 1")
         if problems:
-            raise InputError("; ".join(problems), where="--task detection")
+            raise InputError("; ".join(problems), where="postprocess")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -335,7 +325,7 @@ def _check_classes(array: np.ndarray, name: str) -> np.ndarray:
         return array.astype(np.int64)
     raise InputError(
         f"classes output {name!r} holds {array.dtype} values that are not integers",
-        where="--classes-output",
+        where="classes",
         hint="name the output of class indices (integers)",
     )
 
@@ -366,17 +356,17 @@ def decode_batch(
     """
     missing = [n for n in roles.to_json().values() if n is not None and n not in outputs]
     if missing:
-        raise InputError(f"the run gave no output {', '.join(missing)}", where="--task detection")
+        raise InputError(f"the run gave no output {', '.join(missing)}", where="options")
     boxes = np.asarray(outputs[roles.boxes])
     scores = np.asarray(outputs[roles.scores])
     if boxes.ndim < 2 or boxes.shape[-1] != 4:
         raise InputError(
             f"boxes output {roles.boxes!r} has shape {boxes.shape}, not (..., 4)",
-            where="--boxes-output",
+            where="boxes",
             hint="name the output holding 4 coordinates per box",
         )
     if fmt.normalized and image_hw is None:
-        raise InputError("normalized boxes need the image size", where="--box-format")
+        raise InputError("normalized boxes need the image size", where="box_format")
     pixels = to_xyxy_pixels(boxes, fmt, image_hw or (1, 1))
     classes = None
     if roles.classes is not None:
@@ -386,7 +376,7 @@ def decode_batch(
             raise InputError(
                 f"raw head: boxes {boxes.shape} and scores {scores.shape} do not agree on "
                 f"(batch={batch}, anchors)",
-                where="--scores-output",
+                where="scores",
             )
         if classes is not None:
             # A raw head with its own class output: scores are per class, classes ignored.
@@ -398,7 +388,7 @@ def decode_batch(
         if scores.ndim == 2 and scores.shape[-1] > 1 and pixels.ndim == 2:
             raise InputError(
                 f"scores {scores.shape} with boxes {boxes.shape}: no classes output",
-                where="--classes-output",
+                where="classes",
             )
         classes = np.zeros(scores.shape, dtype=np.int64)
     if scores.ndim == 2 and pixels.ndim == 3:
@@ -407,7 +397,7 @@ def decode_batch(
             raise InputError(
                 f"padded detections: boxes {boxes.shape}, scores {scores.shape} and classes "
                 f"{classes.shape} do not agree",
-                where="--task detection",
+                where="options",
             )
         counts = np.full(scores.shape[0], scores.shape[1], dtype=np.int64)
         if roles.num_detections is not None:
@@ -424,7 +414,7 @@ def decode_batch(
             raise InputError(
                 f"flat detections: boxes {boxes.shape}, scores {scores.shape} and classes "
                 f"{classes.shape} do not agree",
-                where="--task detection",
+                where="options",
             )
         if roles.batch_index is not None:
             image = np.asarray(outputs[roles.batch_index]).reshape(-1).astype(np.int64)
@@ -434,15 +424,15 @@ def decode_batch(
                 raise InputError(
                     f"batch index output {roles.batch_index!r} does not give an image in "
                     f"0..{batch - 1} for each detection",
-                    where="--batch-index-output",
+                    where="batch_index",
                 )
         elif batch == 1:
             image = np.zeros(scores.shape, dtype=np.int64)
         else:
             raise InputError(
                 "flat detections without a batch index output can only be run at batch 1",
-                where="--batch",
-                hint="use --batch 1 or name the output with --batch-index-output",
+                where="batch",
+                hint="use `batch` 1 or name the output with `batch_index`",
             )
         result = []
         for i in range(batch):
@@ -453,182 +443,12 @@ def decode_batch(
         return result
     raise InputError(
         f"boxes {boxes.shape} and scores {scores.shape} fit no detection layout",
-        where="--task detection",
+        where="options",
         hint="raw head: boxes [B,N,4] + scores [B,N,C]; padded: [B,K,4] + [B,K]; flat: [K,4] + [K]",
     )
 
 
-# -- ground truth -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """Ground-truth boxes of a data set, flat: ``boxes`` (M, 4) xyxy pixels, ``classes`` (M,)
-    int64, ``image`` (M,) int64 (each box's sample index); ``images`` samples in all."""
-
-    boxes: np.ndarray
-    classes: np.ndarray
-    image: np.ndarray
-    images: int
-    source: str = ""
-
-    def for_image(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes, classes) of one image."""
-        sel = self.image == index
-        return self.boxes[sel], self.classes[sel]
-
-    def head(self, images: int) -> GroundTruth:
-        """The ground truth of the first ``images`` samples."""
-        sel = self.image < images
-        return GroundTruth(self.boxes[sel], self.classes[sel], self.image[sel], images, self.source)
-
-
-def has_ground_truth(path: str | Path) -> bool:
-    """True when ``path`` is an ``.npz`` holding ``gt_boxes``."""
-    p = Path(path)
-    if not p.is_file() or p.suffix.lower() != ".npz":
-        return False
-    try:
-        with np.load(p, allow_pickle=False) as archive:
-            return "gt_boxes" in archive.files
-    except Exception:
-        return False
-
-
-def load_ground_truth(path: str | Path, images: int) -> GroundTruth:
-    """Load ground truth for a data set of ``images`` samples.
-
-    Args:
-        path: an ``.npz`` with ``gt_boxes`` (M, 4) xyxy pixels, ``gt_classes`` (M,) integers
-            and ``gt_image`` (M,) sample indices; or a COCO annotations ``.json``: its
-            ``images`` list gives the samples in order (the i-th entry is sample i), an
-            annotation's ``bbox`` is [x, y, w, h] in pixels, and its class index is the
-            position of its ``category_id`` among the ``categories`` sorted by id.
-        images: the number of samples in the data.
-
-    Raises:
-        InputError: a missing or unreadable file; missing keys; boxes not (M, 4), non-finite or
-            with x2 < x1 or y2 < y1; classes that are not non-negative integers; lengths that
-            differ; a box on an image that is not in the data (all problems listed once).
-    """
-    p = Path(path)
-    where = str(p)
-    if not p.is_file():
-        raise InputError("ground-truth file not found", where=where, hint="give an .npz or .json")
-    if p.suffix.lower() == ".json":
-        boxes, classes, image = _read_coco(p, images)
-    elif p.suffix.lower() == ".npz":
-        boxes, classes, image = _read_gt_npz(p)
-    else:
-        raise InputError(
-            "a ground-truth file must be an .npz (gt_boxes, gt_classes, gt_image) or a COCO .json",
-            where=where,
-        )
-    problems: list[str] = []
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        problems.append(f"gt_boxes has shape {boxes.shape}, not (M, 4)")
-    elif boxes.dtype.kind not in "iuf":
-        problems.append(f"gt_boxes has dtype {boxes.dtype}")
-    else:
-        if not np.all(np.isfinite(boxes)):
-            problems.append("gt_boxes holds NaN or Inf")
-        elif np.any(boxes[:, 2] < boxes[:, 0]) or np.any(boxes[:, 3] < boxes[:, 1]):
-            problems.append("gt_boxes has boxes with x2 < x1 or y2 < y1 (xyxy pixels expected)")
-    for key, arr in (("gt_classes", classes), ("gt_image", image)):
-        if arr.ndim != 1:
-            problems.append(f"{key} has shape {arr.shape}, not (M,)")
-        elif arr.dtype.kind not in "iu" and not (
-            arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
-        ):
-            problems.append(f"{key} holds {arr.dtype} values that are not integers")
-        elif arr.size and arr.min() < 0:
-            problems.append(f"{key} holds negative values")
-    if not problems and not (len(boxes) == len(classes) == len(image)):
-        problems.append(
-            f"gt_boxes ({len(boxes)}), gt_classes ({len(classes)}) and gt_image ({len(image)}) "
-            "differ in length"
-        )
-    if not problems and image.size and image.max() >= images:
-        bad = sorted({int(i) for i in image[image >= images]})
-        problems.append(
-            f"ground truth names image(s) {', '.join(map(str, bad[:5]))}"
-            f"{' ...' if len(bad) > 5 else ''} but the data holds {images} images"
-        )
-    if problems:
-        raise InputError(
-            "; ".join(problems),
-            where=where,
-            hint="flat layout: gt_boxes (M,4) xyxy pixels, gt_classes (M,), gt_image (M,) "
-            "indexing the data's samples",
-        )
-    return GroundTruth(
-        boxes.astype(np.float64), classes.astype(np.int64), image.astype(np.int64), images, where
-    )
-
-
-def _read_gt_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except Exception as exc:
-        raise InputError(
-            f"not a readable .npz ({type(exc).__name__}: {exc})", where=str(path)
-        ) from exc
-    missing = [k for k in ("gt_boxes", "gt_classes", "gt_image") if k not in arrays]
-    if missing:
-        raise InputError(
-            f"no {', '.join(missing)} in the ground truth",
-            where=str(path),
-            hint=f"its keys are {', '.join(sorted(arrays)) or 'none'}",
-        )
-    return (np.asarray(arrays["gt_boxes"]), np.asarray(arrays["gt_classes"]),
-            np.asarray(arrays["gt_image"]))  # fmt: skip
-
-
-def _read_coco(path: Path, images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    where = str(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"not readable JSON ({exc})", where=where) from exc
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
-    ):
-        raise InputError(
-            "not a COCO annotations file (lists images, annotations, categories expected)",
-            where=where,
-        )
-    try:
-        index = {img["id"]: i for i, img in enumerate(data["images"])}
-        category = {
-            c["id"]: i for i, c in enumerate(sorted(data["categories"], key=lambda c: c["id"]))
-        }
-        rows = [(a["bbox"], a["category_id"], a["image_id"]) for a in data["annotations"]]
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"malformed COCO annotations (missing {exc})", where=where) from exc
-    problems = []
-    if len(index) > images:
-        problems.append(f"it lists {len(index)} images but the data holds {images}")
-    unknown_images = sorted({str(r[2]) for r in rows if r[2] not in index})
-    if unknown_images:
-        problems.append(
-            f"annotations name image ids not in its images: {', '.join(unknown_images[:5])}"
-        )
-    unknown_cats = sorted({str(r[1]) for r in rows if r[1] not in category})
-    if unknown_cats:
-        problems.append(f"annotations name unknown category ids: {', '.join(unknown_cats[:5])}")
-    if not all(isinstance(r[0], list) and len(r[0]) == 4 for r in rows):
-        problems.append("an annotation's bbox is not [x, y, w, h]")
-    if problems:
-        raise InputError("; ".join(problems), where=where)
-    xywh = np.asarray([r[0] for r in rows], dtype=np.float64).reshape(-1, 4)
-    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    classes = np.asarray([category[r[1]] for r in rows], dtype=np.int64)
-    image = np.asarray([index[r[2]] for r in rows], dtype=np.int64)
-    return boxes, classes, image
-
-
-def check_iou(value: float, where: str = "--iou") -> float:
+def check_iou(value: float, where: str = "match_iou") -> float:
     """``value``, or InputError when it is outside (0, 1]."""
     if not (isinstance(value, int | float) and 0.0 < value <= 1.0):
         raise InputError(f"IoU threshold {value} is outside (0, 1]", where=where, hint="e.g. 0.5")

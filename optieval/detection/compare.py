@@ -22,17 +22,15 @@ import numpy as np
 from optieval.detection.boxes import (
     BoxFormat,
     Detections,
-    GroundTruth,
     PostProcess,
     Roles,
     check_iou,
     decode_batch,
-    has_ground_truth,
     image_size_of,
-    load_ground_truth,
     parse_box_format,
     resolve_roles,
 )
+from optieval.detection.ground_truth import GroundTruth, has_ground_truth, load_ground_truth
 from optieval.detection.metrics import DEFAULT_MATCH_IOU, DEFAULT_RESAMPLES
 from optieval.detection.results import (
     DetectionBudget,
@@ -191,13 +189,13 @@ def compare_detection(
     budget = (budget or DetectionBudget()).validate()
     if not candidates:
         raise InputError(
-            "no candidate to compare", where="--candidate", hint="e.g. --candidate ort-cpu:int8"
+            "no candidate to compare", where="candidates", hint="e.g. `candidates` ort-cpu:int8"
         )
     if batch is not None and batch < 1:
-        raise InputError(f"batch {batch} must be at least 1", where="--batch")
+        raise InputError(f"batch {batch} must be at least 1", where="batch")
     if resamples < 1:
-        raise InputError(f"resamples {resamples} must be at least 1", where="--resamples")
-    ref_cell = parse_cell(reference, where="--reference")
+        raise InputError(f"`resamples` {resamples} must be at least 1", where="resamples")
+    ref_cell = parse_cell(reference, where="reference")
     cells = [parse_cell(c) for c in candidates]
     model_path = Path(model)
     model_proto = load_onnx(model_path)
@@ -214,11 +212,11 @@ def compare_detection(
     if gt is None and data is not None and has_ground_truth(os.fspath(data)):
         gt = data
     if gt is not None and data is None:
-        raise InputError("ground truth needs the images it describes", where="--gt",
-                         hint="pass --data")  # fmt: skip
+        raise InputError("ground truth needs the images it describes", where="gt",
+                         hint="pass `data`")  # fmt: skip
     if calib is None and data is not None and any(c.precision == "int8" for c in cells):
         calib = data
-        warnings.append("no --calib: INT8 calibrated on the --data images it is evaluated on")
+        warnings.append("no `calib`: INT8 calibrated on the `data` images it is evaluated on")
     given = gather_inputs(signature, model_sha256=sha256_file(model_path), data=data,
                            labels_key=None, samples=samples, golden=None, seed=seed)  # fmt: skip
     inputs = given.inputs
@@ -228,7 +226,7 @@ def compare_detection(
         total = _total_images(data, signature, count)
         truth = load_ground_truth(os.fspath(gt), total).head(count)
     if data is None:
-        warnings.append("no --data: detections on random inputs say little; pass real images")
+        warnings.append("no `data`: detections on random inputs say little; pass real images")
     image = _image_input(signature, inputs)
     run_batch = batch or fixed_batch(signature) or DEFAULT_BATCH
     flat = roles.batch_index is None and _flat_outputs(signature, roles)
@@ -251,7 +249,7 @@ def compare_detection(
         result = replace(result, artifact=str(artifact))
         notes: list[str] = []
         if exclude and cell.precision != "int8":
-            notes.append("--exclude applies to INT8 candidates only")
+            notes.append("`exclude` applies to INT8 candidates only")
         if not result.passed and (localize or auto_exclude):
             result = _localize_and_exclude(
                 result, cell, model_path=model_path, model_proto=model_proto, inputs=inputs,
@@ -286,7 +284,7 @@ def _flat_outputs(signature: Any, roles: Roles) -> bool:
 
 
 def _total_images(data: Any, signature: Any, count: int) -> int:
-    """Images in the whole data set (ground truth may describe more than ``--samples`` uses)."""
+    """Images in the whole data set (ground truth may describe more than ``samples`` uses)."""
     from optieval.core import load_dataset
 
     try:
@@ -324,7 +322,7 @@ def _localize_and_exclude(
     notes: list[str],
 ) -> DetectionParity:
     if not cell.runs_onnx:
-        notes.append(f"--localize needs an ONNX backend; {cell.backend} runs PyTorch")
+        notes.append(f"`localize` needs an ONNX backend; {cell.backend} runs PyTorch")
         return result
     tolerances = ToleranceSet(cell.precision)
 
@@ -341,7 +339,7 @@ def _localize_and_exclude(
     if not auto_exclude:
         return result
     if cell.precision != "int8":
-        notes.append("--auto-exclude applies to INT8 candidates only")
+        notes.append("`auto_exclude` applies to INT8 candidates only")
         return result
     from optieval.core import cache_dir, cache_key
     from optieval.precision import convert

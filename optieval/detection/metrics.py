@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optieval.detection.boxes import Detections, GroundTruth, iou_matrix
+from optieval.detection.boxes import Detections, iou_matrix
+from optieval.detection.ground_truth import GroundTruth
 from optieval.stats import (
     DEFAULT_CONFIDENCE,
     Interval,

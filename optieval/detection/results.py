@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from optieval.detection.boxes import Detections, GroundTruth, PostProcess, Roles, check_iou
+from optieval.detection.boxes import Detections, PostProcess, Roles, check_iou
+from optieval.detection.ground_truth import GroundTruth
 from optieval.detection.metrics import (
     DEFAULT_MATCH_IOU,
     DEFAULT_RESAMPLES,

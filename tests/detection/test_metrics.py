@@ -12,18 +12,17 @@ import pytest
 from optieval.detection.boxes import (
     BoxFormat,
     Detections,
-    GroundTruth,
     PostProcess,
     Roles,
     check_iou,
     decode_batch,
-    load_ground_truth,
     nms,
     parse_box_format,
     postprocess_raw,
     resolve_roles,
     to_xyxy_pixels,
 )
+from optieval.detection.ground_truth import GroundTruth, load_ground_truth
 from optieval.detection.metrics import (
     average_precisions,
     bootstrap_intervals,
@@ -75,7 +74,7 @@ def test_roles_by_option_and_by_convention() -> None:
     found = resolve_roles(["det_boxes", "det_scores", "det_classes", "num_dets"])
     assert found == Roles("det_boxes", "det_scores", "det_classes", None, "num_dets")
     assert resolve_roles(["a", "b"], boxes="a", scores="b").boxes == "a"
-    with pytest.raises(InputError, match="--boxes-output 'nope' is not an output"):
+    with pytest.raises(InputError, match="`boxes` 'nope' is not an output"):
         resolve_roles(["boxes", "scores"], boxes="nope")
     with pytest.raises(InputError, match="no scores output found"):
         resolve_roles(["boxes", "x"])
