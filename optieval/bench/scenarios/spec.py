@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from optieval.core import BACKEND_NAMES
 from optieval.errors import InputError
 from optieval.runtime import Backend
 
@@ -31,14 +32,7 @@ SEARCH_RESOLUTION = 0.1
 # (InferenceSession.run is thread-safe; a TensorRT execution context and a CUDA stream are not,
 # so those get one instance per worker). A backend class may override both with class
 # attributes ``releases_gil`` and ``concurrent_calls``.
-_RELEASES_GIL = {
-    "ort-cpu": True,
-    "ort-cuda": True,
-    "ort-trt": True,
-    "tensorrt": True,
-    "torch-cpu": True,
-    "torch-cuda": True,
-}
+_RELEASES_GIL = dict.fromkeys(BACKEND_NAMES, True)
 _CONCURRENT_CALLS = {"ort-cpu": True, "ort-cuda": True, "ort-trt": True, "torch-cpu": True}
 
 BackendFactory = Callable[[], Backend]
