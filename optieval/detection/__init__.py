@@ -1,5 +1,5 @@
 """Detection parity: output roles, box formats, post-processing, box matching, COCO-style mAP,
-and the detection compare.
+the detection compare, and NMS appended to an exported ONNX detector.
 
 These names are the concern's public surface; every other module in it is private to it.
 Each loads its module on first use.
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from optieval.detection.compare import compare_detection as compare_detection
     from optieval.detection.compare import parse_task_table as parse_task_table
     from optieval.detection.ground_truth import has_ground_truth as has_ground_truth
+    from optieval.detection.nms import NmsSettings as NmsSettings
+    from optieval.detection.nms import append_nms as append_nms
     from optieval.detection.results import DETECTION_BUDGET_KEYS as DETECTION_BUDGET_KEYS
     from optieval.detection.results import DetectionBudget as DetectionBudget
     from optieval.detection.results import DetectionParity as DetectionParity
@@ -31,7 +33,9 @@ _EXPORTS = {
     "DetectionParity": "optieval.detection.results",
     "DetectionReport": "optieval.detection.results",
     "DetectionTask": "optieval.detection.compare",
+    "NmsSettings": "optieval.detection.nms",
     "PostProcess": "optieval.detection.boxes",
+    "append_nms": "optieval.detection.nms",
     "budget_value": "optieval.detection.results",
     "compare_detection": "optieval.detection.compare",
     "has_ground_truth": "optieval.detection.ground_truth",
