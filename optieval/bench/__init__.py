@@ -14,6 +14,9 @@ from optieval.core import lazy_exports
 if TYPE_CHECKING:
     from optieval.bench.baseline import Regression as Regression
     from optieval.bench.baseline import compare_to_baseline as compare_to_baseline
+    from optieval.bench.cell import CellRequest as CellRequest
+    from optieval.bench.cell import resolve_artifact as resolve_artifact
+    from optieval.bench.cell import run_cell as run_cell
     from optieval.bench.latency import MeasureSettings as MeasureSettings
     from optieval.bench.results import GATE_REPORT_SCHEMA_VERSION as GATE_REPORT_SCHEMA_VERSION
     from optieval.bench.results import STATUS_ERROR as STATUS_ERROR
@@ -21,11 +24,8 @@ if TYPE_CHECKING:
     from optieval.bench.results import BenchReport as BenchReport
     from optieval.bench.results import Cell as Cell
     from optieval.bench.results import load_baseline as load_baseline
-    from optieval.bench.runner import CellRequest as CellRequest
     from optieval.bench.runner import benchmark as benchmark
     from optieval.bench.runner import check_against_baseline as check_against_baseline
-    from optieval.bench.runner import resolve_artifact as resolve_artifact
-    from optieval.bench.runner import run_cell as run_cell
     from optieval.bench.scenarios.results import IssueLag as IssueLag
     from optieval.bench.scenarios.results import MaxQpsResult as MaxQpsResult
     from optieval.bench.scenarios.results import RateTrial as RateTrial
@@ -47,7 +47,7 @@ _EXPORTS = {
     "BenchReport": "optieval.bench.results",
     "CONCURRENCY": "optieval.bench.scenarios.spec",
     "Cell": "optieval.bench.results",
-    "CellRequest": "optieval.bench.runner",
+    "CellRequest": "optieval.bench.cell",
     "GATE_REPORT_SCHEMA_VERSION": "optieval.bench.results",
     "IssueLag": "optieval.bench.scenarios.results",
     "MaxQpsResult": "optieval.bench.scenarios.results",
@@ -70,8 +70,8 @@ _EXPORTS = {
     "load_baseline": "optieval.bench.results",
     "max_qps_from_cell": "optieval.bench.scenarios.results",
     "parse_rate_list": "optieval.bench.scenarios.spec",
-    "resolve_artifact": "optieval.bench.runner",
-    "run_cell": "optieval.bench.runner",
+    "resolve_artifact": "optieval.bench.cell",
+    "run_cell": "optieval.bench.cell",
     "run_scenario": "optieval.bench.scenarios.run",
     "scenario_specs": "optieval.bench.scenarios.spec",
 }

@@ -1,5 +1,5 @@
 """The bench results model: one cell per backend x precision x batch x shape, serialized with a
-versioned schema that other tools parse (README, "Bench JSON").
+versioned schema that other tools parse (docs/reference/bench-json.md).
 
 Schema history:
     1: first release (schema_version, env, model, results[] of cells). Later additions are optional

@@ -459,5 +459,5 @@ def parse_task_table(
         except InputError as exc:
             problems.append(f"{exc.where}: {exc.message}" if exc.where else exc.message)
     if problems:
-        raise InputError("; ".join(problems), where=where, hint="see the README, Object detection")
+        raise InputError("; ".join(problems), where=where, hint="see docs/guides/detection.md")
     return None if kind == "classification" else DetectionTask(options, gt_path)

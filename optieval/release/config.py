@@ -1,6 +1,6 @@
 """The release config of ``optieval gate``: a TOML file, validated into frozen data.
 
-Sections (README, "Gate")::
+Sections (docs/reference/release-toml.md)::
 
     [model]       path = "model.onnx"   or   spec = "pkg.mod:factory" (+ inputs, dynamic,
                   checkpoint)

@@ -127,7 +127,7 @@ class _Validator:
         count = len(self.problems)
         head = "bad config" if count == 1 else f"bad config ({count} problems)"
         raise InputError(f"{head}: " + "; ".join(self.problems), where=where,
-                         hint="see the README, section Gate, for every key")  # fmt: skip
+                         hint="docs/reference/release-toml.md lists every key")  # fmt: skip
 
     def unknown(self, table: Mapping[str, Any], path: str, valid: tuple[str, ...]) -> None:
         for key in table:

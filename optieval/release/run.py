@@ -54,7 +54,8 @@ def gate(
     """Gate a release: run the config's pipeline, check every budget, write the reports.
 
     Args:
-        config_path: the release TOML (README, "Gate"); relative paths in it start at its folder.
+        config_path: the release TOML (docs/reference/release-toml.md); relative paths in it
+            start at its folder.
         out_dir: where the reports (and an exported model) go; default ``./optieval-report``,
             created if missing.
         allow_inconclusive: INCONCLUSIVE checks exit 0 instead of 1.

@@ -153,7 +153,7 @@ class ScenarioSpec:
             raise InputError(
                 message,
                 where=", ".join(wheres),
-                hint="see Load scenarios in the README",
+                hint="see docs/guides/scenarios.md",
             )
         return self
 

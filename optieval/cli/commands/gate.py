@@ -15,7 +15,9 @@ from optieval.cli.options import write_json_output
 
 
 def gate(
-    config: Annotated[Path, typer.Argument(help="Release config (TOML); see README, Gate.")],
+    config: Annotated[
+        Path, typer.Argument(help="Release config (TOML); see docs/reference/release-toml.md.")
+    ],
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the reports (created if missing).")
     ] = Path("optieval-report"),

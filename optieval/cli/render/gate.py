@@ -4,8 +4,7 @@ callback, and the verdict table."""
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -13,47 +12,17 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from optieval.release import budget_text, interval_text, ordered_checks
 from optieval.stats import Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.release import Check, GateReport, Progress
+    from optieval.release import GateReport, Progress
 
 _STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.INCONCLUSIVE: "bold yellow"}
 
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
-
-
-def _fmt(x: float | None) -> str:
-    """A bound as report.md and report.html print it: ``n/a``, ``inf``, 4 significant digits."""
-    if x is None:
-        return "n/a"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.4g}"
-
-
-def _interval(check: Check) -> str:
-    """``[low, high]`` of the check's 95% interval, ``point`` or ``no interval``."""
-    j = check.judgement
-    if j.basis == "point":
-        return "point"
-    if j.low is None or j.high is None:
-        return "no interval"
-    return f"[{_fmt(j.low)}, {_fmt(j.high)}]"
-
-
-def _budget(check: Check) -> str:
-    """``≤ 5`` or ``≥ 0.99``."""
-    j = check.judgement
-    return f"{'≤' if j.kind == 'max' else '≥'} {j.budget:g}"
-
-
-def _ordered(checks: Iterable[Check]) -> list[Check]:
-    """Failures first, then inconclusive checks, then passes (stable within each)."""
-    rank = {Verdict.FAIL: 0, Verdict.INCONCLUSIVE: 1, Verdict.PASS: 2}
-    return sorted(checks, key=lambda c: rank[c.verdict])
 
 
 def gate_table(report: GateReport) -> Table:
@@ -64,13 +33,13 @@ def gate_table(report: GateReport) -> Table:
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")
     table.add_column("budget", justify="right", no_wrap=True)
-    for check in _ordered(report.checks):
+    for check in ordered_checks(report.checks):
         table.add_row(
             Text(check.verdict.value, style=_STYLE[check.verdict]),
             Text(check.name),
             _num(check.judgement.value),
-            _interval(check),
-            _budget(check),
+            interval_text(check),
+            budget_text(check),
         )
     return table
 
