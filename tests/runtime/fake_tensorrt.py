@@ -34,8 +34,19 @@ def make_fake(
     parse_errors: list[dict[str, Any]] | None = None,
     layer_format: str = "Row major linear FP32 format",
     build_fails: bool = False,
+    inspector_schema: str | None = None,
+    deserialize_fails: bool = False,
+    reject_timing_cache: bool = False,
+    no_timing_cache: bool = False,
 ) -> Any:
-    """Return a fake ``tensorrt`` module; ``fake.calls`` lists what was called."""
+    """Return a fake ``tensorrt`` module; ``fake.calls`` lists what was called.
+
+    Personalities: ``inspector_schema`` ``"10"`` writes each tensor's ``Format/Datatype``
+    (``layer_format``), ``"11"`` splits it into ``Format`` and ``Datatype`` as TensorRT 11
+    does; by default the one of ``version``'s major. ``deserialize_fails``: the runtime returns
+    None. ``reject_timing_cache``: ``set_timing_cache`` returns False for a non-empty cache.
+    ``no_timing_cache``: ``get_timing_cache`` returns None."""
+    schema = inspector_schema or ("11" if version.split(".")[0] == "11" else "10")
     trt: Any = types.ModuleType("tensorrt")
     trt.__version__ = version
     calls: list[tuple[Any, ...]] = []
@@ -70,7 +81,16 @@ def make_fake(
         def set_shape(self, name: str, lo: Any, opt: Any, hi: Any) -> None:
             calls.append(("profile.set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
 
+    def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
+        calls.append(("init_libnvinfer_plugins", namespace))
+        return True
+
+    trt.init_libnvinfer_plugins = init_libnvinfer_plugins
+
     class TimingCache:
+        def __init__(self, data: bytes = b"") -> None:
+            self.data = data
+
         def serialize(self) -> bytes:
             return b"timing-cache"
 
@@ -94,14 +114,14 @@ def make_fake(
 
         def create_timing_cache(self, data: bytes) -> TimingCache:
             calls.append(("config.create_timing_cache", data))
-            return TimingCache()
+            return TimingCache(data)
 
         def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
             calls.append(("config.set_timing_cache", ignore_mismatch))
-            return True
+            return not (reject_timing_cache and cache.data)
 
-        def get_timing_cache(self) -> TimingCache:
-            return TimingCache()
+        def get_timing_cache(self) -> TimingCache | None:
+            return None if no_timing_cache else TimingCache()
 
     class Builder:
         def __init__(self, logger: Any) -> None:
@@ -163,7 +183,21 @@ def make_fake(
 
         def get_engine_information(self, fmt: Any) -> str:
             calls.append(("inspector.get_engine_information", fmt.name))
-            tensor = {"Name": "t", "Format/Datatype": layer_format}
+            tensor: dict[str, str] = {"Name": "t"}
+            if schema == "10":
+                tensor["Format/Datatype"] = layer_format
+            else:
+                lowered = layer_format.lower()
+                tensor["Format"] = "Row major linear"
+                tensor["Datatype"] = (
+                    layer_format  # "N/A due to dynamic shapes" stays unreadable
+                    if lowered.startswith("n/a")
+                    else "Int8"
+                    if "int8" in lowered
+                    else "Half"
+                    if "fp16" in lowered or "half" in lowered
+                    else "Float"
+                )
             layer = {"Name": "fc1", "LayerType": "CaskGemm", "Inputs": [tensor], "Outputs": []}
             return json.dumps({"Layers": [layer]})
 
@@ -196,9 +230,9 @@ def make_fake(
         def __init__(self, logger: Any) -> None:
             self.engine_host_code_allowed = False
 
-        def deserialize_cuda_engine(self, plan: bytes) -> Engine:
+        def deserialize_cuda_engine(self, plan: bytes) -> Engine | None:
             calls.append(("runtime.deserialize_cuda_engine", self.engine_host_code_allowed))
-            return Engine()
+            return None if deserialize_fails else Engine()
 
     trt.Builder = Builder
     trt.OnnxParser = OnnxParser

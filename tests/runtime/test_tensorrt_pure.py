@@ -168,7 +168,9 @@ def test_int8_engine_and_unreadable_readback() -> None:
     assert names_only.precision == "unknown" and names_only.counts == {"unknown": 2}
     with pytest.raises(BackendFailed, match="could not read"):
         check_readback("fp16", names_only, where="m")
-    check_readback("fp32", names_only, where="m")
+    # no readable layer precision is never a silent pass, fp32 included
+    with pytest.raises(BackendFailed, match="TensorRT 11.0.0's engine inspector"):
+        check_readback("fp32", names_only, where="m", trt_version="11.0.0")
     with pytest.raises(BackendFailed, match="no JSON"):
         parse_inspector_json("not json")
     with pytest.raises(BackendFailed, match="Layers"):

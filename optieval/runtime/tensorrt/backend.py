@@ -41,6 +41,7 @@ from optieval.runtime.tensorrt.library import (
     TrtLogger,
     engine_signature,
     import_trt,
+    init_plugins,
     trt_availability,
     trt_versions,
 )
@@ -121,6 +122,7 @@ class TensorrtBackend(Backend):
         self._pending = False
         self._onnx_signature: Signature | None = None
         self._identity: tuple[str, str, str] = ("", "", "")
+        self._plan_source: Path | None = None  # the engine cache's plan file, once chosen
 
     @classmethod
     def availability(cls) -> Availability:
@@ -138,7 +140,12 @@ class TensorrtBackend(Backend):
         self._stream = torch.cuda.Stream()
         if self.model.suffix in PLAN_SUFFIXES:
             plan = self._read_plan(read_json, sha256_bytes, version, gpu_name, cc)
-            self._deserialize(trt, plan, host_code=bool(self.options.get("version_compatible")))
+            self._deserialize(
+                trt,
+                plan,
+                host_code=bool(self.options.get("version_compatible")),
+                where=self.model,
+            )
             return engine_signature(trt, self._engine)
         from optieval.core import load_onnx, signature_from_onnx
         from optieval.precision import require_precision
@@ -183,6 +190,7 @@ class TensorrtBackend(Backend):
         )
         self.options["engine_cache_key"] = key
         plan_path = cache_dir("tensorrt", key) / "engine.plan"
+        self._plan_source = plan_path
         if self.options["engine_cache"]:
             cached = self._cached_plan(plan_path, sha256_bytes)
             if cached is not None:
@@ -194,7 +202,7 @@ class TensorrtBackend(Backend):
             self.model,
             precision=precision,
             profiles=profiles,
-            timing_cache=timing_cache_path(version, cc),
+            timing_cache=timing_cache_path(version, cc, gpu_name),
             device_id=self.options["device_id"],
         )
         write_bytes_atomic(plan_path, built.plan)
@@ -211,14 +219,25 @@ class TensorrtBackend(Backend):
                 profiles=built.profiles,
                 signature=built.signature,
                 build_seconds=built.build_seconds,
+                build_notes=built.warnings,
             ),
         )
+        self.warnings.extend(built.warnings)
         self.options["read_back"] = built.readback.to_json()
         self.options["engine_cache_hit"] = False
         return built.plan
 
-    def _deserialize(self, trt: Any, plan: bytes, *, host_code: bool = False) -> None:
+    def _deserialize(
+        self, trt: Any, plan: bytes, *, host_code: bool = False, where: Path | None = None
+    ) -> None:
+        """Deserialize ``plan`` (read from ``where``: the prebuilt plan, or the engine cache)
+        into the engine and its execution context; plugins are registered first."""
         log = TrtLogger(trt)
+        if not init_plugins(trt, log.logger):
+            self.warnings.append(
+                f"TensorRT {trt.__version__} could not register its plugins "
+                f"({log.tail() or 'no message'}); plans using them will not load"
+            )
         runtime = trt.Runtime(log.logger)
         if host_code:
             # Version-compatible plans carry their own lean runtime: only for plans whose
@@ -227,9 +246,12 @@ class TensorrtBackend(Backend):
         self._runtime = runtime  # the engine must not outlive its runtime
         self._engine = runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
+            source = where or self._plan_source or self.model
             raise BackendFailed(
-                f"TensorRT could not load the engine ({log.tail() or 'no message'})",
-                where=str(self.model),
+                f"TensorRT {trt.__version__} could not deserialize the engine {source} "
+                f"({log.tail() or 'no message'})",
+                where=str(source),
+                hint="rebuild it with `optieval build` on this TensorRT version and GPU",
             )
         self._context = self._engine.create_execution_context()
 

@@ -22,6 +22,7 @@ from optieval.runtime.tensorrt.library import (
     TrtLogger,
     engine_signature,
     import_trt,
+    init_plugins,
     trt_versions,
 )
 from optieval.runtime.tensorrt.manifest import PLAN_SUFFIXES, engine_manifest
@@ -67,7 +68,7 @@ class BuiltEngine:
     profiles: tuple[ProfileShape, ...]
     signature: Signature
     build_seconds: float
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)  # build notes
 
 
 def build_engine(
@@ -132,9 +133,8 @@ def build_engine(
         profile.set_shape(p.name, p.min, p.opt, p.max)
     config.add_optimization_profile(profile)
     cache_path = Path(timing_cache) if timing_cache is not None else None
-    cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, False)
+    version = str(getattr(trt, "__version__", "?"))
+    notes = _set_timing_cache(trt, config, cache_path, version)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise BackendFailed(
@@ -144,18 +144,54 @@ def build_engine(
     if cache_path is not None:
         from optieval.core import write_bytes_atomic
 
-        write_bytes_atomic(cache_path, bytes(memoryview(config.get_timing_cache().serialize())))
+        updated = config.get_timing_cache()
+        if updated is None:
+            notes.append(f"TensorRT {version} returned no timing cache; {cache_path} not updated")
+        else:
+            write_bytes_atomic(cache_path, bytes(memoryview(updated.serialize())))
     plan_bytes = bytes(memoryview(plan))
     seconds = time.perf_counter() - start
+    init_plugins(trt, log.logger)
     runtime = trt.Runtime(log.logger)
     if version_compatible:
         runtime.engine_host_code_allowed = True
     engine = runtime.deserialize_cuda_engine(plan_bytes)
+    if engine is None:
+        raise BackendFailed(
+            f"TensorRT {version} built an engine it could not deserialize "
+            f"({log.tail() or 'no message'})",
+            where=str(onnx_path),
+        )
     readback = read_back_precision(trt, engine, profile_list)
-    check_readback(precision, readback, where=str(onnx_path))
+    check_readback(precision, readback, where=str(onnx_path), trt_version=version)
     return BuiltEngine(
-        plan_bytes, readback, tuple(profile_list), engine_signature(trt, engine), seconds
+        plan_bytes,
+        readback,
+        tuple(profile_list),
+        engine_signature(trt, engine),
+        seconds,
+        tuple(notes),
     )
+
+
+def _set_timing_cache(trt: Any, config: Any, path: Path | None, version: str) -> list[str]:
+    """Give the builder the timing cache read from ``path`` (an empty one when absent). A cache
+    TensorRT rejects (``set_timing_cache`` returns False: another version or GPU wrote it) is
+    dropped for a fresh one, which replaces the file after the build; returns the build notes
+    saying so."""
+    notes: list[str] = []
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    if config.set_timing_cache(config.create_timing_cache(data), False):
+        return notes
+    if data:
+        notes.append(
+            f"TensorRT {version} rejected the timing cache {path}; built without it "
+            "(a fresh cache replaces it)"
+        )
+        if config.set_timing_cache(config.create_timing_cache(b""), False):
+            return notes
+    notes.append(f"TensorRT {version} rejected an empty timing cache; built without one")
+    return notes
 
 
 def _call_or_none(obj: Any, method: str) -> Any:
@@ -218,7 +254,7 @@ def build_plan(
         precision=precision,
         shapes=shapes,
         profiles=profiles,
-        timing_cache=timing_cache_path(version, cc),
+        timing_cache=timing_cache_path(version, cc, gpu_name),
         version_compatible=version_compatible,
         hardware_compatible=hardware_compatible,
     )
@@ -238,13 +274,16 @@ def build_plan(
         build_seconds=built.build_seconds,
         version_compatible=version_compatible,
         hardware_compatible=hardware_compatible,
+        build_notes=built.warnings,
     )
     path = write_manifest(out, manifest)
     return PlanBuildResult(str(out), str(path), manifest)
 
 
-def timing_cache_path(version: str, cc: str) -> Path:
-    """The timing cache shared by builds for one TensorRT version and compute capability."""
+def timing_cache_path(version: str, cc: str, gpu_name: str) -> Path:
+    """The timing cache shared by builds for one TensorRT version, compute capability and GPU
+    model (tactic timings differ between GPUs of one compute capability)."""
     from optieval.core import cache_dir, cache_key
 
-    return cache_dir("tensorrt-timing", cache_key({"tensorrt": version, "cc": cc})) / "timing.cache"
+    key = cache_key({"tensorrt": version, "cc": cc, "gpu": gpu_name})
+    return cache_dir("tensorrt-timing", key) / "timing.cache"

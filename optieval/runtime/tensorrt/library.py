@@ -20,6 +20,7 @@ __all__ = [
     "engine_signature",
     "gpu_identity",
     "import_trt",
+    "init_plugins",
     "numpy_dtype_name",
     "parse_version",
     "trt_availability",
@@ -174,6 +175,12 @@ class TrtLogger:
     def tail(self, n: int = 3) -> str:
         """The last ``n`` messages on one line."""
         return " | ".join(self.messages[-n:])
+
+
+def init_plugins(trt: Any, logger: Any) -> bool:
+    """Register TensorRT's bundled plugins (``init_libnvinfer_plugins(logger, "")``): needed
+    before deserializing a plan whose layers use them. False when TensorRT reports failure."""
+    return bool(trt.init_libnvinfer_plugins(logger, ""))
 
 
 def engine_signature(trt: Any, engine: Any) -> Signature:

@@ -118,8 +118,10 @@ def engine_manifest(
     build_seconds: float,
     version_compatible: bool = False,
     hardware_compatible: bool = False,
+    build_notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The manifest written beside an engine (``model.plan.json``)."""
+    """The manifest written beside an engine (``model.plan.json``); ``build_notes``: what the
+    build had to work around (a rejected timing cache)."""
     return {
         "kind": ENGINE_MANIFEST_KIND,
         "engine_sha256": engine_sha256,
@@ -134,5 +136,6 @@ def engine_manifest(
             "hardware_compatible": hardware_compatible,
         },
         "build_seconds": round(build_seconds, 3),
+        "build_notes": list(build_notes),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

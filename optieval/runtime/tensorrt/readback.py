@@ -18,6 +18,7 @@ __all__ = [
     "classify_format",
     "parse_inspector_json",
     "read_back_precision",
+    "tensor_precision",
 ]
 
 # Layer types that only move or reshape data: they say nothing about compute precision.
@@ -57,9 +58,10 @@ class PrecisionReadback:
 
 
 def classify_format(text: str) -> str:
-    """Map an inspector ``Format/Datatype`` string (``"Row major linear FP16 format"``,
-    ``"Half"``, ``"Thirty-two wide channel vectorized row major Int8 format."``) to a
-    precision name; ``unknown`` for ``N/A due to dynamic shapes`` and empty strings."""
+    """Map an inspector ``Format/Datatype`` (or ``Datatype`` / ``Format``) string
+    (``"Row major linear FP16 format"``, ``"Half"``, ``"Thirty-two wide channel vectorized row
+    major Int8 format."``) to a precision name; ``unknown`` for ``N/A due to dynamic shapes``
+    and empty strings."""
     lowered = text.lower()
     if not lowered or lowered.startswith("n/a"):
         return "unknown"
@@ -74,6 +76,21 @@ def classify_format(text: str) -> str:
     if "fp32" in lowered or "float" in lowered:
         return "fp32"
     return "other"  # int32, int64, bool tensors
+
+
+def tensor_precision(tensor: Mapping[str, Any]) -> str:
+    """A tensor's precision from the inspector's JSON, in either schema: TensorRT 10's one
+    ``Format/Datatype`` string, or TensorRT 11's separate ``Datatype`` and ``Format`` (the
+    data type decides; the format string is the fallback). ``unknown`` when neither reads."""
+    combined = tensor.get("Format/Datatype")
+    if combined is not None:
+        return classify_format(str(combined))
+    found = classify_format(str(tensor.get("Datatype", "")))
+    if found != "unknown":
+        return found
+    # a layout alone ("Row major linear") says nothing; one naming its type does
+    found = classify_format(str(tensor.get("Format", "")))
+    return found if found in _RANK else "unknown"
 
 
 _RANK = {"int8": 0, "fp8": 1, "fp16": 2, "bf16": 2, "fp32": 3}
@@ -109,11 +126,7 @@ def parse_inspector_json(info: str | Mapping[str, Any]) -> PrecisionReadback:
             if kind.lower() in _BOOKKEEPING_LAYERS:
                 continue
             tensors = [*layer.get("Inputs", ()), *layer.get("Outputs", ())]
-            found = {
-                classify_format(str(t.get("Format/Datatype", "")))
-                for t in tensors
-                if isinstance(t, Mapping)
-            }
+            found = {tensor_precision(t) for t in tensors if isinstance(t, Mapping)}
             ranked = sorted((p for p in found if p in _RANK), key=lambda p: _RANK[p])
             precision = ranked[0] if ranked else ("other" if "other" in found else "unknown")
         counts[precision] = counts.get(precision, 0) + 1
@@ -122,16 +135,34 @@ def parse_inspector_json(info: str | Mapping[str, Any]) -> PrecisionReadback:
     return PrecisionReadback(counts, tuple(layers), present[0] if present else "unknown")
 
 
-def check_readback(requested: str, readback: PrecisionReadback, *, where: str) -> None:
+def check_readback(
+    requested: str,
+    readback: PrecisionReadback,
+    *,
+    where: str,
+    trt_version: str | None = None,
+) -> None:
     """BackendFailed (exit 3) when an engine requested as fp16/bf16/int8 did not come out so.
 
-    fp32 requests pass whatever the read-back (TF32 is cleared and the ONNX carries fp32). An
-    fp16 request passes when some compute layer runs fp16 (or lower); int8 needs int8 layers.
-    An unreadable read-back fails too: the label could not be verified.
+    A read-back in which no compute layer had a readable precision fails whatever the request,
+    fp32 included, naming the TensorRT version (``trt_version``): the inspector's output was
+    not understood, and passing would hide it. Otherwise fp32 requests pass (TF32 is cleared
+    and the ONNX carries fp32); an fp16 request passes when some compute layer runs fp16 (or
+    lower); int8 needs int8 layers.
     """
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(readback.counts.items())) or "no layers"
+    if not any(p != "unknown" for p in readback.counts):
+        trt = f"TensorRT {trt_version}" if trt_version else "TensorRT"
+        raise BackendFailed(
+            f"could not read any layer precision back from {trt}'s engine inspector "
+            f"({counts}); the {requested} label cannot be verified",
+            where=where,
+            hint="optieval reads the inspector's JSON of TensorRT 10 ('Format/Datatype') and "
+            "11 ('Format', 'Datatype') at ProfilingVerbosity.DETAILED; another schema needs "
+            "support in optieval.runtime.tensorrt.readback",
+        )
     if requested == "fp32":
         return
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(readback.counts.items())) or "no layers"
     if readback.precision == "unknown":
         raise BackendFailed(
             f"could not read the engine's layer precisions back ({counts}); "
