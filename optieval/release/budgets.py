@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from optieval.stats import Judgement, Kind, Verdict, judge
+from optieval.stats import Judgement, Kind, Verdict, confidence_text, judge
 
 Group = Literal["latency", "accuracy", "baseline", "export"]
 
@@ -56,8 +56,10 @@ ACCURACY_KEYS: dict[str, str] = {
     "max_abs_max": "largest absolute difference from the reference, per output (point)",
     "cosine_min": "cosine similarity with the reference outputs (point)",
     "snr_db_min": "signal-to-noise ratio against the reference, dB (point)",
-    "top1_agreement_min": "fraction of samples whose argmax matches the reference's (95% Wilson)",
-    "flip_rate_max": "fraction of samples whose argmax differs from the reference's (95% Wilson)",
+    "top1_agreement_min": "fraction of samples whose argmax matches the reference's "
+    "(95% Clopper-Pearson)",
+    "flip_rate_max": "fraction of samples whose argmax differs from the reference's "
+    "(95% Clopper-Pearson)",
     "accuracy_drop_max": "reference accuracy minus candidate accuracy, absolute (95% paired)",
     "accuracy_ratio_min": "candidate accuracy over reference accuracy (95% paired)",
 }
@@ -286,11 +288,7 @@ class LatencyBudget:
         return judge(metric, kind, limit, value=float(value), basis="point"), None
 
     def _interval(self, cell: Any) -> tuple[Judgement, str | None]:
-        from optieval.stats import (
-            mean_ci_batch_means,
-            min_samples_for_quantile,
-            summarize,
-        )
+        from optieval.stats import mean_ci_batch_means, summarize
 
         times = cell.times_ms
         if not times:
@@ -301,10 +299,7 @@ class LatencyBudget:
             est = summary.percentile(self.percentile)
             value, low, high = est.point, est.low, est.high
             if not est.supported:
-                need = min_samples_for_quantile(self.percentile / 100.0)
-                short = f"p{self.percentile:g} needs at least {need} samples (now {n})"
-                return judge(self.metric, self.kind, self.limit, value=value, low=None,
-                             high=None, confidence=est.confidence), short  # fmt: skip
+                return self._one_sided(times, value, est.confidence)
             confidence = est.confidence
         elif self.key == "mean_ms_max":
             value = float(sum(times) / n)
@@ -333,6 +328,44 @@ class LatencyBudget:
             else:
                 advice = samples_to_decide(value, low, high, self.limit, n)
         return judgement, advice
+
+    def _one_sided(
+        self, times: Any, value: float, confidence: float
+    ) -> tuple[Judgement, str | None]:
+        """Too few samples for a two-sided percentile interval: PASS is impossible (it needs
+        the upper end), but a one-sided lower bound with error ``alpha / 2`` exists at far
+        fewer samples, and when it is over a ``_max`` budget the check FAILS."""
+        from dataclasses import replace
+
+        from optieval.stats import min_samples_for_quantile, quantile_lower_bound
+
+        assert self.percentile is not None
+        q = self.percentile / 100.0
+        n = len(times)
+        need = min_samples_for_quantile(q, confidence)
+        short = f"p{self.percentile:g} needs at least {need} samples (now {n})"
+        bound = quantile_lower_bound(times, q, confidence)
+        low = None if bound is None else bound[0]
+        judgement = judge(self.metric, self.kind, self.limit, value=value, low=low, high=None,
+                          confidence=confidence)  # fmt: skip
+        one_sided = confidence_text(1.0 - (1.0 - confidence) / 2.0)
+        sign = "<=" if self.kind == "max" else ">="
+        if bound is None:
+            text = (
+                f"{self.metric} = {value:.4g} with no {confidence_text(confidence)} interval "
+                f"and no one-sided {one_sided} lower bound (too few samples); "
+                f"budget {sign} {self.limit:g}"
+            )
+        else:
+            text = (
+                f"{self.metric} = {value:.4g}, too few samples for a "
+                f"{confidence_text(confidence)} interval; one-sided {one_sided} lower bound "
+                f"{bound[0]:.4g} (x({bound[1]}) of {n}); budget {sign} {self.limit:g}"
+            )
+            if judgement.verdict is Verdict.FAIL:
+                text += ": even the lower bound is over the budget"
+        judgement = replace(judgement, evidence=text)
+        return judgement, (short if judgement.verdict is Verdict.INCONCLUSIVE else None)
 
 
 def cell_subject(cell: Any) -> str:
@@ -427,7 +460,7 @@ class AccuracyBudget:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return unmeasured(metric, kind, limit, "NaN or missing"), None
             return judge(metric, kind, limit, value=float(value), basis="point"), None
-        value, low, high, confidence = self._interval(out)
+        value, low, high, confidence = self._interval(out, samples)
         if value is None:
             why = "needs labels" if self.key in LABEL_KEYS else "output is not batch x classes"
             return unmeasured(metric, kind, limit, why), None
@@ -440,11 +473,14 @@ class AccuracyBudget:
                                        what="evaluation samples")  # fmt: skip
         return judgement, advice
 
-    def _interval(self, out: Any) -> tuple[float | None, float | None, float | None, float | None]:
+    def _interval(
+        self, out: Any, samples: int
+    ) -> tuple[float | None, float | None, float | None, float | None]:
         if self.key in ("top1_agreement_min", "flip_rate_max"):
             ci = out.flip_rate_ci
             if ci is None or out.flip_rate is None:
                 return None, None, None, None
+            ci = _exact_flip_interval(float(out.flip_rate), samples, ci)
             if self.key == "flip_rate_max":
                 return float(out.flip_rate), ci.low, ci.high, ci.confidence
             return 1.0 - float(out.flip_rate), 1.0 - ci.high, 1.0 - ci.low, ci.confidence
@@ -464,33 +500,62 @@ class AccuracyBudget:
         return float(out.accuracy_ratio), ci.low, ci.high, ci.confidence
 
 
+def _exact_flip_interval(flip_rate: float, samples: int, reported: Any) -> Any:
+    """The gate decides flip rate and top-1 agreement on the Clopper-Pearson (exact) interval
+    of ``flips / samples``, always, at the reported interval's confidence: each side errs at
+    most ``alpha / 2`` at every count, so a candidate exactly at its budget is failed at most
+    ``alpha / 2`` of the time (Wilson, which parity reports, errs more than that at small
+    counts). Falls back to the reported interval when the flip count cannot be recovered."""
+    from optieval.stats import clopper_pearson_interval
+
+    if samples <= 0:
+        return reported
+    flips = round(flip_rate * samples)
+    if abs(flips / samples - flip_rate) > 1e-9:
+        return reported
+    return clopper_pearson_interval(flips, samples, reported.confidence)
+
+
 # -- baseline -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RegressionBudget:
-    """``[baseline] max_slowdown``: a paired cell fails when it is significantly slower than
-    the baseline by more than ``max_slowdown`` (the bench issue's rule, in
-    :func:`optieval.bench.baseline.regression_verdict`)."""
+    """``[baseline] max_slowdown``: the shared interval rule applied to the ratio of medians
+    (new / old) against ``1 + max_slowdown``. The bench's descriptive verdict
+    (:func:`optieval.bench.baseline.regression_verdict`: slower, faster, ...) is quoted in the
+    evidence, but the gate's verdict is three-way: a run not shown to be within the allowed
+    slowdown is INCONCLUSIVE, never PASS."""
 
     max_slowdown: float = 0.05
 
     def check(self, comparison: Any) -> Check:
-        """Judge one :class:`optieval.bench.baseline.CellComparison`."""
-        from optieval.bench import Regression
-
+        """Judge one :class:`optieval.bench.baseline.CellComparison`: PASS when the ratio
+        interval's upper end is at or under ``1 + max_slowdown``, FAIL when its lower end is
+        above it, INCONCLUSIVE otherwise, and INCONCLUSIVE when there is no interval."""
         ratio = comparison.ratio
         limit = 1.0 + self.max_slowdown
-        verdict = Verdict.FAIL if comparison.verdict is Regression.SLOWER else Verdict.PASS
-        interval = (
-            f"95% interval [{ratio.low:.4g}, {ratio.high:.4g}]"
-            if ratio.supported
-            else "no interval (too few samples)"
-        )
+        level = confidence_text(ratio.confidence)
+        if not ratio.supported or ratio.low is None or ratio.high is None:
+            verdict = Verdict.INCONCLUSIVE
+            interval = f"no {level} interval (too few samples, or a zero latency)"
+            why = "no interval: INCONCLUSIVE, measure more samples in both runs"
+        elif ratio.high <= limit:
+            verdict = Verdict.PASS
+            interval = f"{level} interval [{ratio.low:.4g}, {ratio.high:.4g}]"
+            why = f"the whole interval is at or under {limit:g}"
+        elif ratio.low > limit:
+            verdict = Verdict.FAIL
+            interval = f"{level} interval [{ratio.low:.4g}, {ratio.high:.4g}]"
+            why = f"the whole interval is above {limit:g}"
+        else:
+            verdict = Verdict.INCONCLUSIVE
+            interval = f"{level} interval [{ratio.low:.4g}, {ratio.high:.4g}]"
+            why = f"the interval straddles {limit:g}"
         evidence = (
             f"median new/old = {ratio.ratio:.4g} ({ratio.new_median_ms:.4g} ms vs "
             f"{ratio.old_median_ms:.4g} ms), {interval}: {comparison.verdict.value}; "
-            f"fails only when the whole interval is above {limit:g}"
+            f"passes only when the whole interval is at or under {limit:g}: {why}"
         )
         judgement = Judgement(
             "median_ratio",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from optieval.stats.means import ThroughputEstimate as ThroughputEstimate
     from optieval.stats.means import mean_ci_batch_means as mean_ci_batch_means
     from optieval.stats.means import throughput_estimate as throughput_estimate
+    from optieval.stats.proportions import clopper_pearson_interval as clopper_pearson_interval
     from optieval.stats.proportions import paired_difference_interval as paired_difference_interval
     from optieval.stats.proportions import paired_ratio_interval as paired_ratio_interval
     from optieval.stats.proportions import wilson_interval as wilson_interval
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from optieval.stats.quantiles import order_statistic_ranks as order_statistic_ranks
     from optieval.stats.quantiles import percentile_label as percentile_label
     from optieval.stats.quantiles import quantile_ci as quantile_ci
+    from optieval.stats.quantiles import quantile_lower_bound as quantile_lower_bound
     from optieval.stats.ratios import MIN_RATIO_SAMPLES as MIN_RATIO_SAMPLES
     from optieval.stats.ratios import RATIO_METHOD as RATIO_METHOD
     from optieval.stats.ratios import RatioEstimate as RatioEstimate
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from optieval.stats.verdict import Judgement as Judgement
     from optieval.stats.verdict import Kind as Kind
     from optieval.stats.verdict import Verdict as Verdict
+    from optieval.stats.verdict import confidence_text as confidence_text
     from optieval.stats.verdict import judge as judge
     from optieval.stats.verdict import judge_max as judge_max
     from optieval.stats.verdict import judge_min as judge_min
@@ -72,6 +75,8 @@ _EXPORTS = {
     "Verdict": "optieval.stats.verdict",
     "binomial_cdf": "optieval.stats.binomial",
     "bootstrap_weights": "optieval.stats.bootstrap",
+    "clopper_pearson_interval": "optieval.stats.proportions",
+    "confidence_text": "optieval.stats.verdict",
     "judge": "optieval.stats.verdict",
     "judge_max": "optieval.stats.verdict",
     "judge_min": "optieval.stats.verdict",
@@ -86,6 +91,7 @@ _EXPORTS = {
     "percentile_interval": "optieval.stats.bootstrap",
     "percentile_label": "optieval.stats.quantiles",
     "quantile_ci": "optieval.stats.quantiles",
+    "quantile_lower_bound": "optieval.stats.quantiles",
     "should_stop": "optieval.stats.stopping",
     "stability_check": "optieval.stats.stability",
     "summarize": "optieval.stats.summary",

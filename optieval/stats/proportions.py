@@ -9,10 +9,15 @@ log-ratio interval (Bonett & Price) fell to 0.90 at n = 100."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from optieval.stats.binomial import binomial_cdf
 from optieval.stats.intervals import DEFAULT_CONFIDENCE, Interval, z_value
+
+CLOPPER_PEARSON = "clopper-pearson"
+"""Name of the exact binomial interval."""
 
 
 def wilson_interval(
@@ -35,6 +40,53 @@ def wilson_interval(
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == trials else min(1.0, centre + half)
     return Interval(low, high, confidence, "wilson")
+
+
+def _solve(f: Callable[[float], float], target: float) -> float:
+    """The p in [0, 1] with ``f(p) = target`` for ``f`` decreasing in p (bisection to 1e-12)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if f(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def clopper_pearson_interval(
+    successes: int, trials: int, confidence: float = DEFAULT_CONFIDENCE
+) -> Interval:
+    """Clopper-Pearson (exact) interval for a binomial proportion: each side errs with
+    probability at most ``(1 - confidence) / 2`` for every true proportion and every n, so a
+    gate that fails when the low end is over a budget fails a candidate exactly at the budget
+    at most ``alpha / 2`` of the time (Wilson's nominal level is only approximate, and below it
+    for small counts). ``low`` solves ``P(K >= successes | p) = alpha / 2`` and ``high`` solves
+    ``P(K <= successes | p) = alpha / 2``; ``[0, 1]`` when ``trials`` is 0.
+
+    Raises:
+        ValueError: counts out of range.
+    """
+    if trials < 0 or not 0 <= successes <= max(trials, 0):
+        raise ValueError(f"bad counts: {successes} of {trials}")
+    if trials == 0:
+        return Interval(0.0, 1.0, confidence, CLOPPER_PEARSON)
+    half = (1.0 - confidence) / 2.0
+    k, n = successes, trials
+    if k == 0:
+        low = 0.0
+    elif k == n:
+        low = half ** (1.0 / n)
+    else:
+        # P(K >= k | p) = 1 - cdf(k - 1) increases in p: solve on its complement.
+        low = _solve(lambda p: binomial_cdf(k - 1, n, p), 1.0 - half)
+    if k == n:
+        high = 1.0
+    elif k == 0:
+        high = 1.0 - half ** (1.0 / n)
+    else:
+        high = _solve(lambda p: binomial_cdf(k, n, p), half)
+    return Interval(low, high, confidence, CLOPPER_PEARSON)
 
 
 def paired_difference_interval(
@@ -88,4 +140,10 @@ def paired_ratio_interval(
     )
 
 
-__all__ = ["paired_difference_interval", "paired_ratio_interval", "wilson_interval"]
+__all__ = [
+    "CLOPPER_PEARSON",
+    "clopper_pearson_interval",
+    "paired_difference_interval",
+    "paired_ratio_interval",
+    "wilson_interval",
+]

@@ -184,6 +184,12 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def confidence_text(confidence: float) -> str:
+    """The confidence as evidence prints it: 0.95 -> ``"95%"``, 0.975 -> ``"97.5%"``,
+    0.999 -> ``"99.9%"`` (never rounded to a level that was not asked for)."""
+    return f"{round(float(confidence) * 100.0, 6):g}%"
+
+
 def judge(
     metric: str,
     kind: Kind,
@@ -224,7 +230,7 @@ def judge(
     if basis != "interval":
         raise InputError(f"basis {basis!r} is not 'interval' or 'point'", where=metric)
     verdict = (judge_max if kind == "max" else judge_min)(low, high, budget)
-    level = "" if confidence is None else f"{confidence:.0%} "
+    level = "" if confidence is None else f"{confidence_text(confidence)} "
     if low is None and high is None:
         evidence = (
             f"{metric} = {_fmt(value)} with no {level}interval (too few samples); "
@@ -256,6 +262,7 @@ __all__ = [
     "Judgement",
     "Kind",
     "Verdict",
+    "confidence_text",
     "judge",
     "judge_max",
     "judge_min",

@@ -20,7 +20,7 @@ from optieval.errors import BackendUnavailable, InputError
 from optieval.release.budgets import AccuracyBudget, Check, LatencyBudget
 from optieval.release.gate_report import GateReport
 from optieval.release.run import gate
-from optieval.stats import Interval
+from optieval.stats import Interval, clopper_pearson_interval
 from optieval.stats.verdict import Verdict
 from tests.release.gate_helpers import (
     GENEROUS,
@@ -302,7 +302,9 @@ def test_top1_agreement_interval_comes_from_the_flip_rate() -> None:
     out = _output(flip_rate=0.02, flip_rate_ci=Interval(0.01, 0.04), top1_agreement=0.98)
     check = AccuracyBudget("top1_agreement_min", 0.95).check(out, candidate="c", samples=500)
     assert check.verdict is Verdict.PASS
-    assert (check.judgement.low, check.judgement.high) == pytest.approx((0.96, 0.99))
+    # The gate decides on the Clopper-Pearson interval of 10 flips in 500, not the reported one.
+    cp = clopper_pearson_interval(10, 500)
+    assert (check.judgement.low, check.judgement.high) == pytest.approx((1 - cp.high, 1 - cp.low))
     assert (
         AccuracyBudget("flip_rate_max", 0.005).check(out, candidate="c", samples=500).verdict
         is Verdict.FAIL
