@@ -19,23 +19,40 @@ __all__ = ["GroundTruth", "has_ground_truth", "load_ground_truth"]
 @dataclass(frozen=True)
 class GroundTruth:
     """Ground-truth boxes of a data set, flat: ``boxes`` (M, 4) xyxy pixels, ``classes`` (M,)
-    int64, ``image`` (M,) int64 (each box's sample index); ``images`` samples in all."""
+    int64, ``image`` (M,) int64 (each box's sample index); ``images`` samples in all;
+    ``crowd`` (M,) bool, COCO's ``iscrowd`` (None: no crowd boxes). Crowd boxes are not ground
+    truth to find: detections matched to them count neither as true nor as false positives
+    (as pycocotools evaluates them)."""
 
     boxes: np.ndarray
     classes: np.ndarray
     image: np.ndarray
     images: int
     source: str = ""
+    crowd: np.ndarray | None = None
+
+    @property
+    def is_crowd(self) -> np.ndarray:
+        """(M,) bool: which boxes are crowd regions (all False when there are none)."""
+        if self.crowd is None:
+            return np.zeros(len(self.classes), dtype=bool)
+        return np.asarray(self.crowd, dtype=bool)
 
     def for_image(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes, classes) of one image."""
+        """(boxes, classes) of one image, crowd boxes included (see :meth:`crowd_of`)."""
         sel = self.image == index
         return self.boxes[sel], self.classes[sel]
+
+    def crowd_of(self, index: int) -> np.ndarray:
+        """(k,) bool: the crowd flags of :meth:`for_image`'s boxes."""
+        return self.is_crowd[self.image == index]
 
     def head(self, images: int) -> GroundTruth:
         """The ground truth of the first ``images`` samples."""
         sel = self.image < images
-        return GroundTruth(self.boxes[sel], self.classes[sel], self.image[sel], images, self.source)
+        crowd = None if self.crowd is None else self.is_crowd[sel]
+        return GroundTruth(self.boxes[sel], self.classes[sel], self.image[sel], images,
+                           self.source, crowd)  # fmt: skip
 
 
 def has_ground_truth(path: str | Path) -> bool:
@@ -58,7 +75,8 @@ def load_ground_truth(path: str | Path, images: int) -> GroundTruth:
             and ``gt_image`` (M,) sample indices; or a COCO annotations ``.json``: its
             ``images`` list gives the samples in order (the i-th entry is sample i), an
             annotation's ``bbox`` is [x, y, w, h] in pixels, and its class index is the
-            position of its ``category_id`` among the ``categories`` sorted by id.
+            position of its ``category_id`` among the ``categories`` sorted by id; an
+            annotation with ``iscrowd: 1`` is a crowd region (ignored, as by pycocotools).
         images: the number of samples in the data.
 
     Raises:
@@ -70,8 +88,9 @@ def load_ground_truth(path: str | Path, images: int) -> GroundTruth:
     where = str(p)
     if not p.is_file():
         raise InputError("ground-truth file not found", where=where, hint="give an .npz or .json")
+    crowd: np.ndarray | None = None
     if p.suffix.lower() == ".json":
-        boxes, classes, image = _read_coco(p, images)
+        boxes, classes, image, crowd = _read_coco(p, images)
     elif p.suffix.lower() == ".npz":
         boxes, classes, image = _read_gt_npz(p)
     else:
@@ -117,7 +136,12 @@ def load_ground_truth(path: str | Path, images: int) -> GroundTruth:
             "indexing the data's samples",
         )
     return GroundTruth(
-        boxes.astype(np.float64), classes.astype(np.int64), image.astype(np.int64), images, where
+        boxes.astype(np.float64),
+        classes.astype(np.int64),
+        image.astype(np.int64),
+        images,
+        where,
+        crowd if crowd is not None and crowd.any() else None,
     )
 
 
@@ -140,7 +164,7 @@ def _read_gt_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.asarray(arrays["gt_image"]))  # fmt: skip
 
 
-def _read_coco(path: Path, images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read_coco(path: Path, images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     where = str(path)
     try:
         data = json.loads(path.read_text())
@@ -159,6 +183,7 @@ def _read_coco(path: Path, images: int) -> tuple[np.ndarray, np.ndarray, np.ndar
             c["id"]: i for i, c in enumerate(sorted(data["categories"], key=lambda c: c["id"]))
         }
         rows = [(a["bbox"], a["category_id"], a["image_id"]) for a in data["annotations"]]
+        crowd = np.asarray([bool(a.get("iscrowd", 0)) for a in data["annotations"]], dtype=bool)
     except (KeyError, TypeError) as exc:
         raise InputError(f"malformed COCO annotations (missing {exc})", where=where) from exc
     problems = []
@@ -180,4 +205,4 @@ def _read_coco(path: Path, images: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     classes = np.asarray([category[r[1]] for r in rows], dtype=np.int64)
     image = np.asarray([index[r[2]] for r in rows], dtype=np.int64)
-    return boxes, classes, image
+    return boxes, classes, image, crowd

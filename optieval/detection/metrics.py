@@ -2,9 +2,12 @@
 
 - Parity per image (:func:`match_detections`): reference detections, by descending score, each
   take the unmatched candidate detection of the same class with the highest IoU >= a threshold.
-- mAP as COCO computes it (pycocotools ``COCOeval``, bbox, area "all", maxDets 100, no crowd):
+- mAP as COCO computes it (pycocotools ``COCOeval``, bbox, area "all", maxDets 100):
   per image and class, detections sorted by score are matched to the unmatched ground-truth box
-  of highest IoU >= t; per class, precision is made monotone and read at 101 recall points;
+  of highest IoU >= t, regular boxes before crowd boxes (``iscrowd``); a crowd box's overlap is
+  intersection over the detection's area, it may take any number of detections, those
+  detections count neither as true nor as false positives, and crowd boxes are not counted as
+  ground truth; per class, precision is made monotone and read at 101 recall points;
   AP averages them; mAP averages the classes that have ground truth; @0.5:0.95 averages
   t = 0.50, 0.55, ..., 0.95 (:func:`evaluate`, :func:`average_precisions`).
 - Intervals (:func:`bootstrap_intervals`): percentile bootstrap over images (seeded), resampling
@@ -92,11 +95,13 @@ class EvalTable:
     """Per-detection evaluation against ground truth, ready for (re-weighted) AP.
 
     ``per_class[c]`` = (image index, true-positive flags (D, T)) of class ``c``'s detections
-    in COCO's global score order; ``gt_counts`` (images, classes) ground-truth boxes per image
-    and class."""
+    in COCO's global score order; ``gt_counts`` (images, classes) non-crowd ground-truth boxes
+    per image and class; ``ignored[c]`` (D, T) flags of the detections matched to crowd boxes
+    (neither true nor false positives; None: none are)."""
 
     per_class: tuple[tuple[np.ndarray, np.ndarray], ...]
     gt_counts: np.ndarray
+    ignored: tuple[np.ndarray, ...] | None = None
 
 
 def evaluate(
@@ -113,45 +118,80 @@ def evaluate(
         max((int(d.classes.max()) for d in detections if len(d)), default=-1),
     )
     counts = np.zeros((len(detections), n_classes), dtype=np.int64)
+    crowd = gt.is_crowd
     if gt.classes.size:
-        np.add.at(
-            counts,
-            (gt.image[gt.image < len(detections)], gt.classes[gt.image < len(detections)]),
-            1,
-        )
-    parts: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in range(n_classes)]
+        keep = (gt.image < len(detections)) & ~crowd
+        np.add.at(counts, (gt.image[keep], gt.classes[keep]), 1)
+    n_t = len(iou_thresholds)
+    parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = [
+        [] for _ in range(n_classes)
+    ]
+    any_ignored = False
     for i, dets in enumerate(detections):
         gt_boxes, gt_classes = gt.for_image(i)
+        gt_crowd = crowd[gt.image == i]
         for c in np.unique(dets.classes):
             sel = dets.classes == c
             boxes, scores = dets.boxes[sel][:max_detections], dets.scores[sel][:max_detections]
-            g = gt_boxes[gt_classes == c]
-            tp = np.zeros((len(scores), len(iou_thresholds)), dtype=bool)
+            in_class = gt_classes == c
+            # pycocotools sorts regular boxes before crowd boxes (stable).
+            order = np.argsort(gt_crowd[in_class], kind="mergesort")
+            g, g_crowd = gt_boxes[in_class][order], gt_crowd[in_class][order]
+            tp = np.zeros((len(scores), n_t), dtype=bool)
+            ig = np.zeros((len(scores), n_t), dtype=bool)
             if len(g):
-                ious = iou_matrix(boxes, g)
+                ious = _coco_ious(boxes, g, g_crowd)
                 for t, thr in enumerate(iou_thresholds):
                     taken = np.zeros(len(g), dtype=bool)
                     for d in range(len(scores)):
                         best, best_iou = -1, min(float(thr), 1 - 1e-10)
                         for k in range(len(g)):
-                            if not taken[k] and ious[d, k] >= best_iou:
+                            if taken[k] and not g_crowd[k]:
+                                continue
+                            if best > -1 and not g_crowd[best] and g_crowd[k]:
+                                break
+                            if ious[d, k] >= best_iou:
                                 best, best_iou = k, float(ious[d, k])
                         if best >= 0:
                             taken[best] = True
-                            tp[d, t] = True
-            parts[int(c)].append((i, scores, tp))
+                            if g_crowd[best]:
+                                ig[d, t] = True
+                            else:
+                                tp[d, t] = True
+            any_ignored = any_ignored or bool(ig.any())
+            parts[int(c)].append((i, scores, tp, ig))
     per_class = []
+    ignored = []
     for c in range(n_classes):
         if not parts[c]:
-            per_class.append((np.zeros(0, np.int64), np.zeros((0, len(iou_thresholds)), bool)))
+            per_class.append((np.zeros(0, np.int64), np.zeros((0, n_t), bool)))
+            ignored.append(np.zeros((0, n_t), bool))
             continue
-        image = np.concatenate([np.full(len(s), i, np.int64) for i, s, _ in parts[c]])
-        scores = np.concatenate([s for _, s, _ in parts[c]])
-        tp = np.concatenate([t for _, _, t in parts[c]])
+        image = np.concatenate([np.full(len(s), i, np.int64) for i, s, _, _ in parts[c]])
+        scores = np.concatenate([s for _, s, _, _ in parts[c]])
+        tp = np.concatenate([t for _, _, t, _ in parts[c]])
+        ig = np.concatenate([g for _, _, _, g in parts[c]])
         # COCO concatenates images in order, then sorts all scores stably (mergesort).
         order = np.argsort(-scores, kind="mergesort")
         per_class.append((image[order], tp[order]))
-    return EvalTable(tuple(per_class), counts)
+        ignored.append(ig[order])
+    return EvalTable(tuple(per_class), counts, tuple(ignored) if any_ignored else None)
+
+
+def _coco_ious(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """IoU of detections with ground-truth boxes; against a crowd box, pycocotools uses the
+    intersection over the detection's own area."""
+    ious = iou_matrix(dets, gts)
+    if crowd.any():
+        d = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+        g = np.asarray(gts, dtype=np.float64).reshape(-1, 4)[crowd]
+        lt = np.maximum(d[:, None, :2], g[None, :, :2])
+        rb = np.minimum(d[:, None, 2:], g[None, :, 2:])
+        inter = np.clip(rb - lt, 0, None).prod(axis=2)
+        area = np.clip(d[:, 2:] - d[:, :2], 0, None).prod(axis=1)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ious[:, crowd] = np.where(area > 0, inter / area, 0.0)
+    return ious
 
 
 def average_precisions(table: EvalTable, weights: np.ndarray | None = None) -> np.ndarray:
@@ -170,8 +210,9 @@ def average_precisions(table: EvalTable, weights: np.ndarray | None = None) -> n
             out[c] = 0.0
             continue
         dw = w[image][:, None]
+        counted = ~tp if table.ignored is None else ~tp & ~table.ignored[c]
         tps = np.cumsum(dw * tp, axis=0)
-        fps = np.cumsum(dw * ~tp, axis=0)
+        fps = np.cumsum(dw * counted, axis=0)
         recall = tps / npos
         precision = tps / (tps + fps + np.spacing(1))
         envelope = np.maximum.accumulate(precision[::-1], axis=0)[::-1]
