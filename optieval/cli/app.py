@@ -23,7 +23,7 @@ from optieval.cli.commands.doctor import doctor
 from optieval.cli.commands.export import export_command
 from optieval.cli.commands.gate import gate
 from optieval.cli.commands.inspect import inspect
-from optieval.cli.console import err_console
+from optieval.cli.console import err_console, reset_human_output
 from optieval.cli.flags import error_line
 from optieval.errors import InternalError, OptievalError
 from optieval.version import __version__
@@ -65,11 +65,28 @@ class _OptievalGroup(TyperGroup):
     """Maps :class:`OptievalError` to one line on stderr and its exit code, and any other
     exception (a bug) to exit 4 with its traceback saved to a file (``--debug`` re-raises)."""
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """Every command also takes ``--debug`` after its name (``optieval convert --debug``)."""
+        import copy
+
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not any(p.name == "debug" for p in command.params):
+            # A copy of the root's own --debug (typer's option class), setting the root's flag.
+            debug: Any = copy.copy(next(p for p in self.params if p.name == "debug"))
+            debug.expose_value = False
+            debug.callback = _set_debug
+            command.params.append(debug)
+        return command
+
     def invoke(self, ctx: Any) -> Any:  # click's Context, vendored or not by typer
+        import warnings
+
         import click
 
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except OptievalError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
@@ -92,6 +109,22 @@ class _OptievalGroup(TyperGroup):
             )
             print_error(internal)
             raise typer.Exit(internal.exit_code) from None
+        finally:
+            reset_human_output()
+
+
+def _set_debug(ctx: Any, param: Any, value: bool) -> None:
+    if value:
+        root = ctx.find_root()
+        if root.obj is None:
+            root.obj = {}
+        root.obj["debug"] = True
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    """A Python warning raised under a command: one line on stderr, no source line."""
+    text = " ".join(str(message).split())
+    err_console.print(f"[bold yellow]WARNING:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
@@ -101,6 +134,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

@@ -34,9 +34,80 @@ def parse_int_list(values: list[str] | None, option: str) -> list[int]:
     return result
 
 
+STDOUT = Path("-")
+
+
+def check_outputs(
+    *,
+    json_file: Path | None = None,
+    files: dict[str, Path | None] | None = None,
+    folders: dict[str, Path | None] | None = None,
+) -> None:
+    """Check, before any work, that every output can be written: ``--json FILE`` and the
+    ``files`` (by flag) can be created in their folder, the ``folders`` (by flag) exist or can
+    be created and are writable. InputError (exit 2) naming the flag otherwise. ``--json -``
+    sends the human output to stderr so stdout holds only the JSON."""
+    if json_file == STDOUT:
+        from optieval.cli.console import human_output_to_stderr
+
+        human_output_to_stderr()
+    elif json_file is not None:
+        _check_file(json_file, "--json")
+    for flag, path in (files or {}).items():
+        if path is not None:
+            _check_file(path, flag)
+    for flag, path in (folders or {}).items():
+        if path is not None:
+            _check_folder(path, flag)
+
+
+def _check_file(path: Path, flag: str) -> None:
+    path = path.expanduser()
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a file", where=flag)
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != parent and existing.is_dir():
+        raise InputError(f"folder {parent} does not exist", where=flag, hint="create it first")
+    _check_folder(parent, flag, of=path)
+
+
+def _check_folder(folder: Path, flag: str, of: Path | None = None) -> None:
+    import os
+    import tempfile
+
+    shown = of if of is not None else folder
+    existing = folder.expanduser()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"output path not writable: {existing} is not a folder", where=flag,
+            hint="choose a writable path",
+        )  # fmt: skip
+    try:  # os.access says yes to root and on read-only mounts: try it
+        fd, name = tempfile.mkstemp(prefix=".optieval-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise InputError(
+            f"output path not writable: {shown} ({exc.strerror or exc})", where=flag,
+            hint="choose a writable path",
+        ) from None  # fmt: skip
+
+
 def write_json_output(path: Path | None, payload: dict[str, Any]) -> None:
-    """Write a result's JSON to ``--json FILE`` atomically (no-op without the option)."""
-    if path is not None:
+    """Write a result's JSON to ``--json FILE`` atomically, or to stdout for ``--json -``
+    (no-op without the option)."""
+    if path == STDOUT:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+        sys.stdout.flush()
+    elif path is not None:
         from optieval.core import write_json_atomic
 
         write_json_atomic(path, payload)

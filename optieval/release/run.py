@@ -29,13 +29,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from optieval.errors import BackendUnavailable, InputError
+from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.execution import Executor
 from optieval.release.budgets import Check
 from optieval.release.config import GateConfig
 from optieval.release.config_loader import load_config
 from optieval.release.gate_report import GateReport, exit_code_for, overall
-from optieval.release.reports import report_paths, write_reports
+from optieval.release.reports import (
+    clear_reports,
+    report_paths,
+    write_failure_reports,
+    write_reports,
+)
 from optieval.release.steps import GateRun, Progress
 
 DEFAULT_OUT_DIR = "optieval-report"
@@ -79,24 +84,41 @@ def gate(
     """
     from optieval.execution import create_executor
 
+    # An earlier run's reports must never pass for this run's, whatever happens next.
+    reports_dir = _report_dir(out_dir)
+    if reports_dir.is_dir():
+        clear_reports(reports_dir)
     owned = None
     if isinstance(executor, str):
         owned = create_executor(executor, ray_address=ray_address)
-        load_config(Path(config_path))  # a bad config (exit 2) before a missing executor (3)
-        owned.check()
-        executor = owned
+    load_config(Path(config_path))  # a bad config (exit 2) before a missing executor (3)
     try:
+        if owned is not None:
+            owned.check()
         return _gate(
             config_path,
             out_dir=out_dir,
             allow_inconclusive=allow_inconclusive,
             duration_s=duration_s,
             progress=progress,
-            executor=executor,
+            executor=owned if owned is not None else executor,  # type: ignore[arg-type]
         )
+    except BaseException as exc:
+        # The config was read: say in the reports that this run did not finish.
+        if reports_dir.is_dir():
+            write_failure_reports(reports_dir, _failure_text(exc))
+        raise
     finally:
         if owned is not None:
             owned.close()
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, OptievalError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _gate(
@@ -181,8 +203,12 @@ def _finish(report: GateReport, out: Path, started: float) -> GateReport:
     return report
 
 
+def _report_dir(out_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(out_dir if out_dir is not None else DEFAULT_OUT_DIR).expanduser()
+
+
 def _out_dir(out_dir: str | os.PathLike[str] | None) -> Path:
-    out = Path(out_dir if out_dir is not None else DEFAULT_OUT_DIR).expanduser()
+    out = _report_dir(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -13,6 +13,7 @@ from optieval.cli.flags import to_flags
 from optieval.cli.options import (
     cell_executor,
     cell_progress,
+    check_outputs,
     parse_int_list,
     split_list,
     write_json_output,
@@ -120,6 +121,7 @@ def bench(
     ] = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
+    check_outputs(json_file=json_file)
     from optieval.bench import MeasureSettings, benchmark, check_against_baseline
     from optieval.cli.render.bench import baseline_table, bench_table, cell_footnotes, op_tables
     from optieval.core import parse_shape_option

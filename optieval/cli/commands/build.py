@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from optieval.cli.console import console
-from optieval.cli.options import split_list, write_json_output
+from optieval.cli.options import check_outputs, split_list, write_json_output
 from optieval.errors import InputError
 
 
@@ -44,6 +44,7 @@ def build(
     ] = None,
 ) -> None:
     """Build a deployable engine (model.plan + model.plan.json manifest) from an ONNX artifact."""
+    check_outputs(json_file=json_file, files={"--output": output})
     from optieval.core import parse_named_shape
     from optieval.runtime import check_backend_name, parse_profile_option
 

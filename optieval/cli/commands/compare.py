@@ -10,7 +10,7 @@ import typer
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import split_list, write_json_output
+from optieval.cli.options import check_outputs, split_list, write_json_output
 from optieval.errors import InputError
 
 
@@ -129,6 +129,8 @@ def compare_command(
 ) -> None:
     """Check accuracy parity of candidates (backend:precision) against a reference."""
     import warnings
+
+    check_outputs(json_file=json_file, folders={"--save-golden": save_golden})
 
     if task == "detection":
         compare_detection_command(

@@ -9,7 +9,7 @@ import typer
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import split_list, write_json_output
+from optieval.cli.options import check_outputs, split_list, write_json_output
 
 
 def convert(
@@ -43,6 +43,8 @@ def convert(
 ) -> None:
     """Convert an FP32 ONNX model into an FP16 or calibrated INT8 (QDQ) artifact + census."""
     import warnings
+
+    check_outputs(json_file=json_file, files={"--output": output})
 
     from optieval.cli.render.precision import conversion_renderables
     from optieval.precision import convert as convert_model

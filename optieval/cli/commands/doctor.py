@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from optieval.cli.console import console
-from optieval.cli.options import write_json_output
+from optieval.cli.options import check_outputs, write_json_output
 
 
 def doctor(
@@ -17,6 +17,7 @@ def doctor(
     ] = None,
 ) -> None:
     """Show this machine's fingerprint and which backends are usable here, and why not."""
+    check_outputs(json_file=json_file)
     from optieval.cli.render.bench import doctor_table, environment_table
     from optieval.runtime import diagnose
 

@@ -9,7 +9,7 @@ import typer
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import write_json_output
+from optieval.cli.options import check_outputs, write_json_output
 
 
 def export_command(
@@ -64,6 +64,8 @@ def export_command(
 ) -> None:
     """Export a PyTorch model to ONNX, check it and prove it equal to the source (parity)."""
     import warnings
+
+    check_outputs(json_file=json_file, files={"--output": output})
 
     from optieval.cli.render.export import export_renderables
     from optieval.export import ExportCheckFailed, export_model

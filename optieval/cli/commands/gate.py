@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import write_json_output
+from optieval.cli.options import check_outputs, write_json_output
 
 
 def gate(
@@ -64,6 +64,7 @@ def run_gate_command(
     from optieval.cli.render.gate import evidence_lines, gate_progress, gate_table, verdict_line
     from optieval.release import gate as run_gate
 
+    check_outputs(json_file=json_file, folders={"--out": out})
     with gate_progress(err_console) as progress:
         report = run_gate(
             config,

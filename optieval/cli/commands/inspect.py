@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from optieval.cli.console import console
-from optieval.cli.options import write_json_output
+from optieval.cli.options import check_outputs, write_json_output
 
 
 def inspect(
@@ -18,6 +18,7 @@ def inspect(
     ] = None,
 ) -> None:
     """Show an ONNX file's I/O, opset, size, precision census and provenance."""
+    check_outputs(json_file=json_file)
     from optieval.cli.render.precision import info_renderables
     from optieval.precision import inspect_model
 
