@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from optieval.cli.console import err_console
 from optieval.errors import InputError
@@ -145,3 +147,13 @@ def cell_progress(label: str) -> Iterator[Callable[[Any], None]]:
             progress.update(task, description=f"{label}: {cell.label} {cell.status}")
 
         yield on_cell
+
+
+# The executor options of `bench` and `gate`, declared once.
+ExecutorOption = Annotated[
+    str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
+]

@@ -11,6 +11,8 @@ import typer
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
 from optieval.cli.options import (
+    ExecutorOption,
+    RayAddressOption,
     cell_executor,
     cell_progress,
     check_outputs,
@@ -112,13 +114,8 @@ def bench(
         float | None, typer.Option(help="The p99 budget (ms) of --find-max-qps.")
     ] = None,
     # -- executors (issue 10) --
-    executor: Annotated[
-        str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
-    ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Measure latency and throughput of MODEL on each backend x precision x batch cell."""
     check_outputs(json_file=json_file)

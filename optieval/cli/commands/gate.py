@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import check_outputs, write_json_output
+from optieval.cli.options import ExecutorOption, RayAddressOption, check_outputs, write_json_output
 
 
 def gate(
@@ -29,13 +29,8 @@ def gate(
         Path | None, typer.Option("--json", help="Also write report.json's content here.")
     ] = None,
     # -- executors (issue 10) --
-    executor: Annotated[
-        str, typer.Option(help="Where cells run: local (subprocesses here) or ray (a cluster).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
-    ] = None,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Gate a release: export, build artifacts, bench and compare every target, check every
     budget; write report.json, report.md, junit.xml and report.html; exit 0 only on PASS."""
