@@ -83,10 +83,22 @@ class _OptievalGroup(TyperGroup):
 
         import click
 
+        from optieval.cli.stopping import interrupted_line, start_record
+        from optieval.execution import Interrupted, handle_interrupts
+
+        start_record()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), handle_interrupts():
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as Interrupted
+            stopped = exc if isinstance(exc, Interrupted) else Interrupted()
+            err_console.print(
+                f"[bold yellow]{escape(interrupted_line(stopped.signal_name))}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(stopped.exit_code) from None
         except OptievalError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise

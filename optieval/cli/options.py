@@ -144,6 +144,9 @@ def cell_progress(label: str) -> Iterator[Callable[[Any], None]]:
         task = progress.add_task(f"{label}: measuring", total=None)
 
         def on_cell(cell: Any) -> None:
+            from optieval.cli.stopping import record_finished
+
+            record_finished(f"{cell.label} {cell.status}")
             progress.update(task, description=f"{label}: {cell.label} {cell.status}")
 
         yield on_cell

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from optieval.execution.base import group_by_hardware as group_by_hardware
     from optieval.execution.base import hardware_label as hardware_label
     from optieval.execution.factory import create_executor as create_executor
+    from optieval.execution.interrupts import Interrupted as Interrupted
+    from optieval.execution.interrupts import handle_interrupts as handle_interrupts
+    from optieval.execution.interrupts import stop_requested as stop_requested
     from optieval.execution.isolation import CellOutcome as CellOutcome
     from optieval.execution.isolation import function_path as function_path
     from optieval.execution.isolation import run_isolated as run_isolated
@@ -39,6 +42,7 @@ _EXPORTS = {
     "CellFunctions": "optieval.execution.base",
     "CellOutcome": "optieval.execution.isolation",
     "Executor": "optieval.execution.base",
+    "Interrupted": "optieval.execution.interrupts",
     "LocalExecutor": "optieval.execution.local",
     "OutputRunner": "optieval.execution.base",
     "Placement": "optieval.execution.base",
@@ -47,12 +51,14 @@ _EXPORTS = {
     "create_executor": "optieval.execution.factory",
     "function_path": "optieval.execution.isolation",
     "group_by_hardware": "optieval.execution.base",
+    "handle_interrupts": "optieval.execution.interrupts",
     "hardware_label": "optieval.execution.base",
     "merge_outputs": "optieval.execution.shards",
     "pin_cores": "optieval.execution.pinning",
     "require_ray": "optieval.execution.ray",
     "run_isolated": "optieval.execution.isolation",
     "split_batches": "optieval.execution.shards",
+    "stop_requested": "optieval.execution.interrupts",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

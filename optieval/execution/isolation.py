@@ -33,6 +33,7 @@ STATUS_CRASHED = "crashed"
 STATUS_TIMEOUT = "timeout"
 
 _TAIL_CHARS = 4000
+_PARENT_ENV = "OPTIEVAL_CELL_PARENT"
 SCHEMA_VERSION = 1
 
 
@@ -189,8 +190,12 @@ def run_isolated(
     paths = [p for p in sys.path if p and Path(p).exists()]
     child_env["PYTHONPATH"] = os.pathsep.join(paths)
     child_env.update(env or {})
+    child_env[_PARENT_ENV] = str(os.getpid())
     with tempfile.TemporaryDirectory(prefix="optieval-cell-") as folder:
         work = Path(folder)
+        # The child's temporary files live in this folder, removed whatever happens to it.
+        (work / "tmp").mkdir()
+        child_env["TMPDIR"] = str(work / "tmp")
         (work / "payload.json").write_text(payload_text, encoding="utf-8")
         result_path = work / "result.json"
         stderr_path = work / "stderr.txt"
@@ -214,9 +219,13 @@ def run_isolated(
                 start_new_session=True,  # its own process group: a timeout kills its children
             )
             try:
-                returncode = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                returncode = _wait(proc, start + timeout_s)
+            except BaseException:
+                # An interrupt (or anything else) here: the child's group must not outlive us.
+                _stop_group(proc)
+                raise
+            if returncode is None:
+                _stop_group(proc, grace_s=0.0)
                 return CellOutcome(
                     STATUS_TIMEOUT,
                     reason=f"{fn_path} did not finish within {timeout_s:g} s",
@@ -256,12 +265,36 @@ def run_isolated(
         )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
+    """The child's exit status, or None at ``deadline``. Wakes once a second so that a stop
+    asked for by an interrupt is seen from any thread (only the main thread gets signals)."""
+    from optieval.execution.interrupts import raise_if_stopping
+
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return proc.poll()
+        try:
+            return proc.wait(timeout=min(left, 1.0))
+        except subprocess.TimeoutExpired:
+            raise_if_stopping()
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 2.0) -> None:
+    """Stop the child's whole process group: SIGTERM, ``grace_s`` to exit, then SIGKILL (also
+    for what the child started and left behind in its group)."""
+    for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        if signum == signal.SIGTERM and grace_s <= 0:
+            continue
+        try:
+            os.killpg(proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            if proc.poll() is None:
+                proc.send_signal(signum)
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -315,6 +348,7 @@ def _plain(value: Any) -> bool:
 def _worker(argv: list[str]) -> int:
     """Child side: call the function, write ``{"ok": ..., ...}`` to the result file."""
     fn_path, payload_path, result_path = argv
+    _die_with_parent()
     try:
         payload = json.loads(Path(payload_path).read_text(encoding="utf-8"))
         fn = load_function(fn_path)
@@ -335,6 +369,23 @@ def _worker(argv: list[str]) -> int:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, result_path)
     return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when the process that started it dies, even by
+    SIGKILL (which leaves it no chance to stop the child's group itself)."""
+    parent = os.environ.get(_PARENT_ENV)
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # the parent died before the call above
+        os._exit(1)
 
 
 if __name__ == "__main__":

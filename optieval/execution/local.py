@@ -41,9 +41,12 @@ class LocalExecutor(Executor):
     ) -> list[Any]:
         """See :meth:`Executor.run_cells`. A cell promised for ``hardware`` this machine does
         not have (no GPU or CPU name containing it) fails with that reason."""
+        from optieval.execution.interrupts import raise_if_stopping
+
         machine = self.machine()
         results = []
         for request in requests:
+            raise_if_stopping()  # an interrupt seen by another thread: no new cell
             placement = Placement.for_cell(request.backend, request.threads, hardware)
             stamp = {
                 **placement.to_json(),

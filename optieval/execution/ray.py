@@ -273,7 +273,29 @@ class RayExecutor(Executor):
             submit(CellJob(request, placement, limit, index))
         # Everything may queue behind everything else on one node: the longest honest wait.
         deadline = time.monotonic() + sum(j.timeout_s for j in pending.values()) + _QUEUE_GRACE_S
+        try:
+            self._collect(pending, deadline, submit, finish, fail, cells)
+        except BaseException:
+            # An interrupt (or a bad input): no task of this run goes on on the cluster.
+            _cancel(ray, list(pending))
+            raise
+        return [r for r in results if r is not None]
+
+    def _collect(
+        self,
+        pending: dict[Any, CellJob],
+        deadline: float,
+        submit: Callable[[CellJob], None],
+        finish: Callable[[CellJob, Any], None],
+        fail: Callable[[CellJob, str], None],
+        cells: CellFunctions,
+    ) -> None:
+        """Wait for the ``pending`` tasks, retrying a cell whose node was lost once."""
+        from optieval.execution.interrupts import raise_if_stopping
+
+        ray = self._ray
         while pending:
+            raise_if_stopping()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 job = pending.pop(ref)
@@ -290,7 +312,6 @@ class RayExecutor(Executor):
                 finish(job, self._from_value(job, value, cells))
             if not ready:
                 self._expire(pending, deadline, fail)
-        return [r for r in results if r is not None]
 
     def _expire(
         self, pending: dict[Any, CellJob], deadline: float, fail: Callable[[CellJob, str], None]
@@ -388,7 +409,10 @@ class RayExecutor(Executor):
                 }
                 refs.append(task.options(**placement.ray_options()).remote(job))
             try:
-                parts = ray.get(refs)
+                parts = _gather(ray, refs)
+            except KeyboardInterrupt:
+                _cancel(ray, refs)
+                raise
             except Exception as exc:
                 reason, _ = _fault(exc)
                 raise BackendFailed(f"parity for {cell.label} on Ray: {reason}",
@@ -396,6 +420,26 @@ class RayExecutor(Executor):
             return merge_outputs(parts)
 
         return run
+
+
+def _gather(ray: Any, refs: list[Any]) -> list[Any]:
+    """``ray.get(refs)``, waking once a second to see an interrupt asked for elsewhere."""
+    from optieval.execution.interrupts import raise_if_stopping
+
+    waiting = list(refs)
+    while waiting:
+        raise_if_stopping()
+        _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=1.0)
+    return list(ray.get(refs))
+
+
+def _cancel(ray: Any, refs: list[Any]) -> None:
+    """Cancel ``refs`` (their workers are killed, and with them each cell's subprocess)."""
+    for ref in refs:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # already finished or gone: nothing left to stop
+            continue
 
 
 def _fault(exc: BaseException) -> tuple[str, bool]:

@@ -85,8 +85,14 @@ def gate_progress(console: Console) -> Iterator[Progress]:
     with display:
         task = display.add_task("gate: reading the config", total=None)
         seen: set[str] = set()
+        counted = [0]
 
         def update(message: str, done: int, total: int) -> None:
+            if done > counted[0]:  # a counted step: it has finished
+                from optieval.cli.stopping import record_finished
+
+                counted[0] = done
+                record_finished(message, total)
             display.update(task, description=escape(message), completed=done, total=total)
             if not console.is_terminal and message not in seen:
                 # Off a terminal (CI logs) the bar does not redraw: keep a line per step.
