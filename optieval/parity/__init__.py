@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from optieval.parity.comparison import compare as compare
     from optieval.parity.comparison import run_parity_shard as run_parity_shard
     from optieval.parity.localize import DEFAULT_LOCALIZE_SAMPLES as DEFAULT_LOCALIZE_SAMPLES
-    from optieval.parity.localize import AutoExcludeResult as AutoExcludeResult
     from optieval.parity.localize import Localization as Localization
     from optieval.parity.metrics import DEFAULT_CONFIDENCE as DEFAULT_CONFIDENCE
     from optieval.parity.metrics import Interval as Interval
+    from optieval.parity.results import AutoExcludeResult as AutoExcludeResult
     from optieval.parity.results import CandidateParity as CandidateParity
     from optieval.parity.results import OutputParity as OutputParity
     from optieval.parity.results import ParityReport as ParityReport
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from optieval.parity.tolerances import ToleranceSet as ToleranceSet
 
 _EXPORTS = {
-    "AutoExcludeResult": "optieval.parity.localize",
+    "AutoExcludeResult": "optieval.parity.results",
     "CandidateParity": "optieval.parity.results",
     "DEFAULT_BATCH": "optieval.parity.runs",
     "DEFAULT_CONFIDENCE": "optieval.parity.metrics",

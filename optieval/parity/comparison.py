@@ -19,20 +19,13 @@ from typing import Any
 import numpy as np
 
 from optieval.errors import InputError
+from optieval.parity.exclusion import ExcludeJob, run_auto_exclude
 from optieval.parity.golden import Golden, save_golden
-from optieval.parity.localize import (
-    DEFAULT_LOCALIZE_SAMPLES,
-    AutoExcludeResult,
-    Localization,
-    producers_of,
-)
+from optieval.parity.kinds import parse_output_kinds
+from optieval.parity.localize import DEFAULT_LOCALIZE_SAMPLES
 from optieval.parity.metrics import DEFAULT_CONFIDENCE
-from optieval.parity.results import (
-    CandidateParity,
-    OutputParity,
-    ParityReport,
-    compare_outputs,
-)
+from optieval.parity.output_compare import compare_outputs
+from optieval.parity.results import CandidateParity, OutputParity, ParityReport
 from optieval.parity.runs import (
     DEFAULT_BATCH,
     GatheredInputs,
@@ -41,11 +34,11 @@ from optieval.parity.runs import (
     gather_inputs,
     localize_artifact,
     manifest_warnings,
-    measure_latency_ms,
     open_backend,
     parse_cell,
     split_batches,
 )
+from optieval.parity.sample_metrics import DEFAULT_KNN_K
 from optieval.parity.tolerances import TaskBudget, Tolerance, ToleranceSet, parse_tol
 
 __all__ = [
@@ -152,6 +145,8 @@ def compare(
     confidence: float = DEFAULT_CONFIDENCE,
     threads: int | None = None,
     runner: Callable[..., dict[str, np.ndarray]] | None = None,
+    output_kinds: Mapping[str, str] | Sequence[str] | None = None,
+    knn_k: int = DEFAULT_KNN_K,
 ) -> ParityReport:
     """Compare each candidate's outputs with the reference's on the same inputs.
 
@@ -170,7 +165,8 @@ def compare(
         batch: batch size for the runs (default: the model's fixed batch, else 16).
         atol, rtol: replace the precision's default tolerance for every output.
         tol: per-output tolerances: ``{"logits": Tolerance(...)}`` or ``["logits:1e-3:1e-2"]``.
-        budget: task budgets on accuracy and argmax agreement (default: none).
+        budget: task budgets on accuracy, argmax agreement, per-sample cosine and
+            nearest-neighbour agreement (default: none).
         localize: on a failing ONNX candidate, find the nodes where the error is born.
         auto_exclude: for a failing INT8 candidate, re-quantize keeping those nodes in float,
             up to ``max_exclude_rounds`` times (implies ``localize``).
@@ -183,6 +179,10 @@ def compare(
         threads: intra-op threads for the backends (default: the backend's).
         runner: runs the reference's and candidates' outputs elsewhere, e.g. sharded over a Ray
             cluster (:meth:`optieval.execution.Executor.outputs_runner`); default: here.
+        output_kinds: the kind of each output (:mod:`optieval.parity.kinds`):
+            ``{"emb": "embedding"}`` or ``["emb=embedding"]``; ``"*"`` or a bare kind for every
+            output not named; the rest are inferred from names, shapes and values.
+        knn_k: neighbours per sample for the nearest-neighbour agreement of embeddings.
 
     Returns:
         A :class:`ParityReport`; ``report.passed`` is False when any candidate failed (the CLI
@@ -191,7 +191,8 @@ def compare(
     Raises:
         InputError: bad cells, options or data; reference and candidate outputs that differ in
             names or shapes; labels of the wrong length or type; a data set missing an input;
-            a golden folder from another model; a ``tol`` naming no output (exit 2).
+            a golden folder from another model; a ``tol`` naming no output; an output kind that
+            does not fit its output, or a budget that no output's kind has (exit 2).
         BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
     """
     from optieval.core import load_onnx, sha256_file, signature_from_onnx
@@ -205,6 +206,9 @@ def compare(
         raise InputError("`golden` and `save_golden_dir` exclude each other", where="golden")
     if batch is not None and batch < 1:
         raise InputError(f"batch {batch} must be at least 1", where="batch")
+    if knn_k < 1:
+        raise InputError(f"`knn_k` {knn_k} must be at least 1", where="knn_k")
+    kinds = parse_output_kinds(output_kinds)
     ref_cell = parse_cell(reference, where="reference")
     cells = [parse_cell(c) for c in candidates]
     overrides = _tol_overrides(tol)
@@ -216,6 +220,13 @@ def compare(
     signature = signature_from_onnx(model_proto)
     output_names = [o.name for o in signature.outputs]
     ToleranceSet(per_output=overrides).check_outputs(output_names)
+    unknown = sorted(set(kinds) - set(output_names) - {"*"})
+    if unknown:
+        raise InputError(
+            f"the model has no output called {', '.join(unknown)}",
+            where="output_kinds",
+            hint=f"the outputs are {', '.join(output_names)}",
+        )
     model_sha = sha256_file(model_path)
     warnings = manifest_warnings(model_path)
     if calib is None and data is not None and any(c.precision == "int8" for c in cells):
@@ -299,6 +310,8 @@ def compare(
                 max_exclude_rounds=max_exclude_rounds,
                 localize_samples=localize_samples,
                 runner=runner,
+                output_kinds=kinds,
+                knn_k=knn_k,
             )
         )
     return ParityReport(
@@ -331,6 +344,8 @@ def _compare_cell(
     max_exclude_rounds: int,
     localize_samples: int,
     runner: Callable[..., dict[str, np.ndarray]] | None = None,
+    output_kinds: Mapping[str, str] | None = None,
+    knn_k: int = DEFAULT_KNN_K,
 ) -> CandidateParity:
     warnings: list[str] = []
     if cell.precision == "int8" and given.source.startswith("generated"):
@@ -351,6 +366,8 @@ def _compare_cell(
         confidence=confidence,
         reference_label=ref_label,
         candidate_label=cell.label,
+        output_kinds=output_kinds,
+        knn_k=knn_k,
     )
     passed = all(o.passed for o in outputs)
     samples = int(next(iter(inputs.values())).shape[0]) if inputs else 0
@@ -379,98 +396,16 @@ def _compare_cell(
             "(it builds up gradually, or lies in the backend, not the graph)"
         )
     result = replace(result, localization=loc)
-    if auto_exclude and cell.precision == "int8" and loc.exclude:
-        auto, _ = _auto_exclude(
-            cell,
-            model_path=model_path,
-            model_proto=model_proto,
-            inputs=inputs,
-            given=given,
-            ref_outputs=ref_outputs,
-            tolerances=tolerances,
-            budget=budget,
-            calib=calib,
-            threads=threads,
-            batch=batch,
-            confidence=confidence,
-            first=loc,
-            max_rounds=max_exclude_rounds,
-            localize_samples=localize_samples,
-            artifact=artifact,
-        )
-        result = replace(result, auto_exclude=auto)
-    elif auto_exclude and cell.precision != "int8":
+    if auto_exclude and cell.precision == "int8":
+
+        def run(path: Path) -> dict[str, np.ndarray]:
+            return _run_cell(cell, path, inputs, spec=None, threads=threads, batch=batch,
+                             runner=runner)  # fmt: skip
+
+        job = ExcludeJob(run, cell, model_path, model_proto, artifact, inputs, ref_outputs,
+                         given.labels, tolerances, budget, calib, threads, batch, confidence,
+                         localize_samples, output_kinds, knn_k)  # fmt: skip
+        result = replace(result, auto_exclude=run_auto_exclude(job, loc, max_exclude_rounds))
+    elif auto_exclude:
         warnings.append("`auto_exclude` applies to INT8 candidates only")
     return replace(result, warnings=tuple(warnings))
-
-
-def _auto_exclude(
-    cell: RunCell,
-    *,
-    model_path: Path,
-    model_proto: Any,
-    inputs: Mapping[str, np.ndarray],
-    given: GatheredInputs,
-    ref_outputs: Mapping[str, np.ndarray],
-    tolerances: ToleranceSet,
-    budget: TaskBudget,
-    calib: str | None,
-    threads: int | None,
-    batch: int | None,
-    confidence: float,
-    first: Localization,
-    max_rounds: int,
-    localize_samples: int,
-    artifact: Path,
-) -> tuple[AutoExcludeResult, tuple[OutputParity, ...] | None]:
-    """Re-quantize with the breaking nodes excluded until tolerance holds or ``max_rounds``."""
-    from optieval.core import cache_dir, cache_key
-    from optieval.precision import convert
-
-    excluded: list[str] = list(first.exclude)
-    folder = cache_dir("auto-exclude", cache_key({"model": str(model_path.resolve())}))
-    final: tuple[OutputParity, ...] | None = None
-    current = artifact
-    passed = False
-    rounds = 0
-    for rounds in range(1, max(max_rounds, 1) + 1):  # noqa: B007 - read after the loop
-        # Named by what it holds, so a rerun reuses the file instead of piling up copies.
-        out = folder / f"{cache_key({'exclude': sorted(excluded), 'calib': calib})}.int8.onnx"
-        convert(model_path, "int8", output=out, calib=calib, exclude=tuple(excluded))
-        current = out
-        cand_outputs = _run_cell(cell, current, inputs, spec=None, threads=threads, batch=batch)
-        final = compare_outputs(
-            ref_outputs,
-            cand_outputs,
-            tolerances=tolerances,
-            labels=given.labels,
-            budget=budget,
-            confidence=confidence,
-        )
-        if all(o.passed for o in final):
-            passed = True
-            break
-        loc = localize_artifact(
-            model_proto,
-            current,
-            inputs,
-            tolerances,
-            batch or DEFAULT_BATCH,
-            localize_samples,
-            final,
-        )
-        new = [n for n in loc.exclude if n not in excluded]
-        if not new:
-            # A node kept in float can still read a quantized input: the quantizer puts Q/DQ on
-            # a tensor while its producer is quantized. Keep the producers in float too.
-            new = [n for n in producers_of(model_proto, loc.exclude) if n not in excluded]
-        if not new:
-            break
-        excluded.extend(new)
-    feeds = next(split_batches(inputs, batch or DEFAULT_BATCH))
-    before = measure_latency_ms(cell, artifact, feeds, threads)
-    after = measure_latency_ms(cell, current, feeds, threads)
-    return (
-        AutoExcludeResult(tuple(excluded), rounds, passed, str(current), before, after),
-        final,
-    )

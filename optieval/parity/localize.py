@@ -127,51 +127,6 @@ class Localization:
         )
 
 
-@dataclass(frozen=True)
-class AutoExcludeResult:
-    """What ``--auto-exclude`` did: the nodes it kept in float, how many quantization rounds it
-    ran, whether tolerance then held, and the speed it cost (ONNX Runtime CPU latency of one
-    batch, median, before and after)."""
-
-    excluded: tuple[str, ...]
-    rounds: int
-    passed: bool
-    artifact: str
-    latency_ms_before: float | None
-    latency_ms_after: float | None
-
-    @property
-    def slowdown(self) -> float | None:
-        """``latency_ms_after / latency_ms_before`` (None when not measured)."""
-        if not self.latency_ms_before or self.latency_ms_after is None:
-            return None
-        return self.latency_ms_after / self.latency_ms_before
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-data form."""
-        return {
-            "excluded": list(self.excluded),
-            "rounds": self.rounds,
-            "passed": self.passed,
-            "artifact": self.artifact,
-            "latency_ms_before": self.latency_ms_before,
-            "latency_ms_after": self.latency_ms_after,
-            "slowdown": self.slowdown,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AutoExcludeResult:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            tuple(data.get("excluded", ())),
-            int(data.get("rounds", 0)),
-            bool(data.get("passed", False)),
-            str(data.get("artifact", "")),
-            data.get("latency_ms_before"),
-            data.get("latency_ms_after"),
-        )
-
-
 def expose_intermediates(model: Any, *, skip_ops: Iterable[str] = ("QuantizeLinear",)) -> Any:
     """Return a copy of ``model`` (an ``onnx.ModelProto``) with every top-level node output added
     as a graph output (outputs of ``skip_ops`` nodes, integer tensors, are left out)."""

@@ -1,14 +1,17 @@
-"""Parity results: frozen, typed data with a versioned JSON form, and the pure comparison that
-turns two sets of outputs into them (:func:`compare_outputs`).
+"""Parity results: frozen, typed data with a versioned JSON form (docs/reference/parity-json.md),
+and the checks on two sets of outputs that every comparison makes first (names, shapes, labels).
 
-JSON (``schema_version`` 1)::
+JSON (``schema_version`` 2)::
 
-    {"schema_version": 1, "model": ..., "model_sha256": ..., "reference": "ort-cpu:fp32",
+    {"schema_version": 2, "model": ..., "model_sha256": ..., "reference": "ort-cpu:fp32",
      "passed": false,
      "results": [{"candidate": "ort-cpu:int8", "reference": "ort-cpu:fp32", "passed": false,
                   "samples": 64, "outputs": [{"name": "logits", "passed": false,
+                  "kind": "logits", "kind_reason": "given",
                   "max_abs": ..., "max_rel": ..., "mean_abs": ..., "rmse": ..., "cosine": ...,
                   "snr_db": ..., "nan_count": 0, "inf_count": 0,
+                  "cosine_per_sample": {"mean": ..., "min": ..., "worst": [...], ...},
+                  "neighbours": {...} | null, "errors": {...} | null,
                   "top1_agreement": ..., "top5_agreement": null, "flip_rate": ...,
                   "flip_rate_ci": {"low": ..., "high": ..., "confidence": 0.95,
                                    "method": "wilson"},
@@ -19,7 +22,9 @@ JSON (``schema_version`` 1)::
 Non-finite floats (an ``snr_db`` of ``inf`` for identical outputs) are written as the strings
 ``"inf"``, ``"-inf"`` and ``"nan"`` so that the file stays strict JSON.
 
-History: 1 — first version.
+History: 1 — first version. 2 — output kinds (``kind``, ``kind_reason``), per-sample cosine,
+nearest-neighbour agreement and per-sample errors; auto-exclude rounds and stop reason. Version 1
+files are still read (the new fields are null).
 """
 
 from __future__ import annotations
@@ -32,20 +37,13 @@ from typing import Any
 import numpy as np
 
 from optieval.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
-from optieval.parity.localize import AutoExcludeResult, Localization
-from optieval.parity.metrics import (
-    DEFAULT_CONFIDENCE,
-    Interval,
-    accuracy_metrics,
-    classification_metrics,
-    is_classification_shaped,
-    tensor_metrics,
-    tolerance_violations,
-    worst_samples,
-)
-from optieval.parity.tolerances import MetricCheck, TaskBudget, Tolerance, ToleranceSet
+from optieval.parity.localize import Localization
+from optieval.parity.metrics import Interval
+from optieval.parity.sample_metrics import CosineStats, ErrorStats, NeighbourStats
+from optieval.parity.tolerances import MetricCheck, TaskBudget, Tolerance
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def float_to_json(value: float | None) -> float | str | None:
@@ -76,8 +74,13 @@ def _interval_json(value: Interval | None) -> dict[str, Any] | None:
 class OutputParity:
     """How one output of a candidate compares with the reference's.
 
-    The element-wise metrics are those of :class:`~optieval.parity.metrics.TensorMetrics`;
-    the classification ones (None unless the output is batch x classes) those of
+    ``kind`` is the output's kind (:mod:`optieval.parity.kinds`) and ``kind_reason`` why it
+    was chosen. The element-wise metrics are those of
+    :class:`~optieval.parity.metrics.TensorMetrics` (``cosine`` is one cosine over the whole
+    flattened output, never gated: ``cosine_per_sample`` is what budgets judge);
+    ``cosine_per_sample`` (every float output), ``neighbours`` (embeddings) and ``errors``
+    (regression) are :mod:`optieval.parity.sample_metrics`'; the classification ones (None
+    unless the output's kind is class scores) those of
     :class:`~optieval.parity.metrics.ClassificationMetrics`; the accuracy ones (None
     without labels) those of :class:`~optieval.parity.metrics.AccuracyMetrics`.
     ``checks`` lists every judged criterion (``finite``, ``tolerance``, task budgets);
@@ -116,6 +119,16 @@ class OutputParity:
     worst_samples: tuple[int, ...] = ()
     checks: tuple[MetricCheck, ...] = ()
     worst_metric: str | None = None
+    kind: str = "tensor"
+    kind_reason: str = ""
+    cosine_per_sample: CosineStats | None = None
+    neighbours: NeighbourStats | None = None
+    errors: ErrorStats | None = None
+
+    @property
+    def is_scores(self) -> bool:
+        """True when the output holds class scores (argmax metrics apply)."""
+        return self.kind in ("logits", "probabilities")
 
     _FLOATS = (
         "max_abs",
@@ -165,6 +178,11 @@ class OutputParity:
         data["worst_samples"] = list(self.worst_samples)
         data["checks"] = [c.to_json() for c in self.checks]
         data["worst_metric"] = self.worst_metric
+        data["kind"] = self.kind
+        data["kind_reason"] = self.kind_reason
+        for key in ("cosine_per_sample", "neighbours", "errors"):
+            value = getattr(self, key)
+            data[key] = None if value is None else value.to_json()
         return data
 
     @classmethod
@@ -178,7 +196,15 @@ class OutputParity:
             "worst_samples": tuple(int(i) for i in data.get("worst_samples", ())),
             "checks": tuple(MetricCheck.from_json(c) for c in data.get("checks", ())),
             "worst_metric": data.get("worst_metric"),
+            # Version 1 had no kinds: its argmax metrics were there for batch x classes.
+            "kind": str(data.get("kind") or ("logits" if data.get("flip_rate") is not None
+                                             else "tensor")),
+            "kind_reason": str(data.get("kind_reason", "")),
         }
+        for key, kind in (("cosine_per_sample", CosineStats), ("neighbours", NeighbourStats),
+                          ("errors", ErrorStats)):  # fmt: skip
+            value = data.get(key)
+            kwargs[key] = None if value is None else kind.from_json(value)
         for key in cls._FLOATS:
             kwargs[key] = float_from_json(data.get(key))
         for key in cls._INTS:
@@ -186,6 +212,115 @@ class OutputParity:
         for key in cls._INTERVALS:
             kwargs[key] = _interval(data.get(key))
         return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class ExcludeRound:
+    """One round of ``auto_exclude``: the nodes it added to the float list (``added``), how it
+    chose them (``chosen_by``: ``localization``, ``producers`` of the breaking nodes, or
+    ``largest error`` among the nodes still quantized), the size of the list after it, and
+    every output's metrics on the re-quantized artifact (``outputs``)."""
+
+    round: int
+    added: tuple[str, ...]
+    chosen_by: str
+    excluded: int
+    passed: bool
+    outputs: tuple[OutputParity, ...]
+    artifact: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form."""
+        return {
+            "round": self.round,
+            "added": list(self.added),
+            "chosen_by": self.chosen_by,
+            "excluded": self.excluded,
+            "passed": self.passed,
+            "artifact": self.artifact,
+            "outputs": [o.to_json() for o in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExcludeRound:
+        """Inverse of :meth:`to_json`."""
+        return cls(int(data["round"]), tuple(data.get("added", ())), str(data.get("chosen_by", "")),
+                   int(data.get("excluded", 0)), bool(data.get("passed", False)),
+                   tuple(OutputParity.from_json(o) for o in data.get("outputs", ())),
+                   str(data.get("artifact", "")))  # fmt: skip
+
+
+STOP_REASONS = {
+    "passed": "tolerance and budgets hold",
+    "max_rounds": "ran every round allowed (`max_exclude_rounds`) and it still fails",
+    "no_candidates": "no quantized node with an error past tolerance is left to keep in float",
+    "no_quantized_nodes": "every compute node is already kept in float",
+}
+"""Why ``auto_exclude`` stopped: code -> meaning (``AutoExcludeResult.stop_reason``)."""
+
+
+@dataclass(frozen=True)
+class AutoExcludeResult:
+    """What ``auto_exclude`` did: the nodes it kept in float (``excluded``), the rounds it ran
+    (``rounds``, of ``max_rounds`` allowed) with each round's metrics (``history``), whether
+    tolerance and budgets then held, why it stopped (``stop_reason``, a key of
+    :data:`STOP_REASONS`, with ``stop_detail`` saying it in full), the artifact it kept (the
+    passing round's, else the round whose checks failed least) and the speed it cost (ONNX
+    Runtime CPU latency of one batch, median, before and after)."""
+
+    excluded: tuple[str, ...]
+    rounds: int
+    passed: bool
+    artifact: str
+    latency_ms_before: float | None
+    latency_ms_after: float | None
+    max_rounds: int = 0
+    stop_reason: str = ""
+    stop_detail: str = ""
+    history: tuple[ExcludeRound, ...] = ()
+    best_round: int | None = None
+
+    @property
+    def slowdown(self) -> float | None:
+        """``latency_ms_after / latency_ms_before`` (None when not measured)."""
+        if not self.latency_ms_before or self.latency_ms_after is None:
+            return None
+        return self.latency_ms_after / self.latency_ms_before
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-data form."""
+        return {
+            "excluded": list(self.excluded),
+            "rounds": self.rounds,
+            "max_rounds": self.max_rounds,
+            "passed": self.passed,
+            "stop_reason": self.stop_reason,
+            "stop_detail": self.stop_detail,
+            "best_round": self.best_round,
+            "artifact": self.artifact,
+            "latency_ms_before": self.latency_ms_before,
+            "latency_ms_after": self.latency_ms_after,
+            "slowdown": self.slowdown,
+            "history": [r.to_json() for r in self.history],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AutoExcludeResult:
+        """Inverse of :meth:`to_json`."""
+        best = data.get("best_round")
+        return cls(
+            tuple(data.get("excluded", ())),
+            int(data.get("rounds", 0)),
+            bool(data.get("passed", False)),
+            str(data.get("artifact", "")),
+            data.get("latency_ms_before"),
+            data.get("latency_ms_after"),
+            int(data.get("max_rounds", 0)),
+            str(data.get("stop_reason", "")),
+            str(data.get("stop_detail", "")),
+            tuple(ExcludeRound.from_json(r) for r in data.get("history", ())),
+            None if best is None else int(best),
+        )
 
 
 @dataclass(frozen=True)
@@ -295,7 +430,7 @@ class ParityReport:
     def from_json(cls, data: dict[str, Any]) -> ParityReport:
         """Inverse of :meth:`to_json`; InputError for another schema version."""
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise InputError(
                 f"parity report schema_version {version!r} is not {SCHEMA_VERSION}",
                 hint="re-run `optieval compare` with this optieval version",
@@ -369,167 +504,3 @@ def check_output_match(
             where=candidate_label,
             hint="reference and candidate must be the same model with the same outputs",
         )
-
-
-def _worst_metric(checks: list[MetricCheck]) -> str | None:
-    def badness(c: MetricCheck) -> float:
-        if c.value is None or c.limit is None:
-            return math.inf if not c.passed else -math.inf
-        # How far past the limit, relative to it, in the direction that fails.
-        scale = max(abs(c.limit), 1e-12)
-        lower_is_better = c.name in ("tolerance", "finite")
-        excess = (c.value - c.limit) if lower_is_better else (c.limit - c.value)
-        return excess / scale
-
-    if not checks:
-        return None
-    failed = [c for c in checks if not c.passed]
-    pool = failed or checks
-    return max(pool, key=badness).name
-
-
-def compare_output(
-    name: str,
-    reference: np.ndarray,
-    candidate: np.ndarray,
-    *,
-    tolerance: Tolerance,
-    labels: np.ndarray | None = None,
-    budget: TaskBudget | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> OutputParity:
-    """Compare one output; see :class:`OutputParity`. ``labels`` must already be checked
-    (:func:`check_labels`) and are used only when the output is classification-shaped."""
-    budget = budget or TaskBudget()
-    tm = tensor_metrics(reference, candidate)
-    violations = tolerance_violations(reference, candidate, tolerance.atol, tolerance.rtol)
-    checks = [
-        MetricCheck(
-            "finite",
-            tm.new_nonfinite == 0,
-            float(tm.new_nonfinite),
-            0.0,
-            "NaN/Inf in the candidate where the reference is finite",
-        ),
-        MetricCheck(
-            "tolerance",
-            violations == 0,
-            float(violations),
-            0.0,
-            f"elements with |c-r| > {tolerance.atol:g} + {tolerance.rtol:g}*|r|",
-        ),
-    ]
-    extra: dict[str, Any] = {}
-    if is_classification_shaped(np.asarray(reference)):
-        cm = classification_metrics(reference, candidate, confidence)
-        extra.update(
-            top1_agreement=cm.top1_agreement,
-            top5_agreement=cm.top5_agreement,
-            flip_rate=cm.flip_rate,
-            flip_rate_ci=cm.flip_rate_ci,
-        )
-        if labels is not None and (labels.size == 0 or labels.max() < np.shape(reference)[1]):
-            am = accuracy_metrics(reference, candidate, labels, confidence)
-            extra.update(
-                accuracy_reference=am.accuracy_reference,
-                accuracy_reference_ci=am.accuracy_reference_ci,
-                accuracy_candidate=am.accuracy_candidate,
-                accuracy_candidate_ci=am.accuracy_candidate_ci,
-                accuracy_delta=am.accuracy_delta,
-                accuracy_delta_ci=am.accuracy_delta_ci,
-                accuracy_ratio=am.accuracy_ratio,
-                accuracy_ratio_ci=am.accuracy_ratio_ci,
-            )
-        checks.extend(
-            budget.checks(
-                accuracy_delta=extra.get("accuracy_delta"),
-                accuracy_ratio=extra.get("accuracy_ratio"),
-                top1_agreement=cm.top1_agreement,
-            )
-        )
-    return OutputParity(
-        name=name,
-        passed=all(c.passed for c in checks),
-        shape=tuple(int(d) for d in np.shape(reference)),
-        tolerance=tolerance,
-        violations=violations,
-        max_abs=tm.max_abs,
-        max_rel=tm.max_rel,
-        mean_abs=tm.mean_abs,
-        rmse=tm.rmse,
-        cosine=tm.cosine,
-        snr_db=tm.snr_db,
-        nan_count=tm.nan_count,
-        inf_count=tm.inf_count,
-        reference_nan_count=tm.reference_nan_count,
-        reference_inf_count=tm.reference_inf_count,
-        new_nonfinite=tm.new_nonfinite,
-        worst_samples=tuple(worst_samples(reference, candidate)),
-        checks=tuple(checks),
-        worst_metric=_worst_metric(checks),
-        **extra,
-    )
-
-
-def compare_outputs(
-    reference: Mapping[str, np.ndarray],
-    candidate: Mapping[str, np.ndarray],
-    *,
-    tolerances: ToleranceSet | None = None,
-    labels: np.ndarray | None = None,
-    budget: TaskBudget | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
-    reference_label: str = "reference",
-    candidate_label: str = "candidate",
-) -> tuple[OutputParity, ...]:
-    """Compare every output of a candidate with the reference's (pure; no model is run).
-
-    Args:
-        reference, candidate: output name -> array, samples along axis 0.
-        tolerances: per-output tolerances (default: fp32 defaults).
-        labels: class indices (samples,) or None; checked here.
-        budget: task budgets (default: none).
-        confidence: of every interval (default 0.95).
-        reference_label, candidate_label: names used in error messages.
-
-    Returns:
-        One :class:`OutputParity` per output, in the reference's order.
-
-    Raises:
-        InputError: different output names or shapes, a ``tol`` naming no output, labels
-            of the wrong length or type, or labels given but no classification-shaped output.
-    """
-    tolerances = tolerances or ToleranceSet()
-    check_output_match(
-        reference, candidate, reference_label=reference_label, candidate_label=candidate_label
-    )
-    tolerances.check_outputs(reference)
-    checked: np.ndarray | None = None
-    if labels is not None:
-        first = next(iter(reference.values()), np.zeros((0,)))
-        checked = check_labels(labels, int(np.shape(first)[0]) if np.ndim(first) else 0)
-        classes = [int(np.shape(v)[1]) for v in reference.values() if is_classification_shaped(v)]
-        if not classes:
-            raise InputError(
-                "labels were given but no output is classification-shaped (batch x classes)",
-                where="labels",
-            )
-        if checked.size and int(checked.max()) >= max(classes):
-            raise InputError(
-                f"labels reach class {int(checked.max())} but the outputs have at most "
-                f"{max(classes)} classes",
-                where="labels",
-                hint="labels must be class indices into the model's output",
-            )
-    return tuple(
-        compare_output(
-            name,
-            reference[name],
-            candidate[name],
-            tolerance=tolerances.for_output(name),
-            labels=checked,
-            budget=budget,
-            confidence=confidence,
-        )
-        for name in reference
-    )

@@ -18,8 +18,10 @@ replaces it for one output (and wins over ``atol``/``rtol``).
 
 Task budgets (:class:`TaskBudget`) judge task accuracy against labels: absolute
 (``accuracy_delta >= -max_accuracy_drop``) or relative like MLPerf's (``accuracy_ratio >=
-min_accuracy_ratio``, e.g. 0.99), and optionally argmax agreement. ``compare`` judges them on
-the point estimates and reports the intervals beside them; the gate decides on the intervals.
+min_accuracy_ratio``, e.g. 0.99), and optionally argmax agreement (class scores only); the
+worst sample's cosine (``min_cosine``, every output) and nearest-neighbour agreement
+(``min_knn_agreement``, embeddings). ``compare`` judges them on the point estimates and reports
+the intervals beside them; the gate decides on the intervals.
 """
 
 from __future__ import annotations
@@ -179,20 +181,27 @@ class TaskBudget:
         min_accuracy_ratio: relative budget like MLPerf's: ``accuracy_ratio >= value``
             (e.g. 0.99); needs labels.
         min_top1_agreement: ``top1_agreement >= value``; needs no labels.
+        min_cosine: every sample's cosine with the reference ``>= value`` (the worst sample's,
+            ``cosine_per_sample.min``).
+        min_knn_agreement: nearest-neighbour agreement (recall@k) ``>= value``; embeddings.
     """
 
     max_accuracy_drop: float | None = None
     min_accuracy_ratio: float | None = None
     min_top1_agreement: float | None = None
+    min_cosine: float | None = None
+    min_knn_agreement: float | None = None
 
     @property
     def empty(self) -> bool:
         """True when no budget is set."""
-        return (
-            self.max_accuracy_drop is None
-            and self.min_accuracy_ratio is None
-            and self.min_top1_agreement is None
-        )
+        return all(v is None for v in self.to_json().values())
+
+    @property
+    def score_budgets(self) -> tuple[str, ...]:
+        """The budgets set that only class scores have (argmax and accuracy)."""
+        names = ("max_accuracy_drop", "min_accuracy_ratio", "min_top1_agreement")
+        return tuple(n for n in names if getattr(self, n) is not None)
 
     def checks(
         self,
@@ -200,6 +209,8 @@ class TaskBudget:
         accuracy_delta: float | None,
         accuracy_ratio: float | None,
         top1_agreement: float | None,
+        cosine: float | None = None,
+        knn_agreement: float | None = None,
     ) -> list[MetricCheck]:
         """The checks that apply to one output's metrics (a budget whose metric is None, e.g.
         accuracy without labels, yields no check)."""
@@ -227,6 +238,13 @@ class TaskBudget:
                     self.min_top1_agreement,
                 )
             )
+        if self.min_cosine is not None and cosine is not None:
+            out.append(MetricCheck("cosine", cosine >= self.min_cosine, cosine, self.min_cosine,
+                                   "worst sample's cosine with the reference"))  # fmt: skip
+        if self.min_knn_agreement is not None and knn_agreement is not None:
+            out.append(MetricCheck("knn_agreement", knn_agreement >= self.min_knn_agreement,
+                                   knn_agreement, self.min_knn_agreement,
+                                   "nearest-neighbour agreement (recall@k)"))  # fmt: skip
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -235,6 +253,8 @@ class TaskBudget:
             "max_accuracy_drop": self.max_accuracy_drop,
             "min_accuracy_ratio": self.min_accuracy_ratio,
             "min_top1_agreement": self.min_top1_agreement,
+            "min_cosine": self.min_cosine,
+            "min_knn_agreement": self.min_knn_agreement,
         }
 
     @classmethod
@@ -244,4 +264,6 @@ class TaskBudget:
             data.get("max_accuracy_drop"),
             data.get("min_accuracy_ratio"),
             data.get("min_top1_agreement"),
+            data.get("min_cosine"),
+            data.get("min_knn_agreement"),
         )

@@ -15,8 +15,8 @@ from optieval.parity.results import (
     CandidateParity,
     ParityReport,
     check_labels,
-    compare_outputs,
 )
+from optieval.parity.output_compare import compare_outputs
 from optieval.parity.tolerances import (
     DEFAULT_TOLERANCES,
     TaskBudget,
@@ -137,7 +137,7 @@ def test_one_hot_labels_accepted() -> None:
 
 
 def test_labels_without_classification_output() -> None:
-    with pytest.raises(InputError, match="classification-shaped"):
+    with pytest.raises(InputError, match="class scores"):
         compare_outputs({"y": np.zeros((4,))}, {"y": np.zeros((4,))}, labels=np.zeros(4))
 
 
