@@ -1,6 +1,7 @@
 """The foundation every concern stands on: errors aside, files written atomically, the cache,
 manifests, ONNX files (saved, checked and published atomically), I/O signatures, data sets,
-generated feeds, the one parser of shapes written as text, the environment fingerprint and the
+generated feeds, the one parser of shapes written as text, shape sets (the shapes one cell
+runs, swept together), the environment fingerprint and the
 one table of backend and precision names.
 
 These names are the concern's public surface; every other module in it is private to it.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from optieval.core.data import load_dataset as load_dataset
     from optieval.core.environment import fingerprint as fingerprint
     from optieval.core.environment import validity_warnings as validity_warnings
+    from optieval.core.feeds import bind_dims as bind_dims
     from optieval.core.feeds import generate_feeds as generate_feeds
     from optieval.core.feeds import resolve_shapes as resolve_shapes
     from optieval.core.files import atomic_path as atomic_path
@@ -50,6 +52,11 @@ if TYPE_CHECKING:
     from optieval.core.onnx_files import onnx_file_hashes as onnx_file_hashes
     from optieval.core.onnx_files import publish_onnx as publish_onnx
     from optieval.core.onnx_files import save_onnx as save_onnx
+    from optieval.core.onnx_files import verify_onnx as verify_onnx
+    from optieval.core.shape_sets import ShapeSet as ShapeSet
+    from optieval.core.shape_sets import expand_shape_sets as expand_shape_sets
+    from optieval.core.shape_sets import shape_set_label as shape_set_label
+    from optieval.core.shape_sets import zip_shape_sweep as zip_shape_sweep
     from optieval.core.shapes import Shape as Shape
     from optieval.core.shapes import format_shape as format_shape
     from optieval.core.shapes import is_dims as is_dims
@@ -79,7 +86,12 @@ _EXPORTS = {
     "TORCH_BACKENDS": "optieval.core.names",
     "TORCH_PRECISIONS": "optieval.core.names",
     "TensorSpec": "optieval.core.signature",
+    "ShapeSet": "optieval.core.shape_sets",
     "atomic_path": "optieval.core.files",
+    "bind_dims": "optieval.core.feeds",
+    "expand_shape_sets": "optieval.core.shape_sets",
+    "shape_set_label": "optieval.core.shape_sets",
+    "zip_shape_sweep": "optieval.core.shape_sets",
     "cache_dir": "optieval.core.cache",
     "cache_key": "optieval.core.cache",
     "fingerprint": "optieval.core.environment",
@@ -98,6 +110,7 @@ _EXPORTS = {
     "parse_dims": "optieval.core.shapes",
     "parse_named_shape": "optieval.core.shapes",
     "publish_onnx": "optieval.core.onnx_files",
+    "verify_onnx": "optieval.core.onnx_files",
     "save_onnx": "optieval.core.onnx_files",
     "split_named": "optieval.core.shapes",
     "read_json": "optieval.core.files",

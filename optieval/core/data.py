@@ -18,17 +18,19 @@ source and the input.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
-import re
-import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from optieval.core.data_sources import (
+    Blocks,
+    looks_like_loader,
+    read_directory,
+    read_loader,
+    read_npz,
+)
 from optieval.core.signature import Signature, TensorSpec
 from optieval.errors import InputError
 
@@ -44,18 +46,56 @@ class Dataset:
         labels: labels (axis 0 indexes samples) or None.
         notes: things the loader wants the user to know (ignored keys, ...).
         source: where the samples came from, for messages.
+        groups: for samples whose dynamic dimensions vary (loaded with ``ragged``), the
+            samples grouped by shape, each group a data set of one shape (in the order their
+            first samples came); ``inputs`` is then empty. Empty for one-shape data.
     """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     source: str = "<memory>"
+    groups: tuple[Dataset, ...] = ()
 
     @property
     def num_samples(self) -> int:
         """How many samples the data set holds."""
+        if self.groups:
+            return sum(g.num_samples for g in self.groups)
         first = next(iter(self.inputs.values()), None)
         return 0 if first is None else int(first.shape[0])
+
+    @property
+    def is_ragged(self) -> bool:
+        """True when samples differ in a dynamic dimension (see ``groups``)."""
+        return bool(self.groups)
+
+    def shape_groups(self) -> list[Dataset]:
+        """The data set as groups of samples of one shape: ``groups``, or itself."""
+        return list(self.groups) if self.groups else [self]
+
+    def length_batches(self, batch_size: int, *, limit: int) -> list[dict[str, np.ndarray]]:
+        """Feed dicts of ``batch_size`` samples, each of one shape: samples are batched by
+        shape group (a group smaller than a batch is cycled to fill it), at most ``limit``
+        batches spread over the groups in proportion to their samples (at least one each while
+        ``limit`` allows).
+
+        Raises:
+            InputError: batch_size or limit below 1, or no samples.
+        """
+        if limit < 1:
+            raise InputError(f"batch limit {limit} must be at least 1", where=self.source)
+        groups = self.shape_groups()
+        total = self.num_samples
+        if total == 0:
+            raise InputError("the data set holds no samples", where=self.source)
+        out: list[dict[str, np.ndarray]] = []
+        for group in groups:
+            n = group.num_samples
+            want = max(1, -(-n // max(batch_size, 1)))
+            share = max(1, round(limit * n / total)) if len(groups) > 1 else limit
+            out.extend(group.batches(batch_size, count=min(want, share), cycle=True))
+        return out
 
     def batches(
         self, batch_size: int, *, count: int | None = None, cycle: bool = False
@@ -76,6 +116,12 @@ class Dataset:
         """
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be at least 1", where=self.source)
+        if self.groups:
+            raise InputError(
+                "samples differ in shape; one batch cannot mix them",
+                where=self.source,
+                hint="use `length_batches`, which batches samples of one shape together",
+            )
         if count is not None and count < 1:
             raise InputError(f"batch count {count} must be at least 1", where=self.source)
         n = self.num_samples
@@ -116,6 +162,9 @@ class Dataset:
         Raises:
             InputError: an index outside ``[0, num_samples)`` or no index at all.
         """
+        if self.groups:
+            raise InputError("samples differ in shape; a subset of them is not one array",
+                             where=self.source)  # fmt: skip
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_samples
         if idx.size == 0:
@@ -136,6 +185,10 @@ class Dataset:
     def fingerprint(self) -> str:
         """sha256 over the names, dtypes, shapes and bytes of inputs and labels (cache keys)."""
         digest = hashlib.sha256()
+        if self.groups:
+            for group in self.groups:
+                digest.update(group.fingerprint().encode())
+            return digest.hexdigest()
         arrays = sorted(self.inputs.items())
         if self.labels is not None:
             arrays.append(("\0labels", self.labels))
@@ -146,11 +199,22 @@ class Dataset:
 
     def describe(self) -> str:
         """One line: ``64 samples from calib.npz (x: float32[3x8x8])``."""
-        parts = ", ".join(
+        if self.groups:
+            return (
+                f"{self.num_samples} samples from {self.source} in {len(self.groups)} shape "
+                f"groups ({'; '.join(g.describe_shapes() for g in self.groups[:4])}"
+                f"{'; ...' if len(self.groups) > 4 else ''})"
+            )
+        return f"{self.num_samples} samples from {self.source} ({self.describe_shapes()})"
+
+    def describe_shapes(self) -> str:
+        """Per-sample shapes: ``x: float32[3x8x8]`` (of the first group when ragged)."""
+        if self.groups:
+            return self.groups[0].describe_shapes()
+        return ", ".join(
             f"{k}: {v.dtype}[{'x'.join(str(d) for d in v.shape[1:]) or 'scalar'}]"
             for k, v in self.inputs.items()
         )
-        return f"{self.num_samples} samples from {self.source} ({parts})"
 
 
 def load_dataset(
@@ -159,6 +223,7 @@ def load_dataset(
     *,
     labels_key: str | None = None,
     max_samples: int | None = None,
+    ragged: bool = False,
 ) -> Dataset:
     """Load samples for ``signature``'s inputs from an ``.npz``, a directory or a Python loader.
 
@@ -172,14 +237,20 @@ def load_dataset(
         signature: the model's inputs; dimension 0 of each input is its batch axis.
         labels_key: the key (``.npz`` key, ``.npy`` stem or loader dict key) holding labels.
         max_samples: read at most this many samples (a loader is not iterated further).
+        ragged: accept samples whose dynamic dimensions vary (sentences of several lengths,
+            from a folder of files or a loader): they are grouped by shape
+            (:attr:`Dataset.groups`). Without it such data is refused, since one batch cannot
+            mix them.
 
     Returns:
         The validated :class:`Dataset`.
 
     Raises:
         InputError: a missing source, input or labels key; a wrong dtype or shape; NaN or Inf
-            in a float input; inputs (or labels) with different sample counts; no samples; an
-            empty directory; a loader that cannot be imported or raises. All mismatches are
+            in a float input; inputs (or labels) with different sample counts; inputs that give
+            one tied dimension (the same name in the model) different sizes; samples whose
+            dynamic dimensions vary, unless ``ragged``; no samples; an empty directory; a
+            loader that cannot be imported or raises. All mismatches are
             collected and raised once, naming the source and input.
     """
     if max_samples is not None and max_samples < 1:
@@ -193,277 +264,19 @@ def load_dataset(
                 where=text,
                 hint="use an .npz, a directory of .npy/.npz files, or module:function",
             )
-        raw, notes, labels = _read_npz(path, signature, labels_key)
-        return _finish(text, raw, labels, notes, signature, labels_key, max_samples)
+        raw, notes, labels = read_npz(path, signature, labels_key)
+        return _finish(text, raw, labels, notes, signature, labels_key, max_samples, ragged)
     if path.is_dir():
-        raw, notes, labels = _read_directory(path, signature, labels_key)
-        return _finish(text, raw, labels, notes, signature, labels_key, max_samples)
-    if _looks_like_loader(text):
-        raw, labels = _read_loader(text, signature, labels_key, max_samples)
-        return _finish(text, raw, labels, [], signature, labels_key, max_samples)
+        raw, notes, labels = read_directory(path, signature, labels_key)
+        return _finish(text, raw, labels, notes, signature, labels_key, max_samples, ragged)
+    if looks_like_loader(text):
+        raw, labels = read_loader(text, signature, labels_key, max_samples)
+        return _finish(text, raw, labels, [], signature, labels_key, max_samples, ragged)
     raise InputError(
         "data set not found",
         where=text,
         hint="give an .npz file, a directory of .npy/.npz files, or module:function",
     )
-
-
-# -- sources --------------------------------------------------------------------------------------
-
-# One raw input: a list of (origin, array) blocks; each array holds samples on axis 0.
-_Blocks = dict[str, list[tuple[str, np.ndarray]]]
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except ValueError as exc:  # object arrays need pickle, which optieval refuses
-        raise InputError(
-            f"cannot read without pickle ({exc})",
-            where=str(path),
-            hint="save plain numeric arrays (np.savez without object dtype)",
-        ) from exc
-    except Exception as exc:
-        raise InputError(
-            f"not a readable .npz ({type(exc).__name__}: {exc})", where=str(path)
-        ) from exc
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.asarray(np.load(path, allow_pickle=False))
-    except ValueError as exc:
-        raise InputError(
-            f"cannot read without pickle ({exc})", where=str(path), hint="save a numeric array"
-        ) from exc
-    except Exception as exc:
-        raise InputError(
-            f"not a readable .npy ({type(exc).__name__}: {exc})", where=str(path)
-        ) from exc
-
-
-def _read_npz(
-    path: Path, signature: Signature, labels_key: str | None
-) -> tuple[_Blocks, list[str], list[tuple[str, np.ndarray]]]:
-    arrays = _load_npz(path)
-    names = {s.name for s in signature.inputs}
-    raw: _Blocks = {}
-    labels: list[tuple[str, np.ndarray]] = []
-    ignored = []
-    for key, array in arrays.items():
-        if key in names:
-            raw[key] = [(f"{path}[{key}]", array)]
-        elif labels_key is not None and key == labels_key:
-            labels.append((f"{path}[{key}]", array))
-        else:
-            ignored.append(key)
-    notes = [f"{path}: ignored keys not named by the model's inputs: {', '.join(sorted(ignored))}"]
-    if labels_key is not None and not labels:
-        raise InputError(
-            f"no labels key {labels_key!r}",
-            where=str(path),
-            hint=f"its keys are {', '.join(sorted(arrays)) or 'none'}",
-        )
-    return raw, notes if ignored else [], labels
-
-
-def _natural_key(path: Path) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _read_directory(
-    folder: Path, signature: Signature, labels_key: str | None
-) -> tuple[_Blocks, list[str], list[tuple[str, np.ndarray]]]:
-    files = sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".npy", ".npz")),
-        key=_natural_key,
-    )
-    if not files:
-        raise InputError(
-            "the directory holds no .npy or .npz files",
-            where=str(folder),
-            hint="save samples with np.save / np.savez, or point at an .npz file",
-        )
-    names = [s.name for s in signature.inputs]
-    raw: _Blocks = {}
-    labels: list[tuple[str, np.ndarray]] = []
-    ignored: set[str] = set()
-    problems: list[str] = []
-    for file in files:
-        if file.suffix.lower() == ".npz":
-            for key, array in _load_npz(file).items():
-                origin = f"{file}[{key}]"
-                if key in names:
-                    raw.setdefault(key, []).append(
-                        (origin, _with_sample_axis(array, signature.input(key)))
-                    )
-                elif labels_key is not None and key == labels_key:
-                    labels.append((origin, array if array.ndim else array.reshape(1)))
-                else:
-                    ignored.add(key)
-            continue
-        stem = file.stem
-        if stem in names:
-            target = stem
-        elif labels_key is not None and stem == labels_key:
-            array = _load_npy(file)
-            labels.append((str(file), array if array.ndim else array.reshape(1)))
-            continue
-        elif len(names) == 1:
-            target = names[0]
-        else:
-            problems.append(f"{file.name}: name matches no input ({', '.join(names)})")
-            continue
-        raw.setdefault(target, []).append(
-            (str(file), _with_sample_axis(_load_npy(file), signature.input(target)))
-        )
-    if problems:
-        raise InputError(
-            "; ".join(problems),
-            where=str(folder),
-            hint="name .npy files after the inputs (x.npy) or use .npz files keyed by input",
-        )
-    if labels_key is not None and not labels:
-        raise InputError(f"no labels {labels_key!r} (.npy stem or .npz key)", where=str(folder))
-    notes = (
-        [f"{folder}: ignored keys not named by the model's inputs: {', '.join(sorted(ignored))}"]
-        if ignored
-        else []
-    )
-    return raw, notes, labels
-
-
-def _with_sample_axis(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """A file may hold one sample (rank without the batch axis): give it a sample axis."""
-    if spec.shape and array.ndim == len(spec.shape) - 1:
-        return array[np.newaxis]
-    return array
-
-
-def _looks_like_loader(text: str) -> bool:
-    module, sep, function = text.rpartition(":")
-    return bool(sep and module and function.isidentifier())
-
-
-def _import_loader(text: str) -> Any:
-    module_name, _, function_name = text.rpartition(":")
-    try:
-        if module_name.endswith(".py"):
-            file = Path(module_name)
-            if not file.is_file():
-                raise InputError("loader file not found", where=text)
-            spec = importlib.util.spec_from_file_location(f"_optieval_loader_{file.stem}", file)
-            if spec is None or spec.loader is None:
-                raise InputError("cannot import the loader file", where=text)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-        else:
-            # A console script's sys.path lacks the current folder; a user's loader lives there.
-            cwd = str(Path.cwd())
-            added = cwd not in sys.path
-            if added:
-                sys.path.append(cwd)
-            try:
-                module = importlib.import_module(module_name)
-            finally:
-                if added:
-                    sys.path.remove(cwd)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(
-            f"cannot import the loader ({type(exc).__name__}: {exc})",
-            where=text,
-            hint="is the module on PYTHONPATH? or give path/to/file.py:function",
-        ) from exc
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise InputError(f"{module_name} has no callable {function_name!r}", where=text)
-    return function
-
-
-def _read_loader(
-    text: str, signature: Signature, labels_key: str | None, max_samples: int | None
-) -> tuple[_Blocks, list[tuple[str, np.ndarray]]]:
-    function = _import_loader(text)
-    names = [s.name for s in signature.inputs]
-    per_input: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    labels: list[np.ndarray] = []
-    problems: list[str] = []
-    index = -1
-    try:
-        produced = function()
-        if isinstance(produced, Mapping) or not isinstance(produced, Iterable):
-            raise InputError(
-                f"the loader returned {type(produced).__name__}, not an iterable of dicts",
-                where=text,
-                hint="yield one dict per sample: {input_name: array without batch axis}",
-            )
-        for index, sample in enumerate(produced):
-            if max_samples is not None and index >= max_samples:
-                break
-            if not isinstance(sample, Mapping):
-                raise InputError(
-                    f"sample {index} is a {type(sample).__name__}, not a dict",
-                    where=text,
-                    hint="yield one dict per sample: {input_name: array}",
-                )
-            missing = [n for n in names if n not in sample]
-            if missing:
-                problems.append(f"sample {index} lacks input {', '.join(missing)}")
-                if len(problems) >= 5:
-                    break
-                continue
-            for n in names:
-                array = np.asarray(sample[n])
-                spec = signature.input(n)
-                if spec.shape and array.ndim != len(spec.shape) - 1:
-                    problems.append(
-                        f"sample {index} input {n} has shape {_shape(array.shape)}, expected one "
-                        f"sample of {spec.shape_text()} without the batch axis"
-                    )
-                per_input[n].append(array)
-            if labels_key is not None:
-                if labels_key not in sample:
-                    problems.append(f"sample {index} lacks labels key {labels_key!r}")
-                else:
-                    labels.append(np.asarray(sample[labels_key]))
-            if len(problems) >= 5:
-                break
-    except InputError:
-        raise
-    except Exception as exc:
-        at = f" at sample {index + 1}" if index >= 0 else ""
-        raise InputError(
-            f"the loader raised {type(exc).__name__}{at}: {exc}",
-            where=text,
-            hint="run the loader by itself to debug it",
-        ) from exc
-    if problems:
-        raise InputError("; ".join(problems), where=text)
-    raw: _Blocks = {}
-    for n, samples in per_input.items():
-        if samples:
-            raw[n] = [(text, _stack(samples, f"{text}[{n}]"))]
-    label_blocks = (
-        [(f"{text}[{labels_key}]", _stack(labels, f"{text}[{labels_key}]"))] if labels else []
-    )
-    return raw, label_blocks
-
-
-def _stack(samples: list[np.ndarray], where: str) -> np.ndarray:
-    shapes = {a.shape for a in samples}
-    dtypes = {a.dtype.str for a in samples}
-    if len(shapes) > 1 or len(dtypes) > 1:
-        raise InputError(
-            f"samples differ in shape or dtype ({', '.join(sorted(_shape(s) for s in shapes))}; "
-            f"{', '.join(sorted(dtypes))})",
-            where=where,
-            hint="samples of one data set must share shape and dtype: group them by shape",
-        )
-    return np.stack(samples)
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -475,19 +288,27 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def _finish(
     source: str,
-    raw: _Blocks,
+    raw: Blocks,
     label_blocks: list[tuple[str, np.ndarray]],
     notes: list[str],
     signature: Signature,
     labels_key: str | None,
     max_samples: int | None,
+    ragged: bool = False,
 ) -> Dataset:
     problems: list[str] = []
     inputs: dict[str, np.ndarray] = {}
+    # Inputs whose samples differ in shape (same dtype and rank): grouped, or refused.
+    varying: dict[str, list[tuple[str, np.ndarray]]] = {}
     for spec in signature.inputs:
         blocks = raw.get(spec.name)
         if not blocks:
             problems.append(f"input {spec.name!r} is missing")
+            continue
+        if _varies(blocks):
+            for origin, block in blocks:
+                problems.extend(_check_array(spec, block, origin))
+            varying[spec.name] = blocks
             continue
         array = _concat(blocks, spec.name, problems)
         if array is None:
@@ -502,6 +323,7 @@ def _finish(
         except ValueError as exc:
             problems.append(f"labels {labels_key!r} do not concatenate ({exc})")
     counts = {name: int(a.shape[0]) for name, a in inputs.items() if a.ndim}
+    counts.update({name: sum(int(b.shape[0]) for _, b in bl) for name, bl in varying.items()})
     if labels is not None:
         counts[f"labels {labels_key!r}"] = int(labels.shape[0]) if labels.ndim else 1
     if len(set(counts.values())) > 1:
@@ -512,6 +334,10 @@ def _finish(
         )
     elif counts and next(iter(counts.values())) == 0:
         problems.append("the data set holds no samples")
+    if varying and not problems and not ragged:
+        problems.extend(_varying_problems(signature, varying))
+    if not problems and not varying:
+        problems.extend(_tie_problems(signature, {k: v.shape for k, v in inputs.items()}, None))
     if problems:
         raise InputError(
             "; ".join(problems),
@@ -521,12 +347,103 @@ def _finish(
     if max_samples is not None:
         inputs = {k: v[:max_samples] for k, v in inputs.items()}
         labels = None if labels is None else labels[:max_samples]
+    if varying:
+        return _grouped(source, inputs, varying, labels, notes, signature, max_samples)
     return Dataset(
         {k: _readonly(v) for k, v in inputs.items()},
         None if labels is None else _readonly(labels),
         notes,
         source,
     )
+
+
+def _varies(blocks: list[tuple[str, np.ndarray]]) -> bool:
+    """Blocks of one dtype and rank whose per-sample shapes differ."""
+    first = blocks[0][1]
+    return (
+        len(blocks) > 1
+        and all(b.dtype == first.dtype and b.ndim == first.ndim for _, b in blocks)
+        and len({b.shape[1:] for _, b in blocks}) > 1
+    )
+
+
+def _dim_name(spec: TensorSpec, axis: int) -> str:
+    dim = spec.shape[axis] if axis < len(spec.shape) else None
+    return f" ({dim})" if isinstance(dim, str) and dim else ""
+
+
+def _varying_problems(
+    signature: Signature, varying: Mapping[str, list[tuple[str, np.ndarray]]]
+) -> list[str]:
+    # One problem per varying dimension; inputs that vary alike (a tied seq) share it.
+    found: dict[tuple[int, str, tuple[int, ...]], list[str]] = {}
+    for name, blocks in varying.items():
+        spec = signature.input(name)
+        for axis in range(1, blocks[0][1].ndim):
+            sizes = tuple(sorted({int(b.shape[axis]) for _, b in blocks}))
+            if len(sizes) > 1:
+                found.setdefault((axis, _dim_name(spec, axis), sizes), []).append(repr(name))
+    return [
+        f"input{'s' if len(names) > 1 else ''} {' and '.join(names)} dimension {axis}{dim} "
+        f"varies across samples ({sizes[0]} to {sizes[-1]}, {len(sizes)} sizes) and one batch "
+        "cannot mix them: pad every sample to one size (marking the padding, e.g. "
+        "attention_mask 0), or make one data set per size"
+        for (axis, dim, sizes), names in found.items()
+    ]
+
+
+def _tie_problems(
+    signature: Signature, shapes: Mapping[str, tuple[int, ...]], what: str | None
+) -> list[str]:
+    from optieval.core.feeds import bind_dims
+
+    try:
+        bind_dims(signature, shapes, what=what)
+    except InputError as exc:
+        return [exc.message]
+    return []
+
+
+def _grouped(
+    source: str,
+    inputs: Mapping[str, np.ndarray],
+    varying: Mapping[str, list[tuple[str, np.ndarray]]],
+    labels: np.ndarray | None,
+    notes: list[str],
+    signature: Signature,
+    max_samples: int | None,
+) -> Dataset:
+    """Group samples by the shapes of the inputs that vary; each group one :class:`Dataset`."""
+    per_sample = {
+        name: [block[j] for _, block in blocks for j in range(block.shape[0])]
+        for name, blocks in varying.items()
+    }
+    count = len(next(iter(per_sample.values())))
+    if max_samples is not None:
+        count = min(count, max_samples)
+    order: dict[tuple[tuple[int, ...], ...], list[int]] = {}
+    for i in range(count):
+        order.setdefault(tuple(per_sample[n][i].shape for n in varying), []).append(i)
+    groups = []
+    problems: list[str] = []
+    for idx in order.values():
+        group_inputs = {}
+        for spec in signature.inputs:
+            if spec.name in varying:
+                group_inputs[spec.name] = np.stack([per_sample[spec.name][i] for i in idx])
+            else:
+                group_inputs[spec.name] = inputs[spec.name][idx]
+        shapes = {k: v.shape for k, v in group_inputs.items()}
+        problems.extend(_tie_problems(signature, shapes, f"sample {idx[0]}"))
+        group_labels = None if labels is None else _readonly(labels[idx])
+        groups.append(
+            Dataset({k: _readonly(v) for k, v in group_inputs.items()}, group_labels, [], source)
+        )
+    if problems:
+        raise InputError("; ".join(problems[:5]), where=source,
+                         hint="each sample's inputs must agree on the dimensions the model "
+                         "ties (the same name in its inputs)")  # fmt: skip
+    return Dataset({}, None, notes, source, tuple(groups))
 
 
 def _concat(

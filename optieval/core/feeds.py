@@ -24,18 +24,62 @@ def resolve_shapes(
     Dimension 0 of each input is the batch: a symbolic one is filled with ``batch``; a fixed one
     must equal it. ``overrides`` (``shapes``; the CLI's ``--shape``) give an input's full
     shape, batch included, and must fit the model's fixed dims and agree with ``batch``.
-    Raises :class:`InputError` naming the input and parameter otherwise.
+
+    Dimensions are tied by their symbolic names: an input left out of ``overrides`` takes the
+    size an override gives a dimension of the same name (``attention_mask[batch, seq]`` follows
+    ``input_ids[batch, seq]``), and two overrides that give one name two sizes are refused.
+    Raises :class:`InputError` naming the input, the dimension and the parameter otherwise.
     """
     overrides = dict(overrides or {})
     for name in overrides:
         signature.input(name)  # raises for an unknown input
+    checked = {
+        spec.name: _check_override(spec, overrides[spec.name], batch)
+        for spec in signature.inputs
+        if spec.name in overrides
+    }
+    bound = bind_dims(signature, checked)
     shapes: dict[str, Shape] = {}
     for spec in signature.inputs:
-        if spec.name in overrides:
-            shapes[spec.name] = _check_override(spec, overrides[spec.name], batch)
+        if spec.name in checked:
+            shapes[spec.name] = checked[spec.name]
         else:
-            shapes[spec.name] = _fill(spec, batch)
+            shapes[spec.name] = _fill(spec, batch, bound, given=list(checked))
     return shapes
+
+
+def bind_dims(
+    signature: Signature, shapes: Mapping[str, Shape], *, what: str | None = None
+) -> dict[str, int]:
+    """The size each symbolic dimension name takes in ``shapes`` (concrete shapes of some of
+    ``signature``'s inputs, each of the input's rank): ``{"batch": 1, "seq": 64}``.
+
+    ``what`` names the shapes in errors (``sample 3``), when given.
+
+    Raises:
+        InputError: two inputs give one dimension name different sizes (naming the dimension
+            and both inputs).
+    """
+    bound: dict[str, tuple[int, str, int]] = {}
+    for spec in signature.inputs:
+        shape = shapes.get(spec.name)
+        if shape is None:
+            continue
+        for axis, (dim, size) in enumerate(zip(spec.shape, shape, strict=False)):
+            if not isinstance(dim, str) or not dim:
+                continue
+            seen = bound.get(dim)
+            if seen is None:
+                bound[dim] = (int(size), spec.name, axis)
+            elif seen[0] != size:
+                at = f"{what}: " if what else ""
+                raise InputError(
+                    f"{at}inputs disagree on dimension {dim!r}: {seen[1]!r} dim {seen[2]} is "
+                    f"{seen[0]} but {spec.name!r} dim {axis} is {size}",
+                    where="shapes",
+                    hint=f"the model ties them (both are {dim!r}): give them the same size",
+                )
+    return {name: size for name, (size, _, _) in bound.items()}
 
 
 def _check_override(spec: TensorSpec, shape: Shape, batch: int | None) -> Shape:
@@ -60,7 +104,13 @@ def _check_override(spec: TensorSpec, shape: Shape, batch: int | None) -> Shape:
     return shape
 
 
-def _fill(spec: TensorSpec, batch: int | None) -> Shape:
+def _fill(
+    spec: TensorSpec,
+    batch: int | None,
+    bound: Mapping[str, int] | None = None,
+    given: Sequence[str] = (),
+) -> Shape:
+    bound = bound or {}
     dims: list[int] = []
     for axis, dim in enumerate(spec.shape):
         if isinstance(dim, int):
@@ -73,13 +123,22 @@ def _fill(spec: TensorSpec, batch: int | None) -> Shape:
                 )
             dims.append(dim)
         elif axis == 0:
-            dims.append(batch if batch is not None else 1)
+            tied = bound.get(dim) if isinstance(dim, str) else None
+            dims.append(batch if batch is not None else tied or 1)
+        elif isinstance(dim, str) and dim in bound:
+            dims.append(bound[dim])
         else:
+            follows = (
+                f"; it shares no dimension name with {', '.join(repr(g) for g in given)}, so "
+                "give its shape too"
+                if given
+                else ""
+            )
             raise InputError(
                 f"input {spec.name!r} has a dynamic dimension {axis} ({dim or '?'}) that only "
-                "`shapes` can fill",
+                f"`shapes` can fill{follows}",
                 where="shapes",
-                hint=f"e.g. `shapes` {spec.name}:{_example(spec, batch)}",
+                hint=f"e.g. `shapes` {spec.name}:{_example(spec, batch)}, or give `data`",
             )
     return tuple(dims)
 

@@ -230,3 +230,84 @@ def test_loader_module_in_the_current_folder(
     monkeypatch.chdir(tmp_path)
     assert load_dataset("cwd_loader_mod:samples", ONE).num_samples == 1
     sys.modules.pop("cwd_loader_mod", None)
+
+
+# -- dynamic dimensions that vary across samples (issue 17) --------------------------------------
+
+ENCODER = Signature(
+    (
+        TensorSpec("input_ids", "int64", ("batch", "seq")),
+        TensorSpec("attention_mask", "int64", ("batch", "seq")),
+    ),
+    (TensorSpec("embedding", "float32", ("batch", 8)),),
+)
+
+
+def _sentences(folder: Path, lengths: list[int]) -> Path:
+    folder.mkdir()
+    for i, n in enumerate(lengths):
+        ids = np.arange(n, dtype=np.int64) + i
+        np.savez(folder / f"s{i}.npz", input_ids=ids, attention_mask=np.ones(n, np.int64))
+    return folder
+
+
+def test_varying_lengths_are_refused_naming_input_dimension_and_fix(tmp_path: Path) -> None:
+    folder = _sentences(tmp_path / "sentences", [5, 9, 5, 12])
+    with pytest.raises(InputError) as info:
+        load_dataset(folder, ENCODER)
+    message = info.value.message
+    assert "inputs 'input_ids' and 'attention_mask' dimension 1 (seq) varies" in message
+    assert "5 to 12, 3 sizes" in message and "pad every sample" in message
+    assert info.value.where == str(folder)
+
+
+def test_ragged_data_groups_samples_by_length(tmp_path: Path) -> None:
+    folder = _sentences(tmp_path / "sentences", [5, 9, 5, 12, 9, 5])
+    data = load_dataset(folder, ENCODER, labels_key=None, ragged=True)
+    assert data.is_ragged and data.num_samples == 6 and data.inputs == {}
+    groups = data.shape_groups()
+    assert [g.inputs["input_ids"].shape for g in groups] == [(3, 5), (2, 9), (1, 12)]
+    # Samples keep their identity inside a group (s0, s2, s5 are the length-5 ones).
+    assert [int(row[0]) for row in groups[0].inputs["input_ids"]] == [0, 2, 5]
+    batches = data.length_batches(2, limit=64)
+    assert all(len({v.shape for v in b.values()}) == 1 for b in batches)
+    assert sorted({b["input_ids"].shape for b in batches}) == [(2, 5), (2, 9), (2, 12)]
+    with pytest.raises(InputError, match="one batch cannot mix them"):
+        data.batches(2)
+    assert (
+        data.fingerprint()
+        != load_dataset(
+            _sentences(tmp_path / "other", [5, 9, 5, 12, 9, 6]), ENCODER, ragged=True
+        ).fingerprint()
+    )
+
+
+def test_ragged_loader_and_tied_dimensions(tmp_path: Path) -> None:
+    (tmp_path / "sent_loader.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+
+            def good():
+                for n in (3, 7, 3):
+                    ids = np.zeros(n, np.int64)
+                    yield {"input_ids": ids, "attention_mask": np.ones(n, np.int64)}
+
+            def torn():
+                yield {"input_ids": np.zeros(3, np.int64), "attention_mask": np.ones(3, np.int64)}
+                yield {"input_ids": np.zeros(7, np.int64), "attention_mask": np.ones(6, np.int64)}
+            """
+        )
+    )
+    loader = f"{tmp_path / 'sent_loader.py'}"
+    data = load_dataset(f"{loader}:good", ENCODER, ragged=True)
+    assert [g.num_samples for g in data.shape_groups()] == [2, 1]
+    with pytest.raises(InputError, match=r"sample 1: inputs disagree on dimension 'seq'"):
+        load_dataset(f"{loader}:torn", ENCODER, ragged=True)
+
+
+def test_uniform_data_whose_inputs_disagree_on_a_tied_dimension(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, input_ids=np.zeros((4, 6), np.int64), attention_mask=np.ones((4, 8), np.int64))
+    with pytest.raises(InputError, match="inputs disagree on dimension 'seq'.*6.*8"):
+        load_dataset(path, ENCODER)
