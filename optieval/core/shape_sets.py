@@ -91,14 +91,14 @@ def expand_shape_sets(
         if not shape_set:
             raise InputError(f"shape set {index + 1} names no input", where=where)
         options: list[int | None] = list(batches) or [None]
-        for batch in options:
+        for asked in options:
             try:
-                resolved = resolve_shapes(signature, batch, shape_set)
+                resolved = resolve_shapes(signature, asked, shape_set)
             except InputError as exc:
                 at = f"shape set {index + 1} of {len(sets)}: " if len(sets) > 1 else ""
                 raise InputError(f"{at}{exc.message}", where=where, hint=exc.hint) from exc
             first = next(iter(resolved.values()), ())
-            own = batch if batch is not None else (first[0] if first else 1)
+            own = asked if asked is not None else (first[0] if first else 1)
             out.append(ShapeSet(own, resolved))
     labels = _labels(signature, [s.shapes for s in out])
     return [ShapeSet(s.batch, s.shapes, label) for s, label in zip(out, labels, strict=True)]
