@@ -5,15 +5,11 @@ timing cache TensorRT rejects or does not return."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from optieval.errors import BackendFailed
-from optieval.runtime.base import Availability
-from optieval.runtime.tensorrt import library
 from optieval.runtime.tensorrt.backend import TensorrtBackend
 from optieval.runtime.tensorrt.build import build_plan, timing_cache_path
 from optieval.runtime.tensorrt.readback import (
@@ -22,17 +18,13 @@ from optieval.runtime.tensorrt.readback import (
     tensor_precision,
 )
 
-from .fake_tensorrt import make_fake
+from .conftest import install_fake
+from .fake_tensorrt import PERSONALITIES, make_fake
 
-VERSIONS = ["10.13.0", "11.0.0"]  # the fake's inspector personality follows the major
+VERSIONS = PERSONALITIES  # the fake's personality (enums, inspector schema) follows the major
 
 
-def _install(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
-    fake = make_fake(**kwargs)
-    monkeypatch.setitem(sys.modules, "tensorrt", fake)
-    monkeypatch.setattr(library, "trt_availability", lambda: Availability(True))
-    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: ("NVIDIA H200", "9.0"))
-    return fake
+_install = install_fake
 
 
 @pytest.mark.parametrize(
@@ -111,18 +103,20 @@ def test_prebuilt_plan_registers_plugins_before_deserializing(tmp_path: Path) ->
     fake = make_fake()
     plan = tmp_path / "model.plan"
     backend = TensorrtBackend(plan)
-    backend._deserialize(fake, b"PLAN", where=plan)
+    backend._deserialize(fake, b"PLAN:{}", where=plan)
     names = [c[0] for c in fake.calls]
     assert names.index("init_libnvinfer_plugins") < names.index("runtime.deserialize_cuda_engine")
     assert backend._engine is not None
 
 
-def test_prebuilt_plan_that_does_not_deserialize_is_exit_3(tmp_path: Path) -> None:
-    fake = make_fake(deserialize_fails=True)
+def test_prebuilt_plan_that_does_not_deserialize_is_exit_3(
+    tmp_path: Path, trt_version: str
+) -> None:
+    fake = make_fake(deserialize_fails=True, version=trt_version)
     plan = tmp_path / "model.plan"
     backend = TensorrtBackend(plan)
     with pytest.raises(BackendFailed, match="could not deserialize") as info:
-        backend._deserialize(fake, b"PLAN", where=plan)
+        backend._deserialize(fake, b"PLAN:{}", where=plan)
     assert info.value.exit_code == 3
     assert str(plan) in str(info.value)
 

@@ -4,6 +4,7 @@ run on CPU with a stand-in for ``trt.IOutputAllocator`` (TensorRT itself is not 
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from optieval.runtime.tensorrt.allocator import (
     output_capacity,
     read_output,
 )
+
+from .fake_cuda import HostDevice
 
 
 class _Base:
@@ -50,29 +53,42 @@ def test_slot_bytes_and_checks() -> None:
 
 
 def test_allocator_reallocates_only_when_growing_and_reads_back() -> None:
-    torch = pytest.importorskip("torch")
+    memory = HostDevice()
     slot = OutputSlot("boxes", "float32")
-    allocator = make_output_allocator(FAKE_TRT, slot, "cpu")
+    allocator = make_output_allocator(FAKE_TRT, slot, memory, memory.handle)
     assert allocator.initialised
     first = allocator.reallocate_output("boxes", 0, 80, 256)
     assert slot.capacity == 256 and slot.reallocations == 1
-    assert allocator.reallocate_output_async("boxes", first, 200, 256, 0) == first
+    assert memory.last_alloc_stream == memory.handle  # the deprecated call: the backend's stream
+    assert allocator.reallocate_output_async("boxes", first, 200, 256, 0x77) == first
     assert slot.reallocations == 1
-    grown = allocator.reallocate_output("boxes", first, 1000, 256)
+    grown = allocator.reallocate_output_async("boxes", first, 1000, 256, 0x77)
     assert slot.capacity == 1024 and slot.reallocations == 2 and grown != 0
-    values = torch.arange(12, dtype=torch.float32)
-    allocator.buffer[:48].copy_(values.view(torch.uint8))
+    assert memory.last_alloc_stream == 0x77  # allocated on the stream TensorRT named
+    allocator.buffer.bytes[:48] = np.arange(12, dtype=np.float32).view(np.uint8)
     allocator.notify_shape("boxes", (3, 4))
     np.testing.assert_array_equal(
-        read_output(allocator.buffer, slot), np.arange(12.0).reshape(3, 4)
+        read_output(memory, allocator.buffer, slot), np.arange(12.0).reshape(3, 4)
     )
 
 
 def test_empty_output_reads_as_an_empty_array() -> None:
-    pytest.importorskip("torch")
+    memory = HostDevice()
     slot = OutputSlot("classes", "int64")
-    allocator = make_output_allocator(FAKE_TRT, slot, "cpu")
+    allocator = make_output_allocator(FAKE_TRT, slot, memory, memory.handle)
     assert allocator.reallocate_output("classes", 0, 0, 256) != 0
     allocator.notify_shape("classes", [0])
-    out = read_output(allocator.buffer, slot)
+    out = read_output(memory, allocator.buffer, slot)
     assert out.shape == (0,) and out.dtype == np.int64
+
+
+def test_allocator_exception_is_kept_for_the_report() -> None:
+    class Broken(HostDevice):
+        def empty_bytes(self, nbytes: int, stream_handle: int) -> Any:
+            raise MemoryError("CUDA out of memory")
+
+    slot = OutputSlot("boxes", "float32")
+    allocator = make_output_allocator(FAKE_TRT, slot, Broken(), 0)
+    with pytest.raises(MemoryError):
+        allocator.reallocate_output_async("boxes", 0, 80, 256, 0)
+    assert isinstance(slot.error, MemoryError)

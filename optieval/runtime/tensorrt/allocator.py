@@ -37,6 +37,7 @@ class OutputSlot:
     capacity: int = 0
     shape: tuple[int, ...] | None = None
     reallocations: int = 0
+    error: BaseException | None = None  # what the last failed allocation raised
 
     @property
     def nbytes(self) -> int:
@@ -61,13 +62,18 @@ class OutputSlot:
         return self.shape
 
 
-def make_output_allocator(trt: Any, slot: OutputSlot, device: str) -> Any:
+def make_output_allocator(trt: Any, slot: OutputSlot, memory: Any, stream_handle: int) -> Any:
     """A ``trt.IOutputAllocator`` for one data-dependent output (docs/facts.md): TensorRT asks
-    it for
-    memory during the run (``reallocate_output[_async]``, answered from torch's caching allocator
-    on ``device``, grown by :func:`output_capacity`) and tells it the final shape
-    (``notify_shape``); both land in ``slot``. ``allocator.buffer`` is the uint8 torch tensor."""
-    import torch
+    it for memory during the run (``reallocate_output_async`` with its stream, or the deprecated
+    ``reallocate_output``, answered on the backend's stream ``stream_handle``) and tells it the
+    final shape (``notify_shape``); both land in ``slot``. ``memory`` is the backend's device
+    (:class:`~optieval.runtime.tensorrt.device.TorchCuda`): the buffer is allocated on the
+    stream TensorRT names, so torch's caching allocator never gives it to another stream while
+    TensorRT's work may still use it. Sizes grow by :func:`output_capacity`.
+
+    TensorRT's Python bindings turn an exception raised here into a null pointer and a failed
+    ``execute_async_v3`` (python/src/infer/pyCore.cpp): the exception is kept in
+    ``slot.error`` so the backend can report it. ``allocator.buffer`` is the uint8 buffer."""
 
     class _Allocator(trt.IOutputAllocator):
         def __init__(self) -> None:
@@ -77,32 +83,38 @@ def make_output_allocator(trt: Any, slot: OutputSlot, device: str) -> Any:
         def reallocate_output(
             self, tensor_name: str, memory: int, size: int, alignment: int
         ) -> int:
-            wanted = output_capacity(int(size), slot.capacity if self.buffer is not None else 0)
-            if self.buffer is None or wanted != slot.capacity:
-                # torch's allocations are 512-byte aligned, beyond any alignment TensorRT asks.
-                self.buffer = torch.empty(wanted, dtype=torch.uint8, device=device)
-                slot.capacity = wanted
-                slot.reallocations += 1
-            return int(self.buffer.data_ptr())
+            return self.reallocate_output_async(tensor_name, memory, size, alignment, stream_handle)
 
         def reallocate_output_async(
             self, tensor_name: str, memory: int, size: int, alignment: int, stream: int
         ) -> int:
-            return self.reallocate_output(tensor_name, memory, size, alignment)
+            try:
+                wanted = output_capacity(int(size), slot.capacity if self.buffer is not None else 0)
+                if self.buffer is None or wanted != slot.capacity:
+                    self.buffer = memory_of.empty_bytes(wanted, int(stream))
+                    slot.capacity = wanted
+                    slot.reallocations += 1
+                address = int(memory_of.address(self.buffer))
+                if alignment and address % int(alignment):
+                    raise BackendFailed(
+                        f"allocation for {tensor_name!r} is not {alignment}-byte aligned"
+                    )
+                return address
+            except Exception as exc:
+                slot.error = exc
+                raise
 
         def notify_shape(self, tensor_name: str, shape: Any) -> None:
             slot.shape = tuple(int(d) for d in shape)
 
+    memory_of = memory
     return _Allocator()
 
 
-def read_output(buffer: Any, slot: OutputSlot, where: str = "tensorrt") -> np.ndarray:
+def read_output(memory: Any, buffer: Any, slot: OutputSlot, where: str = "tensorrt") -> np.ndarray:
     """The last run's output as a host array: the first ``slot.nbytes`` of ``buffer`` (a uint8
-    torch tensor) viewed as ``slot.dtype`` in ``slot.shape``."""
-    import torch
-
+    device buffer of ``memory``) viewed as ``slot.dtype`` in ``slot.shape``."""
     shape = slot.check(where)
     if slot.nbytes == 0:
         return np.zeros(shape, dtype=slot.dtype)
-    data = buffer[: slot.nbytes].view(getattr(torch, slot.dtype)).reshape(shape)
-    return np.asarray(data.cpu().numpy())
+    return np.asarray(memory.download_bytes(buffer, slot.nbytes, slot.dtype, shape))

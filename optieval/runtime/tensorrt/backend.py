@@ -14,9 +14,12 @@ options, and verified (hash of the plan bytes) on load. The backend loads a ``mo
 ``optieval build`` and refuses one built for another TensorRT version or GPU unless it was built
 version- or hardware-compatible.
 
-Timing: :meth:`TensorrtBackend.runner` (``io="device"``: inputs copied to torch-allocated device
-buffers once, outside the timed call; each call enqueues ``execute_async_v3`` on the backend's
-non-default stream, or replays the captured CUDA graph, and synchronizes);
+Timing: :meth:`TensorrtBackend.runner` (``io="device"``: each runner's inputs are copied once,
+outside the timed call, to device buffers of its own (one runner per ``--data`` batch, so each
+batch is timed on its own data); each call binds them when another runner ran last, enqueues
+``execute_async_v3`` on the backend's non-default stream, or replays the CUDA graph captured on
+those buffers, and synchronizes). Device memory, the stream, events and graphs come from
+:mod:`~optieval.runtime.tensorrt.device` (torch.cuda);
 :meth:`TensorrtBackend.device_runner` returns device milliseconds per call from CUDA events on
 that stream; :meth:`TensorrtBackend.infer_timed` returns ``(outputs, device_ms)``.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from optieval.runtime.base import IO_MODES, Availability, Backend
 from optieval.runtime.profiles import ProfileShape, check_in_profiles, compute_profiles
 from optieval.runtime.tensorrt.allocator import OutputSlot, make_output_allocator, read_output
 from optieval.runtime.tensorrt.build import build_engine, timing_cache_path
+from optieval.runtime.tensorrt.device import open_device
 from optieval.runtime.tensorrt.library import (
     TrtLogger,
     engine_signature,
@@ -53,6 +58,17 @@ from optieval.runtime.tensorrt.manifest import (
 )
 
 __all__ = ["TensorrtBackend"]
+
+
+@dataclass
+class _Staged:
+    """One batch's own device buffers (inputs, fixed-shape outputs), its input shapes and,
+    with a CUDA graph, the replay of the graph captured on their addresses."""
+
+    inputs: dict[str, Any]
+    shapes: dict[str, tuple[int, ...]]
+    outputs: dict[str, Any]
+    replay: Callable[[], None] | None = None
 
 
 class TensorrtBackend(Backend):
@@ -113,11 +129,13 @@ class TensorrtBackend(Backend):
         self.warnings: list[str] = []
         self._engine: Any = None
         self._context: Any = None
-        self._stream: Any = None
-        self._buffers: dict[str, Any] = {}
+        self._device: Any = None  # TorchCuda: buffers, stream, events, graphs
+        self._log: TrtLogger | None = None
+        self._reused: dict[tuple[Any, ...], _Staged] = {}  # host feeds' buffers, by shape
+        self._active: _Staged | None = None  # whose buffers the context points at
+        self._shapes_set: dict[str, tuple[int, ...]] = {}
         # Data-dependent outputs: name -> (OutputSlot, its trt.IOutputAllocator).
         self._allocators: dict[str, tuple[OutputSlot, Any]] = {}
-        self._graphs: dict[tuple[Any, ...], Any] = {}
         self._runtime: Any = None
         self._pending = False
         self._onnx_signature: Signature | None = None
@@ -130,14 +148,15 @@ class TensorrtBackend(Backend):
 
     # -- load ----------------------------------------------------------------------------------
     def _load(self) -> Signature:
-        import torch
-
         from optieval.core import read_json, sha256_bytes
 
-        trt, version, gpu_name, cc = trt_versions()
+        device_id = int(self.options["device_id"])
+        # The engine is built, cached and checked for the device it runs on: the identity
+        # (name, compute capability) is that device's, not device 0's, and it is made current
+        # before anything is built or deserialized.
+        trt, version, gpu_name, cc = trt_versions(device_id)
         self._identity = (version, gpu_name, cc)
-        torch.cuda.set_device(self.options["device_id"])
-        self._stream = torch.cuda.Stream()
+        self._device = open_device(device_id)
         if self.model.suffix in PLAN_SUFFIXES:
             plan = self._read_plan(read_json, sha256_bytes, version, gpu_name, cc)
             self._deserialize(
@@ -232,7 +251,7 @@ class TensorrtBackend(Backend):
     ) -> None:
         """Deserialize ``plan`` (read from ``where``: the prebuilt plan, or the engine cache)
         into the engine and its execution context; plugins are registered first."""
-        log = TrtLogger(trt)
+        log = self._log = TrtLogger(trt)
         if not init_plugins(trt, log.logger):
             self.warnings.append(
                 f"TensorRT {trt.__version__} could not register its plugins "
@@ -335,45 +354,58 @@ class TensorrtBackend(Backend):
                 {k: tuple(v.shape) for k, v in feeds.items()}, self.profiles, where=self.name
             )
 
-    def _bind(self, feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        """Set input shapes, copy inputs into torch device buffers, allocate outputs, set every
-        tensor address. Buffers of unchanged shape are reused (same addresses), so a captured
-        CUDA graph stays valid when only the data changes. Returns the output buffers."""
-        import torch
+    def _stage(self, feeds: Mapping[str, np.ndarray]) -> _Staged:
+        """Copy ``feeds`` into new device buffers of their own and allocate the outputs of fixed
+        shape beside them (data-dependent outputs get an output allocator): one batch's
+        buffers, which no other batch overwrites. The context is bound to them."""
+        self._ensure_engine(feeds)
+        device = self._device
+        staged = _Staged({k: device.upload(v) for k, v in feeds.items()}, {}, {})
+        staged.shapes = {k: tuple(int(d) for d in v.shape) for k, v in feeds.items()}
+        self._set_shapes(staged.shapes)
+        for spec in self.signature.outputs:
+            shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
+            if any(d < 0 for d in shape):
+                self._bind_allocator(spec)
+            else:
+                staged.outputs[spec.name] = device.empty(shape, spec.dtype)
+        device.synchronize()
+        self._active = None
+        self._activate(staged)
+        return staged
 
-        device = f"cuda:{self.options['device_id']}"
-        with torch.cuda.stream(self._stream):
-            for name, array in feeds.items():
-                host = torch.from_numpy(np.ascontiguousarray(array))
-                tensor = self._buffers.get(name)
-                if tensor is None or tensor.shape != host.shape or tensor.dtype != host.dtype:
-                    tensor = torch.empty(host.shape, dtype=host.dtype, device=device)
-                    self._buffers[name] = tensor
-                tensor.copy_(host)
-                if not self._context.set_input_shape(name, tuple(array.shape)):
-                    raise InputError(
-                        f"TensorRT refused shape {array.shape} for input {name!r}",
-                        where=self.name,
-                    )
-                self._context.set_tensor_address(name, tensor.data_ptr())
-            outputs: dict[str, Any] = {}
-            for spec in self.signature.outputs:
-                shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
-                if any(d < 0 for d in shape):
-                    self._bind_allocator(spec, device)
-                    continue
-                out = self._buffers.get(spec.name)
-                if out is None or tuple(out.shape) != shape:
-                    out = torch.empty(shape, dtype=getattr(torch, spec.dtype), device=device)
-                    self._buffers[spec.name] = out
-                outputs[spec.name] = out
-                self._context.set_tensor_address(spec.name, out.data_ptr())
-        self._stream.synchronize()
-        return outputs
+    def _set_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        for name, shape in shapes.items():
+            if self._shapes_set.get(name) == shape:
+                continue
+            # False when the shape is outside the profile or the network's dims (Polygraphy's
+            # runner checks it too)
+            if not self._context.set_input_shape(name, shape):
+                raise InputError(
+                    f"TensorRT refused shape {shape} for input {name!r} "
+                    f"({self._log_tail() or 'no message'})",
+                    where=self.name,
+                )
+            self._shapes_set[name] = shape
 
-    def _bind_allocator(self, spec: TensorSpec, device: str) -> None:
+    def _activate(self, staged: _Staged) -> None:
+        """Point the context at ``staged``'s buffers (shapes and addresses), unless it already
+        is. With several batches this runs inside each timed call: a few host calls, no copy."""
+        if self._active is staged:
+            return
+        self._set_shapes(staged.shapes)
+        for name, buffer in (*staged.inputs.items(), *staged.outputs.items()):
+            if not self._context.set_tensor_address(name, self._device.address(buffer)):
+                raise BackendFailed(
+                    f"TensorRT refused the device address of {name!r} "
+                    f"({self._log_tail() or 'no message'})",
+                    where=self.name,
+                )
+        self._active = staged
+
+    def _bind_allocator(self, spec: TensorSpec) -> None:
         """Register an output allocator for a data-dependent output (its size is known only
-        after the run); its memory lives in ``self._allocators``, not ``self._buffers``."""
+        after the run); its memory lives in ``self._allocators``."""
         if self.options["cuda_graph"]:
             raise BackendFailed(
                 f"output {spec.name!r} has a data-dependent size, which a CUDA graph cannot "
@@ -384,7 +416,8 @@ class TensorrtBackend(Backend):
         held = self._allocators.get(spec.name)
         if held is None:
             slot = OutputSlot(spec.name, spec.dtype)
-            held = (slot, make_output_allocator(import_trt(), slot, device))
+            allocator = make_output_allocator(import_trt(), slot, self._device, self._device.handle)
+            held = (slot, allocator)
             self._allocators[spec.name] = held
         slot, allocator = held
         slot.shape = None
@@ -393,115 +426,133 @@ class TensorrtBackend(Backend):
                 f"TensorRT refused an output allocator for {spec.name!r}", where=self.name
             )
 
-    def _host_outputs(self, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Every output on the host, in the signature's order: bound buffers and the
-        allocator-held (data-dependent) ones."""
-        result: dict[str, np.ndarray] = {}
-        for spec in self.signature.outputs:
-            if spec.name in outputs:
-                result[spec.name] = outputs[spec.name].cpu().numpy()
-            elif spec.name in self._allocators:
-                slot, allocator = self._allocators[spec.name]
-                result[spec.name] = read_output(allocator.buffer, slot, self.name)
-        return result
+    def _log_tail(self) -> str:
+        return self._log.tail() if self._log is not None else ""
 
-    def _enqueue_fn(self, key: tuple[Any, ...]) -> Callable[[], None]:
-        """The call that runs the engine once on the bound buffers (graph replay or enqueue)."""
-        import torch
+    def _execute(self) -> None:
+        """``execute_async_v3`` on the backend's stream; its False is BackendFailed naming the
+        output allocator's exception when one raised (TensorRT only sees a null pointer)."""
+        if self._context.execute_async_v3(self._device.handle):
+            return
+        for name, (slot, _) in self._allocators.items():
+            if slot.error is not None:
+                error, slot.error = slot.error, None
+                raise BackendFailed(
+                    f"the output allocator for {name!r} failed: {error}", where=self.name
+                ) from error
+        raise BackendFailed(
+            f"execute_async_v3 failed ({self._log_tail() or 'no message'})", where=self.name
+        )
 
-        handle = self._stream.cuda_stream
+    def _enqueue_fn(self, staged: _Staged) -> Callable[[], None]:
+        """The call that runs the engine once on ``staged``'s buffers: bind them (when another
+        batch was bound) and enqueue, or replay the CUDA graph captured on their addresses."""
         if not self.options["cuda_graph"]:
 
             def enqueue() -> None:
-                if not self._context.execute_async_v3(handle):
-                    raise BackendFailed("execute_async_v3 failed", where=self.name)
+                self._activate(staged)
+                self._execute()
 
             return enqueue
-        graph = self._graphs.get(key)
-        if graph is None:
-            # Run once first (lazy allocations), then capture on the same stream.
-            self._context.execute_async_v3(handle)
-            self._stream.synchronize()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=self._stream):
-                self._context.execute_async_v3(handle)
-            self._graphs = {key: graph}  # addresses changed: older captures are stale
+        if staged.replay is None:
+            start = time.perf_counter()
+            self._activate(staged)
+            # Run once first so initialization is not captured (trtexec does the same), then
+            # capture on the same stream with the addresses now bound.
+            self._execute()
+            self._device.synchronize()
+            try:
+                staged.replay = self._device.capture(self._execute)
+            except BackendFailed as exc:
+                raise BackendFailed(
+                    f"TensorRT could not be captured in a CUDA graph ({exc.message})",
+                    where=self.name,
+                    hint="run without `cuda_graph`",
+                ) from exc
+            self._add_capture_ms((time.perf_counter() - start) * 1e3)
+        return staged.replay
 
-        def replay() -> None:
-            with torch.cuda.stream(self._stream):
-                graph.replay()
+    def _add_capture_ms(self, ms: float) -> None:
+        """CUDA-graph capture (with its warm-up run) counts in cold start, the first capture
+        only, as for ``ort-cuda`` (docs/guides/gpu.md); every capture is listed."""
+        captures = self.options.setdefault("graph_capture_ms", [])
+        if not captures:
+            self.cold_start_ms = (self.cold_start_ms or 0.0) + ms
+        captures.append(round(ms, 3))
 
-        return replay
+    def _host_outputs(self, staged: _Staged) -> dict[str, np.ndarray]:
+        """Every output on the host, in the signature's order: staged buffers and the
+        allocator-held (data-dependent) ones."""
+        result: dict[str, np.ndarray] = {}
+        for spec in self.signature.outputs:
+            if spec.name in staged.outputs:
+                result[spec.name] = self._device.download(staged.outputs[spec.name])
+            elif spec.name in self._allocators:
+                slot, allocator = self._allocators[spec.name]
+                result[spec.name] = read_output(self._device, allocator.buffer, slot, self.name)
+        return result
 
-    def _prepare(
-        self, feeds: Mapping[str, np.ndarray]
-    ) -> tuple[Callable[[], None], dict[str, Any]]:
-        self._ensure_engine(feeds)
-        outputs = self._bind(feeds)
-        key = tuple((k, tuple(v.shape), v.data_ptr()) for k, v in sorted(self._buffers.items()))
-        return self._enqueue_fn(key), outputs
+    def _host_staged(self, feeds: Mapping[str, np.ndarray]) -> _Staged:
+        """Buffers reused for host feeds of one shape (``infer``, ``io="host"``): the feeds are
+        copied into them, so a CUDA graph captured on them stays valid."""
+        key = tuple(sorted((k, tuple(v.shape), str(v.dtype)) for k, v in feeds.items()))
+        staged = self._reused.get(key)
+        if staged is None:
+            staged = self._reused[key] = self._stage(feeds)
+        else:
+            for name, array in feeds.items():
+                self._device.write(staged.inputs[name], array)
+        return staged
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        enqueue, outputs = self._prepare(feeds)
-        enqueue()
-        self._stream.synchronize()
-        return self._host_outputs(outputs)
+        staged = self._host_staged(feeds)
+        self._enqueue_fn(staged)()
+        self._device.synchronize()
+        return self._host_outputs(staged)
 
     def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
-        """``io="device"``: bind once here; each call enqueues (or replays) and synchronizes.
-        ``io="host"``: each call copies inputs in and outputs out."""
+        """``io="device"``: the feeds are staged here in device buffers of this runner's own
+        (one runner per batch never reads another's data); each call binds them when another
+        runner ran last (host calls, no copy), enqueues or replays its CUDA graph, and
+        synchronizes. ``io="host"``: each call copies inputs in and outputs out."""
         self.check_feeds(feeds)
         if self.options["io"] == "host":
             bound = dict(feeds)
             return lambda: self._infer(bound)
-        enqueue, _ = self._prepare(feeds)
-        stream = self._stream
+        staged = self._stage(feeds)
+        enqueue = self._enqueue_fn(staged)
+        synchronize = self._device.synchronize
 
         def call() -> None:
             enqueue()
-            stream.synchronize()
+            synchronize()
 
+        call.staged = staged  # type: ignore[attr-defined]  # its buffers, for reading back
         return call
 
     def device_runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], float]:
-        """A callable that runs once on device-resident buffers and returns device
+        """A callable that runs once on device-resident buffers of its own and returns device
         milliseconds from CUDA events recorded on the engine's stream."""
-        import torch
-
         self.check_feeds(feeds)
-        enqueue, _ = self._prepare(feeds)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-
-        def call() -> float:
-            start.record(self._stream)
-            enqueue()
-            end.record(self._stream)
-            end.synchronize()
-            return float(start.elapsed_time(end))
-
-        return call
+        enqueue = self._enqueue_fn(self._stage(feeds))
+        timed = self._device.timed
+        return lambda: timed(enqueue)
 
     def infer_timed(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
         """Run once on host feeds; return outputs and device ms (copies excluded)."""
-        import torch
-
         self.check_feeds(feeds)
-        enqueue, outputs = self._prepare(feeds)
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record(self._stream)
-        enqueue()
-        end.record(self._stream)
-        end.synchronize()
-        return self._host_outputs(outputs), float(start.elapsed_time(end))
+        staged = self._host_staged(feeds)
+        device_ms = self._device.timed(self._enqueue_fn(staged))
+        return self._host_outputs(staged), device_ms
 
     def _close(self) -> None:
-        self._graphs = {}
-        self._buffers = {}
+        self._reused = {}
+        self._active = None
+        self._shapes_set = {}
         self._allocators = {}
         self._context = None
         self._engine = None
         self._runtime = None
-        self._stream = None
+        self._log = None
+        self._device = None
         self._pending = False

@@ -23,6 +23,7 @@ from optieval.runtime.tensorrt.library import (
     engine_signature,
     import_trt,
     init_plugins,
+    select_device,
     trt_versions,
 )
 from optieval.runtime.tensorrt.manifest import PLAN_SUFFIXES, engine_manifest
@@ -90,6 +91,7 @@ def build_engine(
         shapes / profiles: see :func:`optieval.runtime.profiles.compute_profiles`.
         timing_cache: file to read and update (None: no timing cache).
         version_compatible / hardware_compatible: build a portable engine.
+        device_id: the CUDA device to build on (made current; TensorRT builds for it).
 
     Raises: InputError (parser errors listed with their nodes; profile problems),
     BackendUnavailable (no TensorRT/CUDA), BackendFailed (the build failed, or the read-back
@@ -98,6 +100,7 @@ def build_engine(
     from optieval.core import load_onnx, signature_from_onnx
 
     trt = import_trt()
+    select_device(device_id)
     onnx_path = Path(onnx_path)
     onnx_signature = signature_from_onnx(load_onnx(onnx_path, load_external_data=False))
     profile_list = compute_profiles(onnx_signature, shapes=shapes, explicit=profiles)
@@ -229,10 +232,12 @@ def build_plan(
     profiles: Iterable[ProfileShape] = (),
     version_compatible: bool = False,
     hardware_compatible: bool = False,
+    device_id: int = 0,
 ) -> PlanBuildResult:
     """Build a deployable engine from an ONNX artifact: ``output`` (``model.plan``) and its
     manifest ``output + ".json"`` (TensorRT version, GPU and compute capability, profile shapes,
-    precision read back, the source's hash, build time), both written atomically.
+    precision read back, the source's hash, build time), both written atomically. The GPU
+    recorded is ``device_id``'s, the device the engine is built on.
 
     Raises InputError (bad file, precision that the artifact's census does not carry, parser
     errors, profiles), BackendUnavailable (exit 3: no TensorRT or GPU here) and BackendFailed
@@ -247,7 +252,7 @@ def build_plan(
     out = Path(output)
     if out.suffix not in PLAN_SUFFIXES:
         raise InputError(f"output must end in {' or '.join(PLAN_SUFFIXES)}", where=str(out))
-    _trt, version, gpu_name, cc = trt_versions()
+    _trt, version, gpu_name, cc = trt_versions(device_id)
     source_hash = sha256_file(model)
     built = build_engine(
         model,
@@ -257,6 +262,7 @@ def build_plan(
         timing_cache=timing_cache_path(version, cc, gpu_name),
         version_compatible=version_compatible,
         hardware_compatible=hardware_compatible,
+        device_id=device_id,
     )
     write_bytes_atomic(out, built.plan)
     from optieval.core import sha256_bytes

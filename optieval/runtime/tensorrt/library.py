@@ -23,6 +23,7 @@ __all__ = [
     "init_plugins",
     "numpy_dtype_name",
     "parse_version",
+    "select_device",
     "trt_availability",
     "trt_versions",
     "unusable_reason",
@@ -198,12 +199,22 @@ def engine_signature(trt: Any, engine: Any) -> Signature:
     return Signature(tuple(inputs), tuple(outputs))
 
 
-def trt_versions() -> tuple[Any, str, str, str]:
-    """(trt module, version, gpu name, compute capability); BackendUnavailable with the
-    reason when TensorRT cannot run here."""
+def trt_versions(device_id: int = 0) -> tuple[Any, str, str, str]:
+    """(trt module, version, name and compute capability of CUDA device ``device_id``: the one
+    the engine is built and run on); BackendUnavailable with the reason when TensorRT cannot
+    run here."""
     state = trt_availability()
     if not state.usable:
         raise BackendUnavailable(state.reason, where="tensorrt", hint=state.detail.get("hint"))
     trt = import_trt()
-    name, cc = gpu_identity()
+    name, cc = gpu_identity(device_id)
     return trt, str(trt.__version__), name, cc
+
+
+def select_device(device_id: int) -> None:
+    """Make CUDA device ``device_id`` current (TensorRT builds and deserializes on the current
+    device); nothing where torch sees no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(device_id)

@@ -189,7 +189,12 @@ def read_back_precision(
     profiles' opt shapes (formats are ``N/A`` while shapes are dynamic)."""
     context = engine.create_execution_context()
     for p in profiles:
-        context.set_input_shape(p.name, p.opt)
+        if not context.set_input_shape(p.name, p.opt):
+            raise BackendFailed(
+                f"TensorRT refused the opt shape {tuple(p.opt)} of input {p.name!r} of its own "
+                "profile while reading precisions back",
+                where=p.name,
+            )
     inspector = engine.create_engine_inspector()
     inspector.execution_context = context
     return parse_inspector_json(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
