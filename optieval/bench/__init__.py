@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
+    from optieval.bench.baseline import BaselineComparison as BaselineComparison
     from optieval.bench.baseline import Regression as Regression
+    from optieval.bench.baseline import cell_key as cell_key
+    from optieval.bench.baseline import cell_label as cell_label
     from optieval.bench.baseline import compare_to_baseline as compare_to_baseline
     from optieval.bench.cell import CellRequest as CellRequest
     from optieval.bench.cell import resolve_artifact as resolve_artifact
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from optieval.bench.scenarios.spec import scenario_specs as scenario_specs
 
 _EXPORTS = {
+    "BaselineComparison": "optieval.bench.baseline",
     "BenchReport": "optieval.bench.results",
     "CONCURRENCY": "optieval.bench.scenarios.spec",
     "Cell": "optieval.bench.results",
@@ -65,6 +69,8 @@ _EXPORTS = {
     "benchmark": "optieval.bench.runner",
     "check_against_baseline": "optieval.bench.runner",
     "check_scenario_support": "optieval.bench.scenarios.spec",
+    "cell_key": "optieval.bench.baseline",
+    "cell_label": "optieval.bench.baseline",
     "compare_to_baseline": "optieval.bench.baseline",
     "find_max_qps": "optieval.bench.scenarios.run",
     "load_baseline": "optieval.bench.results",

@@ -19,10 +19,12 @@ from optieval.cli.commands.build import build
 from optieval.cli.commands.compare import compare_command
 from optieval.cli.commands.convert import convert
 from optieval.cli.commands.demo import demo
+from optieval.cli.commands.diff import diff
 from optieval.cli.commands.doctor import doctor
 from optieval.cli.commands.export import export_command
 from optieval.cli.commands.gate import gate
 from optieval.cli.commands.inspect import inspect
+from optieval.cli.commands.show import show
 from optieval.cli.console import err_console, reset_human_output
 from optieval.cli.flags import error_line
 from optieval.errors import InternalError, OptievalError
@@ -177,6 +179,8 @@ def _root(
 app.command()(doctor)
 app.command()(bench)
 app.command()(gate)
+app.command()(show)
+app.command()(diff)
 app.command()(demo)
 app.command("export")(export_command)
 app.command()(convert)

@@ -13,12 +13,16 @@ from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
     from optieval.release.budgets import Check as Check
+    from optieval.release.diffing import ResultDiff as ResultDiff
+    from optieval.release.diffing import diff_results as diff_results
     from optieval.release.evidence import VERDICT_COLOURS as VERDICT_COLOURS
     from optieval.release.evidence import budget_text as budget_text
     from optieval.release.evidence import format_bound as format_bound
     from optieval.release.evidence import interval_text as interval_text
     from optieval.release.evidence import ordered_checks as ordered_checks
     from optieval.release.gate_report import GateReport as GateReport
+    from optieval.release.readback import ResultFile as ResultFile
+    from optieval.release.readback import read_result as read_result
     from optieval.release.run import gate as gate
     from optieval.release.steps import Progress as Progress
 
@@ -26,12 +30,16 @@ _EXPORTS = {
     "Check": "optieval.release.budgets",
     "GateReport": "optieval.release.gate_report",
     "Progress": "optieval.release.steps",
+    "ResultDiff": "optieval.release.diffing",
+    "ResultFile": "optieval.release.readback",
     "VERDICT_COLOURS": "optieval.release.evidence",
     "budget_text": "optieval.release.evidence",
+    "diff_results": "optieval.release.diffing",
     "format_bound": "optieval.release.evidence",
     "gate": "optieval.release.run",
     "interval_text": "optieval.release.evidence",
     "ordered_checks": "optieval.release.evidence",
+    "read_result": "optieval.release.readback",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -22,6 +22,11 @@ def inspect(
     from optieval.cli.render.precision import info_renderables
     from optieval.precision import inspect_model
 
+    if model.suffix.lower() == ".json":
+        from optieval.errors import InputError
+
+        hint = "`optieval show FILE` renders bench, compare and gate results"
+        raise InputError("a JSON file, not an ONNX model", where=str(model), hint=hint)
     info = inspect_model(model)
     for renderable in info_renderables(info):
         console.print(renderable)
