@@ -9,7 +9,7 @@ import resource
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class CellRequest:
     io: str = "device"
     cuda_graph: bool = False
     scenario: ScenarioSpec | None = None
+    shape_set: str | None = None
+    """The label of the cell's shape set (``seq=64``), carried to its :class:`Cell`."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for a subprocess."""
@@ -87,8 +89,10 @@ def run_cell(request: CellRequest) -> Cell:
     """Run one cell in this process and return it; a backend failure becomes an ``error`` cell
     (``skipped`` when the backend is unusable) and bad input propagates as :class:`InputError`."""
     shapes = listify(request.shapes)
+    label = request.shape_set
     try:
-        return _measure_cell(request)
+        cell = _measure_cell(request)
+        return cell if cell.shape_set or not label else replace(cell, shape_set=label)
     except InputError:
         raise
     except BackendUnavailable as exc:
@@ -99,16 +103,15 @@ def run_cell(request: CellRequest) -> Cell:
             shapes,
             STATUS_SKIPPED,
             reason=str(exc),
+            shape_set=label,
         )
     except OptievalError as exc:
-        return Cell(
-            request.backend, request.precision, request.batch, shapes, STATUS_ERROR, reason=str(exc)
-        )
+        return Cell(request.backend, request.precision, request.batch, shapes, STATUS_ERROR,
+                    reason=str(exc), shape_set=label)  # fmt: skip
     except Exception as exc:  # a crash inside a backend is a failed cell, not a crashed run
         tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return Cell(
-            request.backend, request.precision, request.batch, shapes, STATUS_ERROR, reason=tail
-        )
+        return Cell(request.backend, request.precision, request.batch, shapes, STATUS_ERROR,
+                    reason=tail, shape_set=label)  # fmt: skip
 
 
 def resolve_artifact(
@@ -161,14 +164,24 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
 
 
 def _feeds(
-    request: CellRequest, signature: Signature
+    request: CellRequest, signature: Signature, notes: list[str]
 ) -> tuple[list[dict[str, np.ndarray]], dict[str, list[int]]]:
     if request.data is None:
         feeds = generate_feeds(signature, request.shapes, seed=request.seed)
         return [feeds], listify(request.shapes)
     from optieval.core import load_dataset
 
-    dataset = load_dataset(request.data, signature)
+    dataset = load_dataset(request.data, signature, ragged=True)
+    if dataset.is_ragged:
+        # Samples of several lengths: each batch holds one length, and the cell cycles
+        # through them in the data's proportions (what serving this data costs).
+        batches = dataset.length_batches(request.batch, limit=_MAX_DATA_BATCHES)
+        notes.append(
+            f"the data's samples come in {len(dataset.groups)} shapes; each batch holds one "
+            f"shape and the cell cycles through {len(batches)} batches, so its latencies mix "
+            "the shapes as the data does (shapes: the first batch's)"
+        )
+        return batches, {k: list(v.shape) for k, v in batches[0].items()}
     count = max(1, min(_MAX_DATA_BATCHES, math.ceil(dataset.num_samples / request.batch)))
     batches = list(dataset.batches(request.batch, count=count, cycle=True))
     return batches, {k: list(v.shape) for k, v in batches[0].items()}
@@ -196,7 +209,7 @@ def _measure_cell(request: CellRequest) -> Cell:
     backend = create_backend(request.backend, artifact, **_backend_options(request))
     with backend:
         signature = backend.signature
-        feeds, shapes = _feeds(request, signature)
+        feeds, shapes = _feeds(request, signature, notes)
         if request.scenario is not None and not request.scenario.is_default:
             return scenario_cell(
                 request,
@@ -235,9 +248,13 @@ def _measure_cell(request: CellRequest) -> Cell:
         )
     if summary.unstable:
         notes.append(summary.stability.reason)
+    one_shape = len({tuple((k, v.shape) for k, v in f.items()) for f in feeds}) == 1
     gflops, flops = (
         _flops(artifact, shapes, summary.mean_ms)
-        if request.count_flops and request.backend not in TORCH_BACKENDS and not is_engine(artifact)
+        if request.count_flops
+        and request.backend not in TORCH_BACKENDS
+        and not is_engine(artifact)
+        and one_shape
         else (None, None)
     )
     return Cell(

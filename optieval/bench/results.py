@@ -73,6 +73,9 @@ class Cell:
     # None in files written before them.
     machine: dict[str, Any] | None = None
     placement: dict[str, Any] | None = None
+    # Shape sets (issue 17): what tells this cell's shapes apart in a sweep (``seq=64``), or
+    # None when only the batch varies. None in files written before them.
+    shape_set: str | None = None
 
     @property
     def key(self) -> tuple[str, str, int, tuple[tuple[str, tuple[int, ...]], ...]]:
@@ -86,8 +89,9 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """``ort-cpu:fp32 b8``."""
-        return f"{self.backend}:{self.precision} b{self.batch}"
+        """``ort-cpu:fp32 b8``, with the shape set when there is one (``... b1 seq=64``)."""
+        base = f"{self.backend}:{self.precision} b{self.batch}"
+        return f"{base} {self.shape_set}" if self.shape_set else base
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form."""

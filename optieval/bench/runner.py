@@ -23,12 +23,17 @@ from optieval.bench.scenarios.spec import ScenarioSpec, check_scenario_support
 from optieval.core import (
     ONNX_PRECISIONS,
     PRECISIONS,
+    Dataset,
+    ShapeSet,
     Signature,
+    expand_shape_sets,
     fingerprint,
     read_manifest,
     resolve_shapes,
     sha256_file,
+    shape_set_label,
     validity_warnings,
+    zip_shape_sweep,
 )
 from optieval.errors import InputError
 from optieval.execution import CellFunctions
@@ -44,6 +49,7 @@ def benchmark(
     precisions: Sequence[str] = ("fp32",),
     batches: Sequence[int] = (1,),
     shapes: Mapping[str, Sequence[tuple[int, ...]]] | None = None,
+    shape_sets: Sequence[Mapping[str, tuple[int, ...]]] | None = None,
     threads: int | None = None,
     settings: MeasureSettings | None = None,
     data: str | os.PathLike[str] | None = None,
@@ -66,12 +72,19 @@ def benchmark(
             it is used as is when it already carries that precision).
         backends: backend names (docs/design.md); default ``("ort-cpu",)``.
         precisions: ``fp32``, ``fp16``, ``int8`` (``bf16`` on torch-cuda); default ``fp32``.
-        batches: batch sizes; default ``(1,)``.
-        shapes: per input, one or more full shapes (batch included) to sweep.
+        batches: batch sizes; default ``(1,)`` (empty with ``shapes``: each set's own batch).
+        shapes: per input, one or more full shapes (batch included) to sweep: the ``i``-th
+            shape of each input run together as one cell (never a product); an input left
+            out follows the inputs whose dimension names it shares (``attention_mask`` follows
+            ``input_ids``). Each cell is labelled by its set (``seq=64``).
+        shape_sets: the same sweep given set by set (``[{"input_ids": (1, 16)}, ...]``);
+            exclusive with ``shapes``.
         threads: intra-op threads for CPU backends (None: the runtime's default).
         settings: warm-up and measurement settings (defaults as in :class:`MeasureSettings`).
-        data: real inputs (``.npz``, a folder, or ``module:function``), cycled through;
-            default: generated, seeded inputs.
+        data: real inputs (``.npz``, a folder, or ``module:function``), cycled through; every
+            dynamic dimension comes from it (samples whose lengths vary are batched by length,
+            one cell per batch size mixing the lengths as the data does); default: generated,
+            seeded inputs.
         calib: calibration data for int8 artifacts (``random`` for random calibration).
         seed: seed of the generated inputs.
         isolate: run each cell in its own spawned subprocess (a crash or hang becomes an
@@ -95,7 +108,8 @@ def benchmark(
 
     Raises:
         InputError: a missing or malformed model, unknown backend or precision, shapes the model
-            does not accept, or bad data (exit 2).
+            does not accept (a set whose inputs disagree on a tied dimension, inputs with
+            different numbers of shapes), ``shapes`` with ``data``, or bad data (exit 2).
     """
     settings = (settings or MeasureSettings()).validate()
     path = Path(model)
@@ -124,13 +138,23 @@ def benchmark(
             check_scenario_support(name, spec)
     if io not in IO_MODES:
         raise InputError(f"unknown I/O mode {io!r}", where="io", hint="choose device or host")
+    if shapes and shape_sets:
+        raise InputError("give `shapes` or `shape_sets`, not both", where="shapes")
+    sets = list(shape_sets or []) or zip_shape_sweep(shapes or {})
     if data is not None:
-        # Fail on bad data before any cell runs, naming the file.
+        # Fail on bad data before any cell runs, naming the file; its shapes make the cells.
         from optieval.core import load_dataset
 
-        load_dataset(Path(data), signature)
-
-    shape_sets = _shape_sets(signature, batches, shapes or {})
+        if sets:
+            raise InputError(
+                "`shapes` and `data` exclude each other: every dimension comes from the data",
+                where="shapes",
+                hint="drop `shapes` (choose batch sizes with `batches`), or drop `data`",
+            )
+        dataset = load_dataset(str(data), signature, ragged=True)
+        cell_sets = _data_shape_sets(signature, batches, dataset)
+    else:
+        cell_sets = expand_shape_sets(signature, batches, sets)
     warnings = []
     manifest = read_manifest(path)
     if manifest and manifest.get("parity", {}).get("passed") is False:
@@ -144,7 +168,8 @@ def benchmark(
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
-            for (batch, cell_shapes), spec in itertools.product(shape_sets, scenario_list):
+            for shape_set, spec in itertools.product(cell_sets, scenario_list):
+                batch, cell_shapes = shape_set.batch, shape_set.shapes
                 if not state.usable and (executor is None or executor.checks_here):
                     cell = Cell(
                         backend,
@@ -155,6 +180,7 @@ def benchmark(
                         reason=state.reason,
                         scenario=spec.kind,
                         scenario_params=spec.params(),
+                        shape_set=shape_set.label,
                     )
                 else:
                     request = CellRequest(
@@ -172,6 +198,7 @@ def benchmark(
                         io=io,
                         cuda_graph=cuda_graph,
                         scenario=spec,
+                        shape_set=shape_set.label,
                     )
                     if executor is not None:
                         deferred.append((len(cells), request))
@@ -253,6 +280,7 @@ def run_cell_request(
         listify(request.shapes),
         STATUS_ERROR,
         reason=f"{outcome.status}: {reason}",
+        shape_set=request.shape_set,
     )
 
 
@@ -272,6 +300,7 @@ def failed_cell(request: CellRequest, reason: str) -> Cell:
         STATUS_ERROR,
         reason=reason,
         scenario=request.scenario.kind if request.scenario is not None else None,
+        shape_set=request.shape_set,
     )
 
 
@@ -306,28 +335,43 @@ def bench_cells() -> CellFunctions:
     )
 
 
-def _shape_sets(
-    signature: Signature,
-    batches: Sequence[int],
-    shapes: Mapping[str, Sequence[tuple[int, ...]]],
-) -> list[tuple[int, dict[str, tuple[int, ...]]]]:
-    """Expand batches and swept shapes into concrete (batch, shapes) pairs, checking each."""
-    for batch in batches:
+def _data_shape_sets(
+    signature: Signature, batches: Sequence[int], dataset: Dataset
+) -> list[ShapeSet]:
+    """One cell per batch size, its shapes from the data: every dynamic dimension but the
+    batch as the samples have it (checked against the model like `shapes`); data whose lengths
+    vary is labelled by their range (``data seq=7..33``)."""
+    groups = dataset.shape_groups()
+    out = []
+    for batch in batches or [1]:
         if batch < 1:
             raise InputError(f"batch {batch} must be at least 1", where="batches")
-    combos = list(itertools.product(*shapes.values())) if shapes else []
-    sweeps = [dict(zip(shapes, combo, strict=True)) for combo in combos] or [{}]
-    pairs = []
-    if shapes and not batches:
-        # Without --batch, each swept shape brings its own batch (its first dimension).
-        for sweep in sweeps:
-            batch = next(iter(sweep.values()))[0]
-            pairs.append((batch, resolve_shapes(signature, batch, sweep)))
-        return pairs
-    for batch in batches or [1]:
-        for sweep in sweeps:
-            pairs.append((batch, resolve_shapes(signature, batch, sweep)))
-    return pairs
+        resolved = [
+            resolve_shapes(
+                signature, batch, {k: (batch, *v.shape[1:]) for k, v in group.inputs.items()}
+            )
+            for group in groups
+        ]
+        label = shape_set_label(signature, resolved[0])
+        if len(resolved) > 1:
+            label = "data " + _ranges(signature, resolved)
+        out.append(ShapeSet(batch, resolved[0], label))
+    return out
+
+
+def _ranges(signature: Signature, sets: list[dict[str, tuple[int, ...]]]) -> str:
+    """``seq=7..33`` for the named dimensions that vary across ``sets``."""
+    sizes: dict[str, set[int]] = {}
+    for shapes in sets:
+        for spec in signature.inputs:
+            for axis, dim in enumerate(spec.shape):
+                if axis and not isinstance(dim, int):
+                    name = dim or f"{spec.name}[{axis}]"
+                    sizes.setdefault(name, set()).add(shapes[spec.name][axis])
+    return " ".join(
+        f"{name}={min(v)}..{max(v)}" if len(v) > 1 else f"{name}={min(v)}"
+        for name, v in sizes.items()
+    )
 
 
 def check_against_baseline(

@@ -160,3 +160,25 @@ RayAddressOption = Annotated[
     str | None,
     typer.Option(help="Ray cluster address with --executor ray (default: RAY_ADDRESS)."),
 ]
+
+# `--shape` of `bench` and `compare`, declared once: per input, shapes paired by position.
+ShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape",
+        help="NAME:D0xD1x...[,D0xD1x...] full shapes (batch first); the i-th shape of each "
+        "input run together, and inputs left out follow tied dimensions; repeatable.",
+    ),
+]
+
+
+def parse_shape_sweep(values: list[str] | None) -> dict[str, list[tuple[int, ...]]]:
+    """``--shape ids:1x16,1x64 --shape mask:1x16,1x64`` -> ``{"ids": [...], "mask": [...]}``;
+    an input named twice gets both lists, in order."""
+    from optieval.core import parse_shape_option
+
+    shapes: dict[str, list[tuple[int, ...]]] = {}
+    for item in values or []:
+        name, parsed = parse_shape_option(item)
+        shapes.setdefault(name, []).extend(parsed)
+    return shapes

@@ -13,10 +13,12 @@ from optieval.cli.flags import to_flags
 from optieval.cli.options import (
     ExecutorOption,
     RayAddressOption,
+    ShapeOption,
     cell_executor,
     cell_progress,
     check_outputs,
     parse_int_list,
+    parse_shape_sweep,
     split_list,
     write_json_output,
 )
@@ -35,12 +37,7 @@ def bench(
     batch: Annotated[
         list[str] | None, typer.Option("--batch", help="Batch sizes, comma-separated.")
     ] = None,
-    shape: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--shape", help="NAME:D0xD1x...[,D0xD1x...] full shapes (batch first) to sweep."
-        ),
-    ] = None,
+    shape: ShapeOption = None,
     data: Annotated[
         str | None, typer.Option(help="Real inputs: .npz, a folder, or module:function.")
     ] = None,
@@ -121,13 +118,9 @@ def bench(
     check_outputs(json_file=json_file)
     from optieval.bench import MeasureSettings, benchmark, check_against_baseline
     from optieval.cli.render.bench import baseline_table, bench_table, cell_footnotes, op_tables
-    from optieval.core import parse_shape_option
     from optieval.errors import BackendUnavailable, combined_exit_code
 
-    shapes: dict[str, list[tuple[int, ...]]] = {}
-    for item in shape or []:
-        name, parsed = parse_shape_option(item)
-        shapes.setdefault(name, []).extend(parsed)
+    shapes = parse_shape_sweep(shape)
     backends = split_list(backend, "--backend") or ["ort-cpu"]
     settings = MeasureSettings(
         warmup_s=warmup,
