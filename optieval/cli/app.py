@@ -85,14 +85,20 @@ class _OptievalGroup(TyperGroup):
 
         import click
 
+        from optieval.cli.options import fallback_exit_code
         from optieval.cli.stopping import interrupted_line, start_record
+        from optieval.errors import combined_exit_code
         from optieval.execution import Interrupted, handle_interrupts
 
         start_record()
+        fallback_exit_code()  # forget an earlier command's
         try:
             with warnings.catch_warnings(), handle_interrupts():
                 warnings.showwarning = _show_warning
-                return super().invoke(ctx)
+                value = super().invoke(ctx)
+        except (typer.Exit, click.exceptions.Exit) as exc:
+            code = combined_exit_code([getattr(exc, "exit_code", 0), fallback_exit_code()])
+            raise typer.Exit(code) from None
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as Interrupted
             stopped = exc if isinstance(exc, Interrupted) else Interrupted()
             err_console.print(
@@ -106,13 +112,7 @@ class _OptievalGroup(TyperGroup):
                 raise
             print_error(exc)
             raise typer.Exit(exc.exit_code) from None
-        except (
-            typer.Exit,
-            typer.Abort,
-            click.exceptions.Exit,
-            click.exceptions.ClickException,
-            click.exceptions.Abort,
-        ):
+        except (typer.Abort, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:
             if (ctx.obj or {}).get("debug"):
@@ -125,6 +125,10 @@ class _OptievalGroup(TyperGroup):
             raise typer.Exit(internal.exit_code) from None
         finally:
             reset_human_output()
+        code = fallback_exit_code()  # an output went to a fallback file: not a clean success
+        if code:
+            raise typer.Exit(code)
+        return value
 
 
 def _set_debug(ctx: Any, param: Any, value: bool) -> None:

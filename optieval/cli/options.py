@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from optieval.cli.console import err_console
 from optieval.errors import InputError
@@ -110,10 +111,53 @@ def write_json_output(path: Path | None, payload: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
         sys.stdout.flush()
     elif path is not None:
-        from optieval.core import write_json_atomic
+        import json
 
-        write_json_atomic(path, payload)
-        err_console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+        write_output_file(path, json.dumps(payload, indent=2) + "\n", "--json")
+
+
+_FALLBACKS: list[Path] = []
+
+
+def write_output_file(path: Path, text: str, flag: str) -> None:
+    """Write ``text`` to the output ``path`` atomically and say so. When that fails at the end
+    of a run (the folder went away, the disk filled up), the results go to a fallback file in
+    the temporary folder whose path is printed, and the command exits 2
+    (:func:`fallback_exit_code`) instead of losing them."""
+    from optieval.core import write_text_atomic
+
+    try:
+        write_text_atomic(path, text)
+    except (OSError, InputError) as exc:  # InputError: core's "folder does not exist", ...
+        fallback = _write_fallback(path, text)
+        reason = exc.message if isinstance(exc, InputError) else (exc.strerror or str(exc))
+        where = f"the results are in {fallback}" if fallback else "the results are lost"
+        err_console.print(f"[bold red]error:[/] {flag} {escape(str(path))}: cannot write it "
+                          f"({escape(reason)}); {escape(where)}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+        _FALLBACKS.append(fallback or path)
+        return
+    err_console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _write_fallback(path: Path, text: str) -> Path | None:
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"optieval-{path.stem}-", suffix=path.suffix or ".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return None
+    return Path(name)
+
+
+def fallback_exit_code() -> int:
+    """2 when an output went to a fallback file during this command (then forgotten), else 0."""
+    code = 2 if _FALLBACKS else 0
+    _FALLBACKS.clear()
+    return code
 
 
 def cell_executor(name: str, ray_address: str | None) -> Any:

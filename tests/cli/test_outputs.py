@@ -134,3 +134,36 @@ def test_gate_failing_after_the_config_writes_a_failed_report(
     root = ElementTree.parse(out / "junit.xml").getroot()
     assert root.get("errors") == "1"
     assert [c.find("error") is not None for c in root.iter("testcase")] == [True]
+
+
+def test_output_that_fails_at_the_end_goes_to_a_printed_fallback_file(
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder was writable when checked, and is gone (a file now) when the results come."""
+    import optieval.bench
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    real = optieval.bench.benchmark
+
+    def measure_then_lose_the_folder(*args: object, **kwargs: object) -> object:
+        report = real(*args, **kwargs)
+        folder.rmdir()
+        folder.write_text("now a file")
+        return report
+
+    monkeypatch.setattr(optieval.bench, "benchmark", measure_then_lose_the_folder)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    target = folder / "b.json"
+    result = runner.invoke(app, ["bench", str(mlp_onnx), *FAST, "--json", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "ort-cpu:fp32" in result.stdout  # the table was still printed
+    line = next(x for x in result.stderr.splitlines() if "cannot write" in x)
+    fallback = Path(line.split("the results are in ", 1)[1].strip())
+    assert fallback.parent == tmp_path / "tmp"
+    data = json.loads(fallback.read_text())
+    assert data["kind"] == "bench" and data["results"][0]["status"] == "ok"

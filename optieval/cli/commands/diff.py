@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from optieval.cli.console import console, err_console
-from optieval.cli.options import STDOUT, check_outputs, write_json_output
+from optieval.cli.console import console
+from optieval.cli.options import STDOUT, check_outputs, write_json_output, write_output_file
 
 
 def diff(
@@ -53,7 +53,4 @@ def diff(
 
         sys.stdout.write(diff_markdown(result))
     elif markdown is not None:
-        from optieval.core import write_text_atomic
-
-        write_text_atomic(markdown, diff_markdown(result))
-        err_console.print(f"wrote {markdown}", highlight=False, soft_wrap=True, markup=False)
+        write_output_file(markdown, diff_markdown(result), "--markdown")
