@@ -79,7 +79,7 @@ def _artifact(model: Path, cell: RunCell, calib: str | None) -> Path:
         return model
     from optieval.precision import artifact_for
 
-    return Path(artifact_for(model, cell.precision, calib=calib))
+    return Path(artifact_for(model, cell.precision, calib=calib, backend=cell.backend))
 
 
 def _run_cell(
@@ -147,6 +147,7 @@ def compare(
     runner: Callable[..., dict[str, np.ndarray]] | None = None,
     output_kinds: Mapping[str, str] | Sequence[str] | None = None,
     knn_k: int = DEFAULT_KNN_K,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> ParityReport:
     """Compare each candidate's outputs with the reference's on the same inputs.
 
@@ -175,6 +176,10 @@ def compare(
         golden: compare against outputs saved by ``save_golden_dir`` instead of running the
             reference.
         seed: seed of generated inputs.
+        shapes: the shapes of generated inputs, per input (batch first; the batch is
+            ``batch``'s): needed when the model has dynamic dimensions beyond the batch and
+            there is no ``data``, where every dimension comes from the data. Inputs left out
+            follow tied dimensions (``attention_mask`` follows ``input_ids``).
         confidence: of every interval (default 0.95).
         threads: intra-op threads for the backends (default: the backend's).
         runner: runs the reference's and candidates' outputs elsewhere, e.g. sharded over a Ray
@@ -242,6 +247,7 @@ def compare(
         samples=samples,
         golden=golden,
         seed=seed,
+        shapes=shapes,
     )
     inputs = given.inputs
     run_batch = batch or fixed_batch(signature)

@@ -128,8 +128,12 @@ def run_auto_exclude(job: ExcludeJob, first: Localization, max_rounds: int) -> A
             break
         excluded.extend(added)
         # Named by what it holds, so a rerun reuses the file instead of piling up copies.
-        out = folder / f"{cache_key({'exclude': sorted(excluded), 'calib': job.calib})}.int8.onnx"
-        convert(job.model_path, "int8", output=out, calib=job.calib, exclude=tuple(excluded))
+        # The candidate's backend picks the INT8 format its artifact has (u8s8 on ort-cpu...).
+        backend = job.cell.backend if job.cell.runs_onnx else None
+        key = {'exclude': sorted(excluded), 'calib': job.calib, 'backend': backend}
+        out = folder / f"{cache_key(key)}.int8.onnx"
+        convert(job.model_path, "int8", output=out, calib=job.calib, exclude=tuple(excluded),
+                backend=backend)  # fmt: skip
         cand = job.run(out)
         outputs = compare_outputs(job.ref_outputs, cand, tolerances=job.tolerances,
                                   labels=job.labels, budget=job.budget,

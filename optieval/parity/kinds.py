@@ -161,8 +161,8 @@ def resolve_kinds(
             kind that does not fit the output's shape (all such problems in one message).
     """
     given = dict(given or {})
-    for kind in given.values():
-        check_kind_name(kind, where="output_kinds")
+    for wanted in given.values():
+        check_kind_name(wanted, where="output_kinds")
     unknown = sorted(set(given) - set(reference) - {ALL_OUTPUTS})
     if unknown:
         raise InputError(f"the model has no output called {', '.join(unknown)}",
@@ -171,7 +171,7 @@ def resolve_kinds(
     chosen: dict[str, KindChoice] = {}
     problems: list[str] = []
     for name, value in reference.items():
-        kind: str | None = given.get(name, given.get(ALL_OUTPUTS))
+        kind = given.get(name, given.get(ALL_OUTPUTS))
         if kind is None:
             chosen[name] = infer_kind(name, value)
             continue

@@ -149,7 +149,7 @@ def _check_budgets(budget: TaskBudget, kinds: Mapping[str, KindChoice]) -> None:
     for name in budget.score_budgets:
         if not scores:
             raise InputError(
-                f"`{name}` judges class scores, and no output is scores ({described})",
+                f"this budget judges class scores, and no output is scores ({described})",
                 where=name,
                 hint="give the output's kind as logits if it holds class scores "
                 "(`output_kinds`), or drop the budget",
@@ -158,7 +158,7 @@ def _check_budgets(budget: TaskBudget, kinds: Mapping[str, KindChoice]) -> None:
         k.kind == "embedding" for k in kinds.values()
     ):
         raise InputError(
-            f"`min_knn_agreement` judges embeddings, and no output is one ({described})",
+            f"this budget judges embeddings, and no output is one ({described})",
             where="min_knn_agreement",
             hint="give the output's kind as embedding (`output_kinds`), or drop the budget",
         )

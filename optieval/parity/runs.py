@@ -151,12 +151,19 @@ class GatheredInputs:
     golden: Golden | None = None
 
 
-def _generate(signature: Signature, samples: int, seed: int) -> dict[str, np.ndarray]:
+def _generate(
+    signature: Signature,
+    samples: int,
+    seed: int,
+    given: Mapping[str, tuple[int, ...]] | None = None,
+) -> dict[str, np.ndarray]:
     from optieval.core import generate_feeds, resolve_shapes
 
     fixed = fixed_batch(signature)
     chunk = fixed or samples
-    shapes = resolve_shapes(signature, chunk)
+    # The given shapes' dims beyond the batch; the batch is the chunk's.
+    overrides = {name: (chunk, *shape[1:]) for name, shape in (given or {}).items()}
+    shapes = resolve_shapes(signature, chunk, overrides)
     blocks = [generate_feeds(signature, shapes, seed=seed + i) for i in range(-(-samples // chunk))]
     # With a fixed batch the count is rounded up to whole batches.
     return {s.name: np.concatenate([b[s.name] for b in blocks], axis=0) for s in signature.inputs}
@@ -171,16 +178,25 @@ def gather_inputs(
     samples: int | None,
     golden: str | os.PathLike[str] | None,
     seed: int,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> GatheredInputs:
     """The inputs a compare runs: a golden folder's (checked against ``model_sha256``), a data
     set's (with labels under ``labels_key``), or ``samples`` seeded generated ones (default 64);
-    at most ``samples`` of them.
+    at most ``samples`` of them; generated inputs take the dims beyond the batch from ``shapes``
+    (inputs left out follow tied dimensions).
 
     Raises InputError naming the parameter at fault: ``samples`` below 1, ``golden`` with
     ``data``, ``labels_key`` without ``data``, golden inputs missing a model input.
     """
     if samples is not None and samples < 1:
         raise InputError(f"`samples` {samples} must be at least 1", where="samples")
+    if shapes and (golden is not None or data is not None):
+        raise InputError(
+            "`shapes` sets the shapes of generated inputs; with `data` or `golden` every "
+            "dimension comes from the inputs given",
+            where="shapes",
+            hint="drop `shapes`",
+        )
     if golden is not None:
         if data is not None:
             raise InputError("`golden` brings its own inputs; drop `data`", where="golden")
@@ -209,7 +225,9 @@ def gather_inputs(
             "`labels_key` names a key in `data`; no `data` was given", where="labels_key"
         )
     count = samples or DEFAULT_GENERATED_SAMPLES
-    return GatheredInputs(_generate(signature, count, seed), None, f"generated:seed={seed}")
+    return GatheredInputs(
+        _generate(signature, count, seed, shapes), None, f"generated:seed={seed}"
+    )
 
 
 def measure_latency_ms(

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from optieval.errors import InputError
+from optieval.parity.output_compare import compare_outputs
 from optieval.parity.results import (
     SCHEMA_VERSION,
     CandidateParity,
     ParityReport,
     check_labels,
 )
-from optieval.parity.output_compare import compare_outputs
 from optieval.parity.tolerances import (
     DEFAULT_TOLERANCES,
     TaskBudget,

@@ -62,6 +62,29 @@ def compare_command(
     min_top1_agreement: Annotated[
         float | None, typer.Option(help="Budget: argmax agreement with the reference >= A.")
     ] = None,
+    min_cosine: Annotated[
+        float | None,
+        typer.Option(help="Budget: every sample's cosine with the reference >= C (worst sample)."),
+    ] = None,
+    min_knn_agreement: Annotated[
+        float | None,
+        typer.Option(help="Budget, embeddings: nearest-neighbour agreement (recall@k) >= F."),
+    ] = None,
+    output_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output-kind",
+            help="NAME=KIND for one output, or KIND for every output not named; repeatable. "
+            "Kinds: logits, probabilities, embedding, regression, tensor (default: inferred "
+            "from names, shapes and values, and printed).",
+        ),
+    ] = None,
+    knn_k: Annotated[
+        int, typer.Option(help="Embeddings: neighbours per sample for the knn agreement.")
+    ] = 10,
+    max_exclude_rounds: Annotated[
+        int, typer.Option(help="--auto-exclude: re-quantization rounds at most.")
+    ] = 5,
     localize: Annotated[
         bool, typer.Option("--localize", help="Name the nodes where a failing error is born.")
     ] = False,
@@ -132,6 +155,9 @@ def compare_command(
 
     check_outputs(json_file=json_file, folders={"--save-golden": save_golden})
 
+    if task == "detection" and output_kind:
+        raise InputError("--output-kind applies to tensor outputs; --task detection compares "
+                         "boxes", where="--output-kind")  # fmt: skip
     if task == "detection":
         compare_detection_command(
             model, split_list(candidate, "--candidate"), reference=reference, spec=spec,
@@ -164,9 +190,11 @@ def compare_command(
             model, split_list(candidate, "--candidate"), reference=reference, spec=spec,
             data=data, labels_key=labels, calib=calib, samples=samples, batch=batch, atol=atol,
             rtol=rtol, tol=tol or [], budget=TaskBudget(max_accuracy_drop, min_accuracy_ratio,
-                                                       min_top1_agreement),
+                                                       min_top1_agreement, min_cosine,
+                                                       min_knn_agreement),
             localize=localize, auto_exclude=auto_exclude, save_golden_dir=save_golden,
-            golden=golden, seed=seed, threads=threads,
+            golden=golden, seed=seed, threads=threads, output_kinds=output_kind or [],
+            knn_k=knn_k, max_exclude_rounds=max_exclude_rounds,
         )  # fmt: skip
     lines = list(report.warnings) + [w for r in report.results for w in r.warnings]
     for line in dict.fromkeys(lines):
