@@ -226,3 +226,17 @@ def parse_shape_sweep(values: list[str] | None) -> dict[str, list[tuple[int, ...
         name, parsed = parse_shape_option(item)
         shapes.setdefault(name, []).extend(parsed)
     return shapes
+
+
+def one_shape_set(values: list[str] | None) -> dict[str, tuple[int, ...]] | None:
+    """``--shape`` of a command that runs one shape set (``compare``): one shape per input;
+    None when not given. InputError (exit 2) for a list."""
+    shapes = parse_shape_sweep(values)
+    several = [name for name, listed in shapes.items() if len(listed) > 1]
+    if several:
+        raise InputError(
+            f"one shape per input here ({', '.join(several)} has several)",
+            where="--shape",
+            hint="sweep shapes with `optieval bench`",
+        )
+    return {name: listed[0] for name, listed in shapes.items()} or None

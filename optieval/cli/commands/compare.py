@@ -10,7 +10,13 @@ import typer
 
 from optieval.cli.console import console, err_console
 from optieval.cli.flags import to_flags
-from optieval.cli.options import check_outputs, split_list, write_json_output
+from optieval.cli.options import (
+    ShapeOption,
+    check_outputs,
+    one_shape_set,
+    split_list,
+    write_json_output,
+)
 from optieval.errors import InputError
 
 
@@ -99,6 +105,7 @@ def compare_command(
         Path | None, typer.Option("--golden", help="Compare against saved reference outputs.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of generated inputs.")] = 0,
+    shape: ShapeOption = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads for CPU backends.")] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the parity JSON here.")
@@ -193,7 +200,8 @@ def compare_command(
                                                        min_top1_agreement, min_cosine,
                                                        min_knn_agreement),
             localize=localize, auto_exclude=auto_exclude, save_golden_dir=save_golden,
-            golden=golden, seed=seed, threads=threads, output_kinds=output_kind or [],
+            golden=golden, seed=seed, threads=threads,
+            shapes=one_shape_set(shape), output_kinds=output_kind or [],
             knn_k=knn_k, max_exclude_rounds=max_exclude_rounds,
         )  # fmt: skip
     lines = list(report.warnings) + [w for r in report.results for w in r.warnings]
