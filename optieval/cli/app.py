@@ -25,20 +25,30 @@ from optieval.cli.commands.export import export_command
 from optieval.cli.commands.gate import gate
 from optieval.cli.commands.inspect import inspect
 from optieval.cli.commands.show import show
-from optieval.cli.console import err_console, reset_human_output
+from optieval.cli.console import (
+    NORMAL,
+    QUIET,
+    VERBOSE,
+    always_shown,
+    err_console,
+    reset_human_output,
+    set_verbosity,
+)
 from optieval.cli.flags import error_line
-from optieval.errors import InternalError, OptievalError
+from optieval.errors import InputError, InternalError, OptievalError
 from optieval.version import __version__
 
 
 def print_error(exc: OptievalError) -> None:
-    """One line on stderr: what, where (as the flag the user typed), and a hint."""
-    err_console.print(
-        f"[bold red]error:[/] {escape(error_line(exc))}",
-        highlight=False,
-        soft_wrap=True,
-        emoji=False,  # "x:one:..." in a message must not become an emoji
-    )
+    """One line on stderr (also under ``--quiet``): what, where (as the flag the user typed),
+    and a hint."""
+    with always_shown():
+        err_console.print(
+            f"[bold red]error:[/] {escape(error_line(exc))}",
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,  # "x:one:..." in a message must not become an emoji
+        )
 
 
 def save_traceback(exc: BaseException) -> Path | None:
@@ -68,16 +78,19 @@ class _OptievalGroup(TyperGroup):
     exception (a bug) to exit 4 with its traceback saved to a file (``--debug`` re-raises)."""
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        """Every command also takes ``--debug`` after its name (``optieval convert --debug``)."""
+        """Every command also takes ``--debug``, ``--quiet`` and ``--verbose`` after its name
+        (``optieval convert --debug``)."""
         import copy
 
         command = super().get_command(ctx, cmd_name)
-        if command is not None and not any(p.name == "debug" for p in command.params):
-            # A copy of the root's own --debug (typer's option class), setting the root's flag.
-            debug: Any = copy.copy(next(p for p in self.params if p.name == "debug"))
-            debug.expose_value = False
-            debug.callback = _set_debug
-            command.params.append(debug)
+        for name in _EVERYWHERE:
+            if command is None or any(p.name == name for p in command.params):
+                continue
+            # A copy of the root's own option (typer's option class), setting the root's state.
+            option: Any = copy.copy(next(p for p in self.params if p.name == name))
+            option.expose_value = False
+            option.callback = _EVERYWHERE[name]
+            command.params.append(option)
         return command
 
     def invoke(self, ctx: Any) -> Any:  # click's Context, vendored or not by typer
@@ -101,11 +114,12 @@ class _OptievalGroup(TyperGroup):
             raise typer.Exit(code) from None
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as Interrupted
             stopped = exc if isinstance(exc, Interrupted) else Interrupted()
-            err_console.print(
-                f"[bold yellow]{escape(interrupted_line(stopped.signal_name))}[/]",
-                highlight=False,
-                soft_wrap=True,
-            )
+            with always_shown():
+                err_console.print(
+                    f"[bold yellow]{escape(interrupted_line(stopped.signal_name))}[/]",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             raise typer.Exit(stopped.exit_code) from None
         except OptievalError as exc:
             if (ctx.obj or {}).get("debug"):
@@ -125,6 +139,7 @@ class _OptievalGroup(TyperGroup):
             raise typer.Exit(internal.exit_code) from None
         finally:
             reset_human_output()
+            set_verbosity(NORMAL)
         code = fallback_exit_code()  # an output went to a fallback file: not a clean success
         if code:
             raise typer.Exit(code)
@@ -139,6 +154,21 @@ def _set_debug(ctx: Any, param: Any, value: bool) -> None:
         root.obj["debug"] = True
 
 
+def _set_quiet(ctx: Any, param: Any, value: bool) -> bool:
+    if value:
+        set_verbosity(QUIET)
+    return value
+
+
+def _set_verbose(ctx: Any, param: Any, value: bool) -> bool:
+    if value:
+        set_verbosity(VERBOSE)
+    return value
+
+
+_EVERYWHERE = {"debug": _set_debug, "quiet": _set_quiet, "verbose": _set_verbose}
+
+
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     """A Python warning raised under a command: one line on stderr, no source line."""
     text = " ".join(str(message).split())
@@ -150,7 +180,7 @@ app = typer.Typer(
     name="optieval",
     help="Export, convert, benchmark, compare and gate ML models for release.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -166,6 +196,21 @@ def _print_version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", callback=_set_quiet, help="Errors only on stderr (results as usual)."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            callback=_set_verbose,
+            help="A line per finished step and the evidence of every check.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -176,6 +221,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose exclude each other", where="--quiet")
     ctx.obj = {"debug": debug}
 
 

@@ -1,9 +1,12 @@
 """The two terminals the CLI writes to: results on stdout, diagnostics (errors, warnings,
-progress, "wrote FILE") on stderr."""
+progress, "wrote FILE") on stderr; and how much of the diagnostics ``--quiet`` and
+``--verbose`` let through."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from rich.console import Console
 
@@ -20,3 +23,31 @@ def human_output_to_stderr() -> None:
 def reset_human_output() -> None:
     """Undo :func:`human_output_to_stderr` (after each command, for in-process callers)."""
     console._file = None  # rich's own "whatever sys.stdout is at print time"
+
+
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+_LEVEL = [NORMAL]
+
+
+def set_verbosity(level: int) -> None:
+    """``--quiet`` (QUIET): stderr shows errors only (no progress, warnings, "wrote FILE");
+    ``--verbose`` (VERBOSE): a line per finished step or cell and the evidence of every check.
+    Results on stdout are the same at every level."""
+    _LEVEL[0] = level
+    err_console.quiet = level <= QUIET
+
+
+def verbosity() -> int:
+    """The level :func:`set_verbosity` set (NORMAL by default)."""
+    return _LEVEL[0]
+
+
+@contextlib.contextmanager
+def always_shown() -> Iterator[None]:
+    """Print on stderr even under ``--quiet`` (errors, an interrupt, a lost output)."""
+    quiet = err_console.quiet
+    err_console.quiet = False
+    try:
+        yield
+    finally:
+        err_console.quiet = quiet

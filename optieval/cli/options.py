@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from optieval.cli.console import err_console
+from optieval.cli.console import VERBOSE, always_shown, err_console, verbosity
 from optieval.errors import InputError
 
 
@@ -132,9 +132,10 @@ def write_output_file(path: Path, text: str, flag: str) -> None:
         fallback = _write_fallback(path, text)
         reason = exc.message if isinstance(exc, InputError) else (exc.strerror or str(exc))
         where = f"the results are in {fallback}" if fallback else "the results are lost"
-        err_console.print(f"[bold red]error:[/] {flag} {escape(str(path))}: cannot write it "
-                          f"({escape(reason)}); {escape(where)}", highlight=False,
-                          soft_wrap=True)  # fmt: skip
+        with always_shown():
+            err_console.print(f"[bold red]error:[/] {flag} {escape(str(path))}: cannot write "
+                              f"it ({escape(reason)}); {escape(where)}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
         _FALLBACKS.append(fallback or path)
         return
     err_console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
@@ -192,6 +193,11 @@ def cell_progress(label: str) -> Iterator[Callable[[Any], None]]:
 
             record_finished(f"{cell.label} {cell.status}")
             progress.update(task, description=f"{label}: {cell.label} {cell.status}")
+            if verbosity() >= VERBOSE:
+                p50 = (cell.latency_ms or {}).get("p50")
+                done = f", p50 {p50:.4g} ms over {cell.samples} samples" if p50 else ""
+                progress.console.print(f"{label}: {cell.label} {cell.status}{done}",
+                                       highlight=False, markup=False)  # fmt: skip
 
         yield on_cell
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from optieval.cli.console import console, err_console
+from optieval.cli.console import VERBOSE, console, err_console, verbosity
 from optieval.cli.flags import to_flags
 from optieval.cli.options import ExecutorOption, RayAddressOption, check_outputs, write_json_output
 
@@ -74,7 +74,7 @@ def run_gate_command(
         err_console.print(f"[bold yellow]WARNING:[/] {escape(to_flags(line))}", highlight=False,
                           soft_wrap=True)  # fmt: skip
     console.print(gate_table(report))
-    for line in evidence_lines(report):
+    for line in evidence_lines(report, every=verbosity() >= VERBOSE):
         err_console.print(line, highlight=False, soft_wrap=True, markup=False)
     write_json_output(json_file, report.to_json())
     console.print(verdict_line(report), highlight=False)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from optieval.cli.console import VERBOSE, verbosity
 from optieval.release import budget_text, interval_text, ordered_checks
 from optieval.stats import Verdict
 
@@ -52,12 +53,13 @@ def verdict_line(report: GateReport) -> Text:
     return text
 
 
-def evidence_lines(report: GateReport) -> list[str]:
-    """The evidence of every check that did not pass (plain text, for stderr)."""
+def evidence_lines(report: GateReport, *, every: bool = False) -> list[str]:
+    """The evidence of every check that did not pass (of every check with ``every``; plain
+    text, for stderr)."""
     return [
         f"{c.verdict.value} {c.name}: {c.evidence}"
         for c in report.checks
-        if c.verdict is not Verdict.PASS
+        if every or c.verdict is not Verdict.PASS
     ]
 
 
@@ -86,6 +88,7 @@ def gate_progress(console: Console) -> Iterator[Progress]:
         task = display.add_task("gate: reading the config", total=None)
         seen: set[str] = set()
         counted = [0]
+        verbose = verbosity() >= VERBOSE
 
         def update(message: str, done: int, total: int) -> None:
             if done > counted[0]:  # a counted step: it has finished
@@ -94,7 +97,7 @@ def gate_progress(console: Console) -> Iterator[Progress]:
                 counted[0] = done
                 record_finished(message, total)
             display.update(task, description=escape(message), completed=done, total=total)
-            if not console.is_terminal and message not in seen:
+            if (not console.is_terminal or verbose) and message not in seen:
                 # Off a terminal (CI logs) the bar does not redraw: keep a line per step.
                 seen.add(message)
                 console.print(f"[{done}/{total}] {message}", markup=False, highlight=False)
