@@ -33,8 +33,8 @@ from optieval.runtime import create_backend
 from optieval.stats import summarize
 
 IO_MODES = ("device", "host")
-# The GPU backends that take the ``io`` option (ORT's TensorRT EP binds no device buffers here).
-GPU_IO_BACKENDS = tuple(name for name in GPU_BACKENDS if name != "ort-trt")
+# The GPU backends that take the ``io`` option (all: ort-trt binds I/O on the device as ort-cuda).
+GPU_IO_BACKENDS = tuple(GPU_BACKENDS)
 # How many distinct batches of real data a cell cycles through: enough that caches do not
 # flatter the numbers, few enough that building the feeds stays cheap.
 _MAX_DATA_BATCHES = 64
@@ -156,7 +156,7 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
         options["shapes"] = {name: [list(shape)] for name, shape in request.shapes.items()}
     if request.backend in GPU_IO_BACKENDS:
         options["io"] = request.io
-    if request.cuda_graph and request.backend == "ort-cuda":
+    if request.cuda_graph and request.backend in ("ort-cuda", "ort-trt"):
         options["enable_cuda_graph"] = True
     elif request.cuda_graph and request.backend == "tensorrt":
         options["cuda_graph"] = True
@@ -226,6 +226,13 @@ def _measure_cell(request: CellRequest) -> Cell:
         device_times = _device_times(backend, feeds[0], len(measurement.times_ns))
         backend_options = dict(backend.options)
         cold_load_ms = backend.cold_start_ms or 0.0
+    if backend_options.get("fp32_math") == "tf32":
+        notes.append(
+            "ort-trt runs fp32 layers in TF32 on this GPU (TensorRT's default; the TensorRT EP "
+            "has no switch): not comparable with fp32 on tensorrt or ort-cuda, which keep TF32 off"
+        )
+    if backend_options.get("graph_input_copy"):
+        notes.append(f"CUDA graph with several batches: {backend_options['graph_input_copy']}")
 
     op_profile = None
     if request.profile_ops:

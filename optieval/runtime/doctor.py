@@ -46,4 +46,23 @@ def diagnose() -> DoctorReport:
     for name in BACKEND_NAMES:
         state = availability(name)
         statuses.append(BackendStatus(name, state.usable, state.reason, state.detail.get("hint")))
-    return DoctorReport(fingerprint(), tuple(statuses))
+    env = fingerprint()
+    preload = _cuda_preload()
+    if preload is not None:
+        env["onnxruntime_preload_dlls"] = preload
+    return DoctorReport(env, tuple(statuses))
+
+
+def _cuda_preload() -> str | None:
+    """What ``onnxruntime.preload_dlls()`` did, where onnxruntime offers a GPU provider."""
+    from optieval.errors import BackendUnavailable
+    from optieval.runtime import ort_providers
+
+    try:
+        ort = ort_providers.import_ort()
+    except BackendUnavailable:
+        return None
+    gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
+    if not gpu & set(ort.get_available_providers()):
+        return None
+    return ort_providers.preload_cuda_libraries(ort)

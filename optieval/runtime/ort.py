@@ -17,24 +17,20 @@ device and device to host copies in every call.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from optieval.core import ONNX_PRECISIONS, Signature, signature_from_ort
+from optieval.core import Signature, signature_from_ort
 from optieval.errors import BackendFailed, BackendUnavailable, InputError
 from optieval.runtime import ort_providers
 from optieval.runtime.base import IO_MODES, Availability, Backend
-from optieval.runtime.profiles import (
-    ProfileShape,
-    check_in_profiles,
-    compute_profiles,
-    ort_trt_shape_options,
-)
 
 _GRAPH_LEVELS = ("disable", "basic", "extended", "all")
+_ORT_RUNS_TO_CAPTURE = 3  # see OrtCudaBackend._ensure_captured
 
 
 class OrtBackend(Backend):
@@ -136,7 +132,8 @@ class OrtBackend(Backend):
                 raise BackendUnavailable(
                     f"{self.provider} cannot load in onnxruntime {ort.__version__}: {missing}",
                     where=self.name,
-                    hint="install the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs, "
+                    hint=ort_providers.missing_library_hint(missing)
+                    or "install the CUDA/cuDNN (and TensorRT) libraries onnxruntime-gpu needs, "
                     "or run `optieval doctor`",
                 )
         providers = self.providers()
@@ -301,7 +298,11 @@ class OrtCudaBackend(OrtBackend):
             {"device_id": device_id, "io": io, "enable_cuda_graph": enable_cuda_graph}
         )
         self._graph_binding: tuple[Any, dict[str, Any]] | None = None
-        self._bindings_alive: dict[str, Any] = {}
+        self._graph_fed: object | None = None  # whose feeds the graph's buffers hold
+        self._graph_runners = 0
+        self._captured = False
+        # Each runner's device inputs and outputs, kept alive with their bindings.
+        self._bindings_alive: list[dict[str, Any]] = []
 
     def provider_options(self) -> dict[str, Any]:
         return cuda_provider_options(
@@ -323,8 +324,10 @@ class OrtCudaBackend(OrtBackend):
         binding = self.session.io_binding()
         values: dict[str, Any] = {}
         for name, array in feeds.items():
+            # A copy: a host OrtValue shares the array's memory, and a CUDA graph's buffers
+            # are later overwritten in place with other feeds.
             values[name] = ort.OrtValue.ortvalue_from_numpy(
-                np.ascontiguousarray(array), self.ort_device, device
+                np.array(array, order="C", copy=True), self.ort_device, device
             )
             binding.bind_ortvalue_input(name, values[name])
         shapes = resolve_output_shapes(self.signature, {k: v.shape for k, v in feeds.items()})
@@ -355,11 +358,15 @@ class OrtCudaBackend(OrtBackend):
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self.options["enable_cuda_graph"]:
             return super()._infer(feeds)
-        return self._graph_call(feeds)()
+        return self._graph_call(feeds)[0]()
 
-    def _graph_call(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+    def _graph_call(
+        self, feeds: Mapping[str, np.ndarray]
+    ) -> tuple[Callable[[], dict[str, np.ndarray]], Callable[[], None]]:
         """With a CUDA graph the bound addresses must not change: bind once, then copy new
-        feeds into the same device buffers (``update_inplace``)."""
+        feeds into the same device buffers (``update_inplace``). Returns the call (feed, run,
+        outputs to the host) and the feed step alone, which copies only when other feeds were
+        copied in since (several batches share the one graph's buffers)."""
         shapes = {k: tuple(v.shape) for k, v in feeds.items()}
         if self._graph_binding is None or any(
             tuple(self._graph_binding[1][k].shape()) != s for k, s in shapes.items()
@@ -373,161 +380,80 @@ class OrtCudaBackend(OrtBackend):
             self._graph_binding = self._bind_device(feeds)
         binding, values = self._graph_binding
         arrays = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+        token = object()
+
+        def feed() -> None:
+            if self._graph_fed is not token:
+                for name, array in arrays.items():
+                    values[name].update_inplace(array)
+                self._graph_fed = token
 
         def call() -> dict[str, np.ndarray]:
-            for name, array in arrays.items():
-                values[name].update_inplace(array)
+            feed()
             return self._run_binding(binding)
 
-        return call
+        return call, feed
+
+    def _ensure_captured(self, call: Callable[[], object]) -> None:
+        """Run until ORT has captured its CUDA graph: the CUDA EP captures on the third run
+        (cuda_execution_provider.h: ``min_num_runs_before_cuda_graph_capture_ = 2`` regular
+        runs first; the TensorRT EP needs 1). The time counts in cold start, as for
+        ``tensorrt`` (docs/guides/gpu.md)."""
+        if self._captured:
+            return
+        start = time.perf_counter()
+        for _ in range(_ORT_RUNS_TO_CAPTURE):
+            call()
+        ms = (time.perf_counter() - start) * 1e3
+        self._captured = True
+        self.options["graph_capture_ms"] = [round(ms, 3)]
+        self.cold_start_ms = (self.cold_start_ms or 0.0) + ms
 
     def runner(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         """A callable for the timed loop. ``io="device"``: inputs copied to the GPU here, once;
         the callable runs the session on device-resident inputs and outputs (ORT synchronizes
         the outputs before returning, so a host clock around it measures the work).
-        ``io="host"``: the callable includes both copies."""
+        ``io="host"``: the callable includes both copies.
+
+        With ``enable_cuda_graph`` the graph is captured here (in cold start). ORT replays one
+        graph on fixed buffers, so when several runners exist (one per ``--data`` batch) each
+        call first copies its batch into them whenever another batch ran last: that
+        host-to-device copy is then inside the timed call (``options["graph_input_copy"]``)."""
         import functools
 
         self.check_feeds(feeds)
         if self.options["io"] == "host":
             if self.options["enable_cuda_graph"]:
-                return self._graph_call(feeds)
+                call, _ = self._graph_call(feeds)
+                self._ensure_captured(call)
+                return call
             return super().runner(feeds)
         if self.options["enable_cuda_graph"]:
-            self._graph_call(feeds)()  # bind and capture with these feeds
+            call, feed = self._graph_call(feeds)
+            self._ensure_captured(call)
             assert self._graph_binding is not None
             binding = self._graph_binding[0]
-        else:
-            binding, values = self._bind_device(feeds)
-            self._bindings_alive = values
+            run = self.session.run_with_iobinding
+            self._graph_runners += 1
+            if self._graph_runners > 1:
+                self.options["graph_input_copy"] = (
+                    "timed: each call copies its batch into the graph's input buffers when "
+                    "another batch ran last"
+                )
+
+            def graph_call() -> None:
+                feed()
+                run(binding)
+
+            return graph_call
+        binding, values = self._bind_device(feeds)
+        self._bindings_alive.append(values)
         return functools.partial(self.session.run_with_iobinding, binding)
 
     def _close(self) -> None:
         self._graph_binding = None
+        self._graph_fed = None
+        self._graph_runners = 0
+        self._captured = False
+        self._bindings_alive = []
         super()._close()
-
-
-def ort_trt_provider_options(
-    *,
-    precision: str,
-    cache_folder: str | os.PathLike[str],
-    profiles: Sequence[ProfileShape] = (),
-    device_id: int = 0,
-) -> dict[str, Any]:
-    """TensorRT EP options for an artifact of ``precision`` (docs/facts.md: the EP links
-    TensorRT 10,
-    weakly typed, so fp16 and Q/DQ artifacts still need ``trt_fp16_enable`` /
-    ``trt_int8_enable``). Engine and timing caches go to ``cache_folder``; profile shapes come
-    from :func:`optieval.runtime.profiles.compute_profiles`.
-
-    Raises InputError for bf16 (the EP has no bf16 switch) or an unknown precision.
-    """
-    if precision not in ONNX_PRECISIONS:
-        raise InputError(
-            f"ort-trt cannot run a {precision} artifact",
-            where="precision",
-            hint="use fp32, fp16 or int8 artifacts",
-        )
-    folder = str(cache_folder)
-    options: dict[str, Any] = {
-        "device_id": device_id,
-        "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": folder,
-        "trt_timing_cache_enable": "True",
-        "trt_timing_cache_path": folder,
-        "trt_fp16_enable": "True" if precision == "fp16" else "False",
-        "trt_int8_enable": "True" if precision == "int8" else "False",
-    }
-    if precision == "int8":
-        # Q/DQ artifacts carry their scales; no calibration table is used.
-        options["trt_int8_use_native_calibration_table"] = "False"
-    options.update(ort_trt_shape_options(profiles))
-    return options
-
-
-ORT_TRT_PRECISION_SOURCE = (
-    "artifact census: the engine the ORT TensorRT EP builds cannot be inspected through ORT"
-)
-
-
-class OrtTrtBackend(OrtBackend):
-    """ONNX Runtime on the TensorRT execution provider (it links TensorRT 10, weakly typed).
-
-    Args (besides :class:`OrtBackend`'s):
-        device_id: the CUDA device (default 0).
-        shapes: per input, the shapes that will be run (e.g. one per batch size); they make the
-            optimization profile (min/opt/max). Without them the EP builds an engine for each
-            new input shape it sees (in the first, untimed call for that shape).
-        profiles: explicit :class:`ProfileShape` per input (win over ``shapes``).
-
-    The precision switch follows the artifact's census (fp16 -> ``trt_fp16_enable``, int8 Q/DQ
-    -> ``trt_int8_enable``); ``options["precision_source"]`` says that the label rests on that
-    census, since the EP's engine cannot be inspected. Engines and timing caches live in the
-    optieval cache under ``ort-trt/<key>`` (artifact hash, ORT version, precision, profiles).
-    """
-
-    name = "ort-trt"
-    provider = "TensorrtExecutionProvider"
-
-    def __init__(
-        self,
-        model: str | os.PathLike[str],
-        *,
-        device_id: int = 0,
-        shapes: Mapping[str, Sequence[Sequence[int]]] | None = None,
-        profiles: Sequence[ProfileShape] = (),
-        **options: Any,
-    ) -> None:
-        super().__init__(model, **options)
-        self._shapes = shapes
-        self._explicit_profiles = tuple(profiles)
-        self.profiles: list[ProfileShape] = []
-        self.options.update({"device_id": device_id, "precision_source": ORT_TRT_PRECISION_SOURCE})
-        self._trt_options: dict[str, Any] = {}
-
-    def provider_options(self) -> dict[str, Any]:
-        return self._trt_options
-
-    def _load(self) -> Signature:
-        from optieval.core import cache_dir, cache_key, load_onnx, sha256_file, signature_from_onnx
-        from optieval.precision import require_precision
-
-        ort = ort_providers.import_ort()
-        precision = require_precision(self.model, self._requested_precision, where=str(self.model))
-        signature = signature_from_onnx(load_onnx(self.model, load_external_data=False))
-        self.profiles = []
-        # Without requested shapes the EP builds an engine per new shape on its own.
-        if self._shapes or self._explicit_profiles:
-            self.profiles = compute_profiles(
-                signature, shapes=self._shapes, explicit=self._explicit_profiles
-            )
-        key = cache_key(
-            {
-                "artifact": sha256_file(self.model),
-                "onnxruntime": ort.__version__,
-                "precision": precision,
-                "profiles": [p.to_json() for p in self.profiles],
-            }
-        )
-        self._trt_options = ort_trt_provider_options(
-            precision=precision,
-            cache_folder=cache_dir("ort-trt", key),
-            profiles=self.profiles,
-            device_id=self.options["device_id"],
-        )
-        self.options["profiles"] = [p.to_json() for p in self.profiles]
-        return super()._load()
-
-    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
-        """Also InputError naming the range when a shape lies outside the profile."""
-        super().check_feeds(feeds)
-        if self.profiles:
-            check_in_profiles(
-                {k: tuple(v.shape) for k, v in feeds.items()}, self.profiles, where=self.name
-            )
-
-    @classmethod
-    def availability(cls) -> Availability:
-        return ort_providers.provider_availability(
-            cls.provider, "install onnxruntime-gpu and the TensorRT 10 libraries it links"
-        )

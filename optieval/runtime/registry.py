@@ -24,7 +24,7 @@ __all__ = [
 _CLASSES: dict[str, str] = {
     "ort-cpu": "optieval.runtime.ort:OrtCpuBackend",
     "ort-cuda": "optieval.runtime.ort:OrtCudaBackend",
-    "ort-trt": "optieval.runtime.ort:OrtTrtBackend",
+    "ort-trt": "optieval.runtime.ort_trt:OrtTrtBackend",
     "torch-cpu": "optieval.runtime.torch_backend:TorchCpuBackend",
     "torch-cuda": "optieval.runtime.torch_backend:TorchCudaBackend",
     "tensorrt": "optieval.runtime.tensorrt.backend:TensorrtBackend",

@@ -14,13 +14,16 @@ from optieval.errors import BackendUnavailable, InputError
 from optieval.runtime import ort as ort_mod
 from optieval.runtime import ort_providers
 from optieval.runtime.ort import (
-    ORT_TRT_PRECISION_SOURCE,
     OrtCpuBackend,
     OrtCudaBackend,
-    OrtTrtBackend,
     cuda_provider_options,
-    ort_trt_provider_options,
     resolve_output_shapes,
+)
+from optieval.runtime.ort_trt import (
+    ORT_TRT_PRECISION_SOURCE,
+    OrtTrtBackend,
+    ort_trt_fp32_math,
+    ort_trt_provider_options,
 )
 from optieval.runtime.profiles import ProfileShape
 
@@ -207,6 +210,77 @@ def test_io_binding_paths(mlp_onnx: Path, io: str) -> None:
         run = backend.runner(feeds)
         run()
         np.testing.assert_allclose(backend.infer(feeds)["logits"], expected, rtol=1e-6)
+
+
+def test_graph_runners_each_feed_their_own_batch(mlp_onnx: Path) -> None:
+    """Issue 16 item 2: with --data the bench makes one runner per batch; under a CUDA graph
+    they share one graph's input buffers, so each call copies its batch in when another batch
+    ran last (and says that the copy is timed)."""
+    rng = np.random.default_rng(3)
+    batches = [{"x": rng.normal(size=(2, 4)).astype(np.float32)} for _ in range(3)]
+    with OrtCpuBackend(mlp_onnx) as cpu:
+        want = [cpu.infer(b)["logits"] for b in batches]
+    with _CpuBoundCuda(mlp_onnx, enable_cuda_graph=True) as backend:
+        loaded = backend.cold_start_ms or 0.0
+        runners = [backend.runner(b) for b in batches]
+        assert backend._graph_binding is not None
+        binding = backend._graph_binding[0]
+        for i in (0, 1, 2, 2, 0):
+            runners[i]()
+            np.testing.assert_allclose(binding.copy_outputs_to_cpu()[0], want[i], rtol=1e-6)
+        assert "timed" in backend.options["graph_input_copy"]
+        # the capture runs (three: ORT captures on the third) count in cold start, once
+        assert len(backend.options["graph_capture_ms"]) == 1
+        assert (backend.cold_start_ms or 0.0) > loaded
+
+
+def test_single_graph_runner_does_not_copy(mlp_onnx: Path) -> None:
+    feeds = {"x": np.ones((2, 4), np.float32)}
+    with _CpuBoundCuda(mlp_onnx, enable_cuda_graph=True) as backend:
+        run = backend.runner(feeds)
+        fed = backend._graph_fed
+        run()
+        assert backend._graph_fed is fed  # nothing copied inside the timed call
+        assert "graph_input_copy" not in backend.options
+
+
+class _CpuBoundTrt(OrtTrtBackend):
+    """ort-trt's load and I/O-binding code driven on the CPU provider."""
+
+    provider = "CPUExecutionProvider"
+    ort_device = "cpu"
+
+    def provider_options(self) -> dict[str, Any]:
+        return {}
+
+
+def test_ort_trt_binds_io_on_the_device_and_honours_cuda_graph(mlp_onnx: Path) -> None:
+    feeds = {"x": np.arange(8, dtype=np.float32).reshape(2, 4)}
+    with OrtCpuBackend(mlp_onnx) as cpu:
+        expected = cpu.infer(feeds)["logits"]
+    with _CpuBoundTrt(mlp_onnx, shapes={"x": [(2, 4)]}) as backend:
+        assert backend.options["io"] == "device"
+        run = backend.runner(feeds)
+        assert getattr(run, "func", None) == backend.session.run_with_iobinding  # bound I/O
+        assert "trt_cuda_graph_enable" not in backend._trt_options
+    with _CpuBoundTrt(mlp_onnx, shapes={"x": [(2, 4)]}, enable_cuda_graph=True) as backend:
+        assert backend._trt_options["trt_cuda_graph_enable"] == "True"
+        run = backend.runner(feeds)
+        run()
+        assert backend._graph_binding is not None
+        np.testing.assert_allclose(
+            backend._graph_binding[0].copy_outputs_to_cpu()[0], expected, rtol=1e-6
+        )
+        # no GPU here: the fp32 math cannot be read, and says so
+        assert backend.options["fp32_math"] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("cc", "math"),
+    [("8.0", "tf32"), ("9.0", "tf32"), ("12.0", "tf32"), ("7.5", "fp32"), (None, "unknown")],
+)
+def test_ort_trt_fp32_is_tf32_from_ampere(cc: str | None, math: str) -> None:
+    assert ort_trt_fp32_math(cc) == math
 
 
 def test_fixed_buffer_path_updates_in_place(mlp_onnx: Path) -> None:
