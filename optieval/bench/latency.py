@@ -24,10 +24,12 @@ class MeasureSettings:
         warmup_s: seconds of discarded warm-up (default 0.5).
         warmup_iters: discarded warm-up iterations, at least (default 10).
         duration_s: measure at least this long (default 3).
-        min_samples: measure at least this many iterations (None: derived from
-            ``target_percentile``, the count its 95% interval needs).
+        min_samples: measure at least this many iterations; the run also measures at least
+            the count ``target_percentile``'s interval needs at ``confidence`` (the larger of
+            the two counts applies; None: that count alone).
         max_duration_s: stop here even if the minimums are not met (default 30).
         target_percentile: the highest percentile that must get an interval (default 99).
+        confidence: of the intervals the samples must support, in (0.5, 1) (default 0.95).
     """
 
     warmup_s: float = 0.5
@@ -36,6 +38,7 @@ class MeasureSettings:
     min_samples: int | None = None
     max_duration_s: float = 30.0
     target_percentile: float = 99.0
+    confidence: float = 0.95
 
     def validate(self) -> MeasureSettings:
         """Raise InputError naming the setting for zero or negative durations and counts."""
@@ -46,6 +49,7 @@ class MeasureSettings:
             ("max_duration_s", self.max_duration_s > 0, "must be positive"),
             ("min_samples", self.min_samples is None or self.min_samples > 0, "must be positive"),
             ("target_percentile", 0 < self.target_percentile < 100, "must be in (0, 100)"),
+            ("confidence", 0.5 < self.confidence < 1, "must be inside (0.5, 1), e.g. 0.95"),
         ]
         for option, ok, message in checks:
             if not ok:
@@ -59,13 +63,14 @@ class MeasureSettings:
         return self
 
     def required_samples(self) -> int:
-        """The sample count the run must reach: ``min_samples`` or, by default, the smallest
-        count for which the target percentile has a distribution-free 95% interval."""
-        if self.min_samples is not None:
-            return self.min_samples
+        """The sample count the run must reach: the larger of ``min_samples`` and the smallest
+        count for which the target percentile has a distribution-free interval at
+        ``confidence`` (299 for p99 at 95%). A user's count raises the minimum, never lowers
+        it below what the gated percentile needs."""
         from optieval.stats import min_samples_for_quantile
 
-        return min_samples_for_quantile(self.target_percentile / 100.0)
+        needed = min_samples_for_quantile(self.target_percentile / 100.0, self.confidence)
+        return max(needed, self.min_samples or 0)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,12 @@ PERCENTILE_KEYS: dict[str, float] = {
 }
 
 LATENCY_KEYS: dict[str, str] = {
-    "p50_ms_max": "p50 latency in milliseconds (95% order-statistic interval)",
-    "p90_ms_max": "p90 latency in milliseconds (95% order-statistic interval)",
-    "p95_ms_max": "p95 latency in milliseconds (95% order-statistic interval)",
-    "p99_ms_max": "p99 latency in milliseconds (95% order-statistic interval)",
-    "mean_ms_max": "mean latency in milliseconds (95% batch-means interval)",
-    "throughput_min": "items per second, batch / mean latency (95% batch-means interval)",
+    "p50_ms_max": "p50 latency in milliseconds (one-sided order-statistic bounds)",
+    "p90_ms_max": "p90 latency in milliseconds (one-sided order-statistic bounds)",
+    "p95_ms_max": "p95 latency in milliseconds (one-sided order-statistic bounds)",
+    "p99_ms_max": "p99 latency in milliseconds (one-sided order-statistic bounds)",
+    "mean_ms_max": "mean latency in milliseconds (batch-means interval)",
+    "throughput_min": "items per second, batch / mean latency (batch-means interval)",
     "cold_start_ms_max": "load or build plus first inference, milliseconds (point)",
     "memory_mb_max": "peak host RSS of the cell in MiB (point)",
     "artifact_mb_max": "size of the artifact the cell ran, MiB (point)",
@@ -54,14 +54,23 @@ LATENCY_KEYS: dict[str, str] = {
 
 ACCURACY_KEYS: dict[str, str] = {
     "max_abs_max": "largest absolute difference from the reference, per output (point)",
-    "cosine_min": "cosine similarity with the reference outputs (point)",
+    # The per-sample keys are judged by optieval.release.sample_checks (PerSampleBudget).
+    "cosine_min": "every evaluated sample's cosine with the reference (the worst sample; "
+    "point, with a one-sided bound on the share of inputs below)",
+    "cosine_mean_min": "mean per-sample cosine with the reference (bootstrap)",
+    "cosine_p1_min": "1st percentile of per-sample cosine (order-statistic interval)",
+    "cosine_p5_min": "5th percentile of per-sample cosine (order-statistic interval)",
+    "knn_agreement_min": "embeddings: nearest-neighbour agreement with the reference, "
+    "recall@k (bootstrap)",
+    "rel_error_p95_max": "regression: 95th percentile of per-sample relative error "
+    "||c - r|| / ||r|| (order-statistic interval)",
     "snr_db_min": "signal-to-noise ratio against the reference, dB (point)",
     "top1_agreement_min": "fraction of samples whose argmax matches the reference's "
-    "(95% Clopper-Pearson)",
+    "(Clopper-Pearson)",
     "flip_rate_max": "fraction of samples whose argmax differs from the reference's "
-    "(95% Clopper-Pearson)",
-    "accuracy_drop_max": "reference accuracy minus candidate accuracy, absolute (95% paired)",
-    "accuracy_ratio_min": "candidate accuracy over reference accuracy (95% paired)",
+    "(Clopper-Pearson)",
+    "accuracy_drop_max": "reference accuracy minus candidate accuracy, absolute (paired)",
+    "accuracy_ratio_min": "candidate accuracy over reference accuracy (paired)",
 }
 
 LABEL_KEYS = frozenset({"accuracy_drop_max", "accuracy_ratio_min"})
@@ -103,6 +112,10 @@ class Check:
     judgement: Judgement
     advice: str | None = None
     error: bool = False
+    decision: Mapping[str, Any] | None = None
+    """How it was decided (latency checks): ``bound`` (``"upper"``, ``"lower"`` or None),
+    ``samples``, ``samples_to_decide`` (INCONCLUSIVE: about how many would decide it), and from
+    the gate's sequential looks ``look``, ``looks``, ``look_confidence``, ``stopped_early``."""
 
     @property
     def verdict(self) -> Verdict:
@@ -132,6 +145,7 @@ class Check:
             "advice": self.advice,
             "error": self.error,
             "judgement": _finite_json(self.judgement.to_json()),
+            "decision": None if self.decision is None else dict(self.decision),
         }
 
     @classmethod
@@ -149,6 +163,7 @@ class Check:
             judgement=Judgement.from_json(judgement),
             advice=data.get("advice"),
             error=bool(data.get("error", False)),
+            decision=data.get("decision"),
         )
 
 
@@ -247,34 +262,38 @@ class LatencyBudget:
         """True for percentiles, mean and throughput: measuring longer can decide them."""
         return self.key in PERCENTILE_KEYS or self.key in ("mean_ms_max", "throughput_min")
 
-    def check(self, cell: Any, *, target: str = "") -> Check:
-        """Judge ``cell`` (an :class:`optieval.bench.results.Cell`) against this budget.
+    def check(self, cell: Any, *, target: str = "", confidence: float = 0.95) -> Check:
+        """Judge ``cell`` (an :class:`optieval.bench.results.Cell`) against this budget, on
+        bounds at ``confidence`` (each side errs at most ``(1 - confidence) / 2``).
 
         ``max_qps_min`` reads the cell's max-QPS search (INCONCLUSIVE when it has none). A
         cell whose load generator could not keep its schedule (``issue_lag_ms.valid`` false)
         makes a percentile, mean or throughput check INCONCLUSIVE, never FAIL: its latencies
         measure the generator, not the backend."""
-        judgement, advice = self._judge(cell)
+        judgement, advice, decision = self._judge(cell, confidence)
         error = cell.status != "ok"
         lag = getattr(cell, "issue_lag_ms", None) or {}
         if not error and self.has_interval and lag.get("valid") is False:
             judgement = _invalid_run(judgement, lag)
             advice = "rerun on a quieter machine, or at a lower rate"
         return Check("latency", target or f"{cell.backend}:{cell.precision}", cell_subject(cell),
-                     self.key, judgement, advice, error)  # fmt: skip
+                     self.key, judgement, advice, error, decision)  # fmt: skip
 
-    def _judge(self, cell: Any) -> tuple[Judgement, str | None]:
+    def _judge(
+        self, cell: Any, confidence: float
+    ) -> tuple[Judgement, str | None, dict[str, Any] | None]:
         metric, kind, limit = self.metric, self.kind, self.limit
         if cell.status != "ok":
-            return failed(metric, kind, limit, f"cell {cell.status}: {cell.reason}"), None
+            return failed(metric, kind, limit, f"cell {cell.status}: {cell.reason}"), None, None
         if self.key == "max_qps_min":
             if not getattr(cell, "search", None):
-                return unmeasured(metric, kind, limit, "no max-qps search in this cell"), None
+                why = "no max-qps search in this cell"
+                return unmeasured(metric, kind, limit, why), None, None
             from optieval.bench import max_qps_from_cell
 
-            return max_qps_from_cell(cell).check(limit), None
+            return max_qps_from_cell(cell).check(limit), None, None
         if self.has_interval:
-            return self._interval(cell)
+            return self._interval(cell, confidence)
         value: float | None
         if self.key == "cold_start_ms_max":
             value = cell.cold_start_ms
@@ -284,89 +303,65 @@ class LatencyBudget:
         else:
             value = None if cell.artifact_bytes is None else cell.artifact_bytes / MIB
         if value is None:
-            return unmeasured(metric, kind, limit, "the backend did not report it"), None
-        return judge(metric, kind, limit, value=float(value), basis="point"), None
+            return unmeasured(metric, kind, limit, "the backend did not report it"), None, None
+        return judge(metric, kind, limit, value=float(value), basis="point"), None, None
 
-    def _interval(self, cell: Any) -> tuple[Judgement, str | None]:
-        from optieval.stats import mean_ci_batch_means, summarize
-
+    def _interval(
+        self, cell: Any, confidence: float
+    ) -> tuple[Judgement, str | None, dict[str, Any] | None]:
         times = cell.times_ms
         if not times:
-            return unmeasured(self.metric, self.kind, self.limit, "no samples"), None
-        n = len(times)
+            return unmeasured(self.metric, self.kind, self.limit, "no samples"), None, None
         if self.percentile is not None:
-            summary = summarize(times, batch=int(cell.batch), percentiles=(self.percentile,))
-            est = summary.percentile(self.percentile)
-            value, low, high = est.point, est.low, est.high
-            if not est.supported:
-                return self._one_sided(times, value, est.confidence)
-            confidence = est.confidence
-        elif self.key == "mean_ms_max":
+            from optieval.release.latency_bounds import percentile_decision
+
+            return percentile_decision(self.metric, self.kind, self.limit, self.percentile / 100.0,
+                                       times, confidence)  # fmt: skip
+        n = len(times)
+        need: int | None = None
+        if self.key == "mean_ms_max":
+            from optieval.stats import mean_ci_batch_means, min_samples_for_mean
+
             value = float(sum(times) / n)
-            ci = mean_ci_batch_means(times)
+            ci = mean_ci_batch_means(times, confidence)
             low, high = (None, None) if ci is None else (ci[0], ci[1])
-            confidence = 0.95
+            need = min_samples_for_mean(times) if ci is None else None
         elif _parallel(cell):
             # Requests overlap in the concurrency, server and offline scenarios: throughput is
-            # completions per second of wall time (the scenario's own estimate), not
-            # batch / mean latency.
+            # completions per second of wall time (the scenario's own estimate, at the
+            # confidence the bench computed it at), not batch / mean latency.
             stored = cell.throughput or {}
             bounds = stored.get("ci") or [None, None]
             value, low, high = float(stored["items_per_s"]), bounds[0], bounds[1]
-            confidence = float(stored.get("confidence") or 0.95)
+            confidence = float(stored.get("confidence") or confidence)
         else:
-            from optieval.stats import throughput_estimate
+            from optieval.stats import min_samples_for_mean, throughput_estimate
 
-            tp = throughput_estimate(times, batch=int(cell.batch))
-            value, low, high, confidence = tp.items_per_s, tp.low, tp.high, tp.confidence
+            tp = throughput_estimate(times, batch=int(cell.batch), confidence=confidence)
+            value, low, high = tp.items_per_s, tp.low, tp.high
+            need = min_samples_for_mean(times) if tp.interval is None else None
         judgement = judge(self.metric, self.kind, self.limit, value=value, low=low, high=high,
                           confidence=confidence)  # fmt: skip
         advice: str | None = None
-        if judgement.verdict is Verdict.INCONCLUSIVE:
-            if low is None or high is None:
-                advice = f"too few samples for an interval (now {n})"
-            else:
-                advice = samples_to_decide(value, low, high, self.limit, n)
-        return judgement, advice
-
-    def _one_sided(
-        self, times: Any, value: float, confidence: float
-    ) -> tuple[Judgement, str | None]:
-        """Too few samples for a two-sided percentile interval: PASS is impossible (it needs
-        the upper end), but a one-sided lower bound with error ``alpha / 2`` exists at far
-        fewer samples, and when it is over a ``_max`` budget the check FAILS."""
-        from dataclasses import replace
-
-        from optieval.stats import min_samples_for_quantile, quantile_lower_bound
-
-        assert self.percentile is not None
-        q = self.percentile / 100.0
-        n = len(times)
-        need = min_samples_for_quantile(q, confidence)
-        short = f"p{self.percentile:g} needs at least {need} samples (now {n})"
-        bound = quantile_lower_bound(times, q, confidence)
-        low = None if bound is None else bound[0]
-        judgement = judge(self.metric, self.kind, self.limit, value=value, low=low, high=None,
-                          confidence=confidence)  # fmt: skip
-        one_sided = confidence_text(1.0 - (1.0 - confidence) / 2.0)
-        sign = "<=" if self.kind == "max" else ">="
-        if bound is None:
-            text = (
-                f"{self.metric} = {value:.4g} with no {confidence_text(confidence)} interval "
-                f"and no one-sided {one_sided} lower bound (too few samples); "
-                f"budget {sign} {self.limit:g}"
-            )
+        decision: dict[str, Any] = {"bound": None, "samples": n, "samples_to_decide": None}
+        if judgement.verdict is Verdict.PASS:
+            decision["bound"] = "lower" if self.kind == "min" else "upper"
+        elif judgement.verdict is Verdict.FAIL:
+            decision["bound"] = "upper" if self.kind == "min" else "lower"
+        elif low is None or high is None:
+            advice = f"too few samples for an interval (now {n})"
+            if need is not None:
+                advice = (
+                    f"about {need} samples (now {n}) would give an interval: 5 batches, each "
+                    "of at least 10 samples and 10 autocorrelation times"
+                )
+                decision["samples_to_decide"] = need
         else:
-            text = (
-                f"{self.metric} = {value:.4g}, too few samples for a "
-                f"{confidence_text(confidence)} interval; one-sided {one_sided} lower bound "
-                f"{bound[0]:.4g} (x({bound[1]}) of {n}); budget {sign} {self.limit:g}"
-            )
-            if judgement.verdict is Verdict.FAIL:
-                text += ": even the lower bound is over the budget"
-        judgement = replace(judgement, evidence=text)
-        return judgement, (short if judgement.verdict is Verdict.INCONCLUSIVE else None)
-
+            advice = samples_to_decide(value, low, high, self.limit, n)
+            gap, half = abs(value - self.limit), max(high - value, value - low)
+            if gap > 0.0 and half > 0.0:
+                decision["samples_to_decide"] = math.ceil(n * (half / gap) ** 2)
+        return judgement, advice, decision
 
 def cell_subject(cell: Any) -> str:
     """A check's subject for a bench cell: its label, followed by its load scenario when that

@@ -8,7 +8,8 @@ Sections (docs/reference/release-toml.md)::
                   ground_truth, match_iou, score_threshold, nms_iou, top_k   (optional)
     [data]        calibration, evaluation, labels            (all optional)
     [reference]   backend = "ort-cpu", precision = "fp32"    (optional, these defaults)
-    [measure]     warmup_s, warmup_iters, duration_s, min_samples, max_duration_s  (optional)
+    [measure]     warmup_s, warmup_iters, duration_s, min_samples, max_duration_s,
+                  isolate, confidence  (optional)
     [[target]]    backend, precision, batch (int or list), threads, hardware, scenario, qps,
                   concurrency, latency = {...}, accuracy = {...}   (at least one)
     [baseline]    report, max_slowdown                       (optional)
@@ -46,6 +47,7 @@ MEASURE_KEYS = (
     "min_samples",
     "max_duration_s",
     "isolate",
+    "confidence",
 )
 TARGET_KEYS = (
     "backend",
@@ -111,6 +113,8 @@ class MeasureConfig:
     min_samples: int | None = None
     max_duration_s: float = 30.0
     isolate: bool = True
+    confidence: float = 0.95
+    """Of every interval the gate decides on (latency, accuracy, baseline), in (0.5, 1)."""
 
     def settings(self, target_percentile: float = 99.0, duration_s: float | None = None) -> Any:
         """Return :class:`optieval.bench.latency.MeasureSettings` for one run, gating
@@ -125,6 +129,7 @@ class MeasureConfig:
             min_samples=self.min_samples,
             max_duration_s=max(self.max_duration_s, duration),
             target_percentile=target_percentile,
+            confidence=self.confidence,
         )
 
 
@@ -246,6 +251,7 @@ class GateConfig:
                 "min_samples": self.measure.min_samples,
                 "max_duration_s": self.measure.max_duration_s,
                 "isolate": self.measure.isolate,
+                "confidence": self.measure.confidence,
             },
             "targets": [
                 {

@@ -361,6 +361,8 @@ def _measure(v: _Validator, table: dict[str, Any]) -> MeasureConfig:
     if not isinstance(isolate, bool):
         v.add("measure.isolate", f"must be true or false, not {_type(isolate)}")
         isolate = default.isolate
+    confidence = v.number(table, "confidence", "measure", rule=lambda x: 0.5 < x < 1,
+                          rule_text="a confidence lies inside (0.5, 1), e.g. 0.95")  # fmt: skip
     duration = default.duration_s if duration_s is None else duration_s
     maximum = default.max_duration_s if max_duration_s is None else max_duration_s
     if maximum < duration:
@@ -372,6 +374,7 @@ def _measure(v: _Validator, table: dict[str, Any]) -> MeasureConfig:
         min_samples=min_samples,
         max_duration_s=max(maximum, duration),
         isolate=isolate,
+        confidence=default.confidence if confidence is None else confidence,
     )
 
 

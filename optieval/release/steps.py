@@ -16,12 +16,9 @@ from optieval.errors import InputError
 from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig
-from optieval.stats import Judgement, Verdict
+from optieval.stats import Judgement, LookPlan, Verdict
 
-__all__ = ["REMEASURE_FACTOR", "GateRun", "Progress"]
-
-REMEASURE_FACTOR = 4.0
-"""Each re-measurement of an inconclusive latency cell runs this many times longer."""
+__all__ = ["GateRun", "Progress"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(message, done, total)``: called as each step starts and as each cell ends."""
@@ -31,7 +28,9 @@ class GateRun:
     """The steps of one gate run, sharing the config, the output folder, the executor, the
     progress callback and the warnings gathered on the way.
 
-    ``total`` counts the steps a progress display expects; ``step`` reports one.
+    ``total`` counts the steps a progress display expects, fixed before the run (a later
+    look of a cell adds samples to it, not a step); ``step`` reports one; ``measure_left_s``
+    bounds the measuring time still to come, for an ETA.
     """
 
     def __init__(
@@ -47,6 +46,10 @@ class GateRun:
             len(t.batches) * (2 if t.search_spec() is not None else 1) for t in config.targets
         )
         self.total += 1 if config.baseline else 0
+        self.measure_spent_s = 0.0
+        self.measure_budget_s = sum(
+            len(t.batches) * config.measure.max_duration_s for t in config.targets
+        )
 
     def step(self, message: str, *, count: bool = True) -> None:
         """Report ``message`` to the progress callback, counting it as a step unless not
@@ -123,15 +126,29 @@ class GateRun:
         from optieval.runtime import ONNX_BACKENDS
 
         self.step("building precision artifacts", count=False)
-        precisions = [self.config.reference.precision]
-        precisions += [t.precision for t in self.config.targets if t.backend in ONNX_BACKENDS]
+        # INT8 has one format per runtime family: one artifact per (precision, backend) then.
+        wanted: list[tuple[str, str | None]] = [(self.config.reference.precision, None)]
+        wanted += [
+            (t.precision, t.backend if t.precision == "int8" else None)
+            for t in self.config.targets
+            if t.backend in ONNX_BACKENDS
+        ]
         out: list[dict[str, Any]] = []
-        for precision in dict.fromkeys(precisions):
-            path = Path(artifact_for(model, precision, calib=self.config.data.calibration))
+        seen: set[Path] = set()
+        for precision, backend in dict.fromkeys(wanted):
+            path = Path(
+                artifact_for(
+                    model, precision, calib=self.config.data.calibration, backend=backend
+                )
+            )
+            if path in seen:
+                continue
+            seen.add(path)
             found = census(load_onnx(path, load_external_data=False))
             out.append(
                 {
                     "precision": precision,
+                    "int8_format": found.int8_format,
                     "path": str(path),
                     "sha256": sha256_file(path),
                     "bytes": path.stat().st_size,
@@ -150,17 +167,25 @@ class GateRun:
         self.step(f"comparing {', '.join(candidates)} with {cfg.reference.label}", count=False)
         if cfg.task is not None:
             return self._detection_parity(model, candidates)
-        report = compare(
-            model,
-            candidates,
-            reference=cfg.reference.label,
-            data=cfg.data.evaluation,
-            labels_key=cfg.data.labels,
-            calib=cfg.data.calibration,
-            runner=self.executor.outputs_runner(
-                run_parity_shard, {t.label: t.hardware for t in cfg.targets}
-            ),
-        )
+        try:
+            report = compare(
+                model,
+                candidates,
+                reference=cfg.reference.label,
+                data=cfg.data.evaluation,
+                labels_key=cfg.data.labels,
+                calib=cfg.data.calibration,
+                confidence=cfg.measure.confidence,
+                runner=self.executor.outputs_runner(
+                    run_parity_shard, {t.label: t.hardware for t in cfg.targets}
+                ),
+                output_kinds=cfg.output_kinds,
+            )
+        except InputError as exc:
+            if exc.where != "output_kinds":
+                raise
+            # In the gate, the kinds come from the config's [outputs], not a parameter.
+            raise InputError(exc.message, where="outputs", hint=exc.hint) from exc
         self.warnings.extend(report.warnings)
         for result in report.results:
             self.warnings.extend(result.warnings)
@@ -184,6 +209,7 @@ class GateRun:
             data=cfg.data.evaluation,
             gt=cfg.task.ground_truth,
             calib=cfg.data.calibration,
+            confidence=cfg.measure.confidence,
         )
         self.warnings.extend(report.warnings)
         for result in report.results:
@@ -205,8 +231,10 @@ class GateRun:
                     raise InputError(
                         f"no output of the model has {budget.metric}",
                         where=f"target[{target.index}].accuracy.{budget.key}",
-                        hint="argmax and accuracy budgets need a (batch x classes) output; "
-                        "accuracy budgets also need data.labels",
+                        hint="argmax and accuracy budgets need an output of class scores "
+                        "(accuracy budgets also data.labels), knn_agreement_min an embedding, "
+                        "rel_error_p95_max a regression output; the report names each "
+                        "output's kind: set it in [outputs] if it is wrong",
                     )
                 for output in outputs:
                     checks.append(
@@ -273,33 +301,76 @@ class GateRun:
             checks.extend(target_checks)
         return cells, checks
 
+    def plan(self, target: TargetConfig) -> LookPlan:
+        """The sequential plan of ``target``'s cells: at most ``duration_s``, 4x, 16x, ...
+        seconds of measuring (cumulative, capped at ``max_duration_s``), each look judged at
+        ``1 - (1 - confidence) / looks`` (:func:`optieval.stats.look_plan`)."""
+        from optieval.stats import look_plan
+
+        m = self.config.measure
+        return look_plan(m.duration_s, m.max_duration_s, confidence=m.confidence,
+                         percentile=target.gated_percentile,
+                         min_samples=m.min_samples)  # fmt: skip
+
+    @property
+    def measure_left_s(self) -> float:
+        """At most how many seconds of measuring are left (every undecided cell measured to
+        ``max_duration_s``; warm-up and process starts not counted): with ``total`` and
+        ``done``, what a progress display needs for a fixed total and an ETA."""
+        return max(0.0, self.measure_budget_s - self.measure_spent_s)
+
     def _target(self, model: Path, target: TargetConfig) -> tuple[list[Cell], list[Check]]:
         cells: list[Cell] = []
         checks: list[Check] = []
-        for cell in self._bench(model, target, target.batches, self.config.measure.duration_s):
-            cell, cell_checks = self._decide(model, target, cell)
+        plan = self.plan(target)
+        first = self._look_settings(target, plan, 1, samples=0, elapsed_s=0.0)
+        for cell in self._bench(model, target, target.batches, first):
+            cell, cell_checks = self._decide(model, target, cell, plan)
             cells.append(cell)
             checks.extend(cell_checks)
         search = target.search_spec()
         budget = target.max_qps_budget
+        confidence = self.config.measure.confidence
         if search is not None and budget is not None:
-            duration = self.config.measure.duration_s
-            for cell in self._bench(model, target, target.batches, duration, scenario=search):
+            settings = self.config.measure.settings(target.gated_percentile)
+            for cell in self._bench(model, target, target.batches, settings, scenario=search):
                 cells.append(cell)
-                checks.append(budget.check(cell, target=target.label))
+                checks.append(budget.check(cell, target=target.label, confidence=confidence))
         return cells, checks
+
+    def _look_settings(
+        self, target: TargetConfig, plan: LookPlan, look: int, *, samples: int, elapsed_s: float
+    ) -> Any:
+        """The :class:`optieval.bench.MeasureSettings` of look ``look``: measure until the
+        look's cumulative sample count (after at least ``MIN_LOOK_S``) or its cumulative time,
+        whichever comes first. Load scenarios run for the look's time (their own loops decide
+        how many queries that is)."""
+        from optieval.stats import MIN_LOOK_S
+
+        base = self.config.measure.settings(target.gated_percentile)
+        left = max(plan.durations_s[look - 1] - elapsed_s, 0.05)
+        scenario = target.scenario_spec() is not None
+        return replace(
+            base,
+            duration_s=left if scenario else min(MIN_LOOK_S, left),
+            min_samples=max(1, plan.samples_at(look) - samples),
+            max_duration_s=left,
+            confidence=plan.look_confidence,
+        )
 
     def _bench(
         self,
         model: Path,
         target: TargetConfig,
         batches: Iterable[int],
-        duration_s: float,
+        settings: Any,
         *,
         scenario: Any = None,
+        count: bool = True,
     ) -> list[Cell]:
-        """Bench ``target`` at ``batches`` in its own load scenario, or in ``scenario`` (a
-        :class:`optieval.bench.ScenarioSpec`, the max-QPS search)."""
+        """Bench ``target`` at ``batches`` with ``settings`` in its own load scenario, or in
+        ``scenario`` (a :class:`optieval.bench.ScenarioSpec`, the max-QPS search); each cell
+        measured counts as a progress step unless not ``count`` (a later look)."""
         from optieval.bench import benchmark
 
         cfg = self.config
@@ -308,12 +379,12 @@ class GateRun:
         self.step(
             f"benchmarking {target.label} batch {', '.join(map(str, batches))}"
             + ("" if spec is None else f", {spec.label}")
-            + f" ({duration_s:g} s per cell)",
+            + f" (up to {settings.max_duration_s:.3g} s per cell)",
             count=False,
         )
 
         def on_cell(cell: Cell) -> None:
-            self.step(f"measured {cell.label}: {_cell_summary(cell)}")
+            self.step(f"measured {cell.label}: {_cell_summary(cell)}", count=count)
 
         report = benchmark(
             model,
@@ -321,7 +392,7 @@ class GateRun:
             precisions=[target.precision],
             batches=batches,
             threads=target.threads,
-            settings=cfg.measure.settings(target.gated_percentile, duration_s),
+            settings=settings,
             data=cfg.data.evaluation,
             calib=cfg.data.calibration,
             isolate=cfg.measure.isolate,
@@ -337,30 +408,42 @@ class GateRun:
         self.warnings.extend(w for w in report.warnings if w not in known)
         return list(report.results)
 
-    def _decide(self, model: Path, target: TargetConfig, cell: Cell) -> tuple[Cell, list[Check]]:
-        """Check a cell's latency budgets; measure it again, longer, while an interval check is
-        inconclusive and ``max_duration_s`` allows."""
-        measure = self.config.measure
-        duration = measure.duration_s
+    def _decide(
+        self, model: Path, target: TargetConfig, cell: Cell, plan: LookPlan
+    ) -> tuple[Cell, list[Check]]:
+        """Check a cell's latency budgets at each look of ``plan``; while an interval check is
+        inconclusive and looks remain, measure more and ADD the samples to the earlier ones
+        (docs/design.md, "Sequential verdicts")."""
         label = target.label
         # max_qps_min is judged on the search cell (_target), not on this one.
         budgets = tuple(b for b in target.latency if b.key != "max_qps_min")
-        checks = [b.check(cell, target=label) for b in budgets]
+        conf = plan.look_confidence
+
+        def judge_all(c: Cell) -> list[Check]:
+            return [b.check(c, target=label, confidence=conf) for b in budgets]
+
+        checks = judge_all(cell)
         if cell.status != "ok" and not checks:
             # No budget reads this cell, but a crashed cell still decides the exit code (3).
             checks = [_crashed(cell, label)]
-        while cell.status == "ok" and _undecided(budgets, checks):
-            if duration >= measure.max_duration_s:
+        look = 1
+        elapsed = _elapsed_s(cell, plan, look)
+        while cell.status == "ok" and _undecided(budgets, checks) and look < plan.looks:
+            look += 1
+            settings = self._look_settings(target, plan, look, samples=cell.samples,
+                                           elapsed_s=elapsed)  # fmt: skip
+            more = self._bench(model, target, [cell.batch], settings, count=False)[0]
+            if more.status != "ok":
+                cell = more
+                checks = judge_all(cell)
                 break
-            duration = min(duration * REMEASURE_FACTOR, measure.max_duration_s)
-            self.total += 1
-            longer = self._bench(model, target, [cell.batch], duration)[0]
-            note = (
-                f"re-measured for {duration:g} s: an interval check was inconclusive after "
-                f"{cell.samples} samples"
-            )
-            cell = replace(longer, notes=[*longer.notes, note])
-            checks = [b.check(cell, target=label) for b in budgets]
+            cell = _pooled(cell, more, look, plan)
+            elapsed = _elapsed_s(cell, plan, look)
+            checks = judge_all(cell)
+        self.measure_spent_s += plan.durations_s[-1]
+        cap = self.config.measure.max_duration_s
+        judged = zip(budgets, checks, strict=False)
+        checks = [_with_looks(c, b, look, plan, cap) for b, c in judged] + checks[len(budgets) :]
         return cell, checks
 
     # -- baseline -------------------------------------------------------------------------------
@@ -381,6 +464,7 @@ class GateRun:
                 new_env=env,
                 old_env=old_env,
                 threshold=cfg.max_slowdown,
+                confidence=self.config.measure.confidence,
             )
         except InputError as exc:
             raise InputError(exc.message, where="baseline.report", hint=exc.hint) from exc
@@ -398,6 +482,75 @@ class GateRun:
         budget = RegressionBudget(cfg.max_slowdown)
         self.step("compared with the baseline")
         return comparison.to_json(), [budget.check(c) for c in comparison.cells]
+
+
+def _elapsed_s(cell: Cell, plan: LookPlan, look: int) -> float:
+    """Seconds measured so far: the latencies' sum (single stream), never past the look's
+    time (a load scenario's requests overlap)."""
+    return min(sum(cell.times_ms) / 1000.0, plan.durations_s[look - 1])
+
+
+def _pooled(old: Cell, new: Cell, look: int, plan: LookPlan) -> Cell:
+    """``new`` with ``old``'s samples before its own, summaries recomputed from all of them:
+    a later look adds to the earlier ones."""
+    from optieval.stats import summarize
+
+    times = [*old.times_ms, *new.times_ms]
+    single = new.scenario in (None, "single-stream")
+    stats = summarize(times, batch=int(new.batch)).to_json()
+    note = (
+        f"look {look} of {plan.looks}: added {len(new.times_ms)} samples to "
+        f"{len(old.times_ms)} (an interval check was inconclusive)"
+    )
+    earlier = [n for n in old.notes if n not in new.notes]
+    return replace(
+        new,
+        samples=len(times),
+        times_ms=times,
+        latency_ms=stats["latency_ms"],
+        ci95_ms=stats["ci95_ms"],
+        throughput=stats["throughput"] if single else new.throughput,
+        stability=stats["stability"],
+        cold_start_ms=old.cold_start_ms,
+        notes=[*earlier, *new.notes, note],
+    )
+
+
+def _with_looks(
+    check: Check, budget: LatencyBudget, look: int, plan: LookPlan, max_duration_s: float
+) -> Check:
+    """Add to a latency check how the sequential design decided it: which look, of how many,
+    at what per-look confidence, whether it stopped early, and, when it stayed undecided
+    at the cap, that ``max_duration_s`` was too short (evidence, not an error)."""
+    from optieval.stats import confidence_text
+
+    if not budget.has_interval or check.error or check.decision is None:
+        return check
+    n = check.decision.get("samples")
+    looks = (
+        f"look {look} of {plan.looks}, {n} samples, each look at "
+        f"{confidence_text(plan.look_confidence)} ({confidence_text(plan.confidence)} overall)"
+    )
+    decided = check.verdict is not Verdict.INCONCLUSIVE
+    if decided:
+        text = f"decided at {looks}" + (", stopped early" if look < plan.looks else "")
+    else:
+        text = f"undecided after {looks}"
+        more = check.decision.get("samples_to_decide")
+        if look >= plan.looks and isinstance(more, int) and isinstance(n, int) and n > 0:
+            text += (
+                f"; `max_duration_s` {max_duration_s:g} s was too short to decide it: about "
+                f"{more} samples would, roughly {max_duration_s * more / n:.3g} s"
+            )
+    decision = {
+        **check.decision,
+        "look": look,
+        "looks": plan.looks,
+        "look_confidence": plan.look_confidence,
+        "stopped_early": decided and look < plan.looks,
+    }
+    judgement = replace(check.judgement, evidence=f"{check.judgement.evidence}; {text}")
+    return replace(check, judgement=judgement, decision=decision)
 
 
 def _undecided(budgets: tuple[LatencyBudget, ...], checks: list[Check]) -> bool:

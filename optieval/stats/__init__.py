@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from optieval.stats.intervals import Interval as Interval
     from optieval.stats.means import THROUGHPUT_METHOD as THROUGHPUT_METHOD
     from optieval.stats.means import ThroughputEstimate as ThroughputEstimate
+    from optieval.stats.means import autocorrelation_time as autocorrelation_time
     from optieval.stats.means import mean_ci_batch_means as mean_ci_batch_means
+    from optieval.stats.means import min_samples_for_mean as min_samples_for_mean
     from optieval.stats.means import throughput_estimate as throughput_estimate
     from optieval.stats.proportions import clopper_pearson_interval as clopper_pearson_interval
     from optieval.stats.proportions import paired_difference_interval as paired_difference_interval
@@ -31,15 +33,22 @@ if TYPE_CHECKING:
     from optieval.stats.quantiles import QuantileEstimate as QuantileEstimate
     from optieval.stats.quantiles import min_samples_for_percentiles as min_samples_for_percentiles
     from optieval.stats.quantiles import min_samples_for_quantile as min_samples_for_quantile
+    from optieval.stats.quantiles import min_samples_for_upper_bound as min_samples_for_upper_bound
     from optieval.stats.quantiles import nearest_rank as nearest_rank
     from optieval.stats.quantiles import order_statistic_ranks as order_statistic_ranks
     from optieval.stats.quantiles import percentile_label as percentile_label
+    from optieval.stats.quantiles import quantile_bounds as quantile_bounds
     from optieval.stats.quantiles import quantile_ci as quantile_ci
     from optieval.stats.quantiles import quantile_lower_bound as quantile_lower_bound
     from optieval.stats.ratios import MIN_RATIO_SAMPLES as MIN_RATIO_SAMPLES
     from optieval.stats.ratios import RATIO_METHOD as RATIO_METHOD
     from optieval.stats.ratios import RatioEstimate as RatioEstimate
     from optieval.stats.ratios import median_ratio_ci as median_ratio_ci
+    from optieval.stats.sequential import LOOK_FACTOR as LOOK_FACTOR
+    from optieval.stats.sequential import MIN_LOOK_S as MIN_LOOK_S
+    from optieval.stats.sequential import LookPlan as LookPlan
+    from optieval.stats.sequential import look_plan as look_plan
+    from optieval.stats.sequential import samples_to_decide_quantile as samples_to_decide_quantile
     from optieval.stats.stability import StabilityCheck as StabilityCheck
     from optieval.stats.stability import stability_check as stability_check
     from optieval.stats.stopping import StoppingRule as StoppingRule
@@ -62,7 +71,10 @@ _EXPORTS = {
     "Interval": "optieval.stats.intervals",
     "Judgement": "optieval.stats.verdict",
     "Kind": "optieval.stats.verdict",
+    "LOOK_FACTOR": "optieval.stats.sequential",
     "LatencySummary": "optieval.stats.summary",
+    "LookPlan": "optieval.stats.sequential",
+    "MIN_LOOK_S": "optieval.stats.sequential",
     "MIN_RATIO_SAMPLES": "optieval.stats.ratios",
     "POINT_METHOD": "optieval.stats.quantiles",
     "QuantileEstimate": "optieval.stats.quantiles",
@@ -73,6 +85,7 @@ _EXPORTS = {
     "THROUGHPUT_METHOD": "optieval.stats.means",
     "ThroughputEstimate": "optieval.stats.means",
     "Verdict": "optieval.stats.verdict",
+    "autocorrelation_time": "optieval.stats.means",
     "binomial_cdf": "optieval.stats.binomial",
     "bootstrap_weights": "optieval.stats.bootstrap",
     "clopper_pearson_interval": "optieval.stats.proportions",
@@ -80,18 +93,23 @@ _EXPORTS = {
     "judge": "optieval.stats.verdict",
     "judge_max": "optieval.stats.verdict",
     "judge_min": "optieval.stats.verdict",
+    "look_plan": "optieval.stats.sequential",
     "mean_ci_batch_means": "optieval.stats.means",
     "median_ratio_ci": "optieval.stats.ratios",
+    "min_samples_for_mean": "optieval.stats.means",
     "min_samples_for_percentiles": "optieval.stats.quantiles",
     "min_samples_for_quantile": "optieval.stats.quantiles",
+    "min_samples_for_upper_bound": "optieval.stats.quantiles",
     "nearest_rank": "optieval.stats.quantiles",
     "order_statistic_ranks": "optieval.stats.quantiles",
     "paired_difference_interval": "optieval.stats.proportions",
     "paired_ratio_interval": "optieval.stats.proportions",
     "percentile_interval": "optieval.stats.bootstrap",
     "percentile_label": "optieval.stats.quantiles",
+    "quantile_bounds": "optieval.stats.quantiles",
     "quantile_ci": "optieval.stats.quantiles",
     "quantile_lower_bound": "optieval.stats.quantiles",
+    "samples_to_decide_quantile": "optieval.stats.sequential",
     "should_stop": "optieval.stats.stopping",
     "stability_check": "optieval.stats.stability",
     "summarize": "optieval.stats.summary",

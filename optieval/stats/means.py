@@ -1,7 +1,29 @@
-"""Throughput with its interval: ``batch / mean latency``, the interval of the mean latency by
-non-overlapping batch means (the run is cut into up to 30 consecutive blocks; Student t on the
-block means), which stays honest when successive iterations are correlated (clock drift,
-thermal state), then mapped through ``batch / x``."""
+"""The mean latency and throughput with their intervals.
+
+Throughput is ``batch / mean latency``; its interval maps the mean latency's through
+``batch / x``. The mean's interval is **batch means, sized by the autocorrelation, widened for
+skew** (docs/guides/gate.md, "Mean and throughput"):
+
+* **Batches.** Successive latencies are correlated (clock drift, thermal state, a neighbour's
+  load), so the run is cut into ``k`` consecutive blocks, each at least ``MIN_BATCH_SAMPLES``
+  long and at least ``BATCH_TAU_MULTIPLE`` times the series' integrated autocorrelation time
+  (estimated from the lag-1 autocorrelation as ``(1 + r) / (1 - r)``), at most
+  ``MAX_THROUGHPUT_BATCHES`` blocks. With fewer than ``MIN_THROUGHPUT_BATCHES`` blocks, or
+  fewer than ``MIN_MEAN_SAMPLES`` samples, there is no interval: a short or strongly correlated
+  run does not pretend to know its mean.
+* **Student t** with ``k - 1`` degrees of freedom on the block means.
+* **Skew.** Latencies are right-skewed, and a t interval then misses on the high side: the mean
+  is underestimated exactly when the spread is. The side of the interval toward the skew is
+  widened by ``SKEW_WIDENING`` times the Cornish-Fisher term ``g (2 t^2 + 1) / 6`` (``g`` the
+  sample skewness of the mean, ``skewness * sqrt(tau / n)``); tripled because the sample
+  skewness of heavy-tailed latencies underestimates the true one. The other side is never
+  narrowed.
+
+Its one-sided miss rates, simulated on lognormal (sigma 1), bimodal, Pareto-tailed (alpha 3),
+AR(1) (rho 0.9) and clock-quantized latencies at 100 to 3000 samples, stay at or under
+``(1 - confidence) / 2`` plus Monte Carlo error (``benchmarks/verdict_conformance.py``); plain
+batch means missed 4-10% on the high side (the side that overstates throughput) at n <= 300.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +39,19 @@ import numpy.typing as npt
 from optieval.errors import InputError
 from optieval.stats.samples import as_samples, check_confidence
 
-THROUGHPUT_METHOD = "batch / mean latency; interval from batch means of latency (Student t)"
+THROUGHPUT_METHOD = (
+    "batch / mean latency; interval from batch means of latency (autocorrelation-sized "
+    "batches, Student t, skew-widened)"
+)
 """Name of the throughput estimate and its interval method."""
 
 MAX_THROUGHPUT_BATCHES = 30
 MIN_THROUGHPUT_BATCHES = 5
-MIN_BATCH_SAMPLES = 5
+MIN_BATCH_SAMPLES = 10
+MIN_MEAN_SAMPLES = 100
+BATCH_TAU_MULTIPLE = 10.0
+SKEW_WIDENING = 3.0
+MAX_LAG1 = 0.99
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -44,7 +73,8 @@ class ThroughputEstimate:
     Attributes:
         items_per_s: the point estimate.
         low, high: the interval (None when there were too few samples for the batch means:
-            under ``MIN_THROUGHPUT_BATCHES * MIN_BATCH_SAMPLES``).
+            :func:`min_samples_for_mean`, 100 for independent latencies, more when they are
+            autocorrelated).
         confidence: the interval's confidence.
         batch: items per iteration.
         batches: how many consecutive blocks the batch-means interval used (0 if none).
@@ -95,21 +125,56 @@ class ThroughputEstimate:
             raise InputError(f"malformed throughput ({exc})", where="throughput") from exc
 
 
+def autocorrelation_time(times: npt.ArrayLike) -> float:
+    """The integrated autocorrelation time of a series, in samples, from its lag-1
+    autocorrelation ``r`` as for an AR(1) process: ``(1 + r) / (1 - r)`` (1 for independent
+    samples; ``r`` clipped to ``[0, 0.99]``)."""
+    arr = np.asarray(times, dtype=np.float64).reshape(-1)
+    if arr.size < 3:
+        return 1.0
+    d = arr - arr.mean()
+    denom = float(np.dot(d, d))
+    if denom <= 0.0:
+        return 1.0
+    r = min(MAX_LAG1, max(0.0, float(np.dot(d[1:], d[:-1])) / denom))
+    return (1.0 + r) / (1.0 - r)
+
+
+def min_samples_for_mean(times: npt.ArrayLike | None = None) -> int:
+    """The samples a mean (or throughput) interval needs: ``MIN_THROUGHPUT_BATCHES`` blocks of
+    ``max(MIN_BATCH_SAMPLES, BATCH_TAU_MULTIPLE * tau)`` samples, ``tau`` the autocorrelation
+    time of ``times`` (1 when None), and at least ``MIN_MEAN_SAMPLES`` (100 for independent
+    latencies)."""
+    tau = 1.0 if times is None else autocorrelation_time(times)
+    block = max(MIN_BATCH_SAMPLES, math.ceil(BATCH_TAU_MULTIPLE * tau))
+    return max(MIN_MEAN_SAMPLES, MIN_THROUGHPUT_BATCHES * block)
+
+
 def mean_ci_batch_means(
     times: npt.ArrayLike, confidence: float = 0.95, *, max_batches: int = MAX_THROUGHPUT_BATCHES
 ) -> tuple[float, float, int] | None:
-    """Return ``(low, high, batches)`` for the mean of a time-ordered series by non-overlapping
-    batch means, or None when the series is too short (fewer than ``MIN_THROUGHPUT_BATCHES``
-    blocks of ``MIN_BATCH_SAMPLES``)."""
+    """Return ``(low, high, batches)`` for the mean of a time-ordered series (batch means sized
+    by the autocorrelation, Student t, widened toward the skew: see the module docstring), or
+    None when the series is too short for ``MIN_THROUGHPUT_BATCHES`` blocks
+    (:func:`min_samples_for_mean`)."""
+    check_confidence(confidence)
     arr = np.asarray(times, dtype=np.float64).reshape(-1)
-    batches = min(max_batches, arr.size // MIN_BATCH_SAMPLES)
-    if batches < MIN_THROUGHPUT_BATCHES:
+    n = int(arr.size)
+    tau = autocorrelation_time(arr)
+    block = max(MIN_BATCH_SAMPLES, math.ceil(BATCH_TAU_MULTIPLE * tau))
+    batches = min(max_batches, n // block)
+    if batches < MIN_THROUGHPUT_BATCHES or n < MIN_MEAN_SAMPLES:
         return None
     means = np.array([chunk.mean() for chunk in np.array_split(arr, batches)])
     centre = float(arr.mean())
     se = float(means.std(ddof=1)) / math.sqrt(batches)
     t = _t_quantile(0.5 + confidence / 2.0, batches - 1)
-    return centre - t * se, centre + t * se, batches
+    d = arr - centre
+    var = float(np.mean(d * d))
+    skew = float(np.mean(d**3)) / var**1.5 if var > 0.0 else 0.0
+    # Cornish-Fisher: the skewness of the mean is the samples' over sqrt(effective n).
+    widen = SKEW_WIDENING * skew * math.sqrt(tau / n) * (2.0 * t * t + 1.0) / 6.0
+    return centre - (t + max(-widen, 0.0)) * se, centre + (t + max(widen, 0.0)) * se, batches
 
 
 def throughput_estimate(
@@ -147,11 +212,16 @@ def throughput_estimate(
 
 
 __all__ = [
+    "BATCH_TAU_MULTIPLE",
     "MAX_THROUGHPUT_BATCHES",
     "MIN_BATCH_SAMPLES",
+    "MIN_MEAN_SAMPLES",
     "MIN_THROUGHPUT_BATCHES",
+    "SKEW_WIDENING",
     "THROUGHPUT_METHOD",
     "ThroughputEstimate",
+    "autocorrelation_time",
     "mean_ci_batch_means",
+    "min_samples_for_mean",
     "throughput_estimate",
 ]

@@ -333,15 +333,71 @@ def quantile_lower_bound(
     return float(xs[rank - 1]), rank
 
 
+def upper_bound_rank(n: int, q: float, error: float) -> int | None:
+    """Return the smallest 1-based rank ``u`` with ``P(x(u) < true q-quantile) <= error``, or
+    None when even ``x(n)`` is not an upper bound at that error (``q**n > error``).
+
+    ``x(u)`` lies below the q-quantile only when at least ``u`` samples fall below it, so
+    ``P(x(u) < q-quantile) <= P(K >= u)`` with ``K`` ~ Binomial(n, q).
+    """
+    check_quantile(q)
+    if n < 1 or not 0.0 < error < 1.0:
+        return None
+    if n * math.log(q) > math.log(error):
+        return None
+    k0, pmf = binomial_window(n, q)
+    sf = np.cumsum(pmf[::-1])[::-1]  # P(K >= k0 + i); above the window P(K >= j) < 1e-20
+    idx = int(np.searchsorted(-sf, -error, side="left"))  # smallest i with sf <= error
+    return max(1, min(n, k0 + idx))
+
+
+def min_samples_for_upper_bound(q: float, error: float) -> int:
+    """The fewest samples for which ``x(n)`` is an upper bound of the q-quantile with error at
+    most ``error``: the least ``n`` with ``q**n <= error`` (367 for p99 at 2.5%)."""
+    check_quantile(q)
+    if not 0.0 < error < 1.0:
+        raise InputError(f"error {error!r} is not inside (0, 1)", where="error")
+    return max(1, math.ceil(math.log(error) / math.log(q) - 1e-12))
+
+
+def quantile_bounds(
+    samples: Iterable[float] | npt.ArrayLike, q: float, confidence: float = 0.95
+) -> tuple[tuple[float, int] | None, tuple[float, int] | None]:
+    """One-sided distribution-free lower and upper confidence bounds of the q-quantile, each
+    with error at most ``(1 - confidence) / 2``: ``((low, rank) | None, (high, rank) | None)``.
+
+    The gate decides on these, not on the two-sided interval: the two-sided interval may give
+    one side more than ``alpha / 2`` when the other cannot use its share (at 299 samples the
+    p99's upper end ``x(299)`` errs 4.9% of the time), while a PASS must err at most
+    ``alpha / 2``. The upper bound exists from :func:`min_samples_for_upper_bound` samples on
+    (367 for p99 at 95%), the lower from far fewer (one for p99).
+
+    Raises:
+        InputError: bad samples, q or confidence.
+    """
+    check_quantile(q)
+    check_confidence(confidence)
+    xs = sorted_samples(as_samples(samples, "samples"))
+    n = int(xs.size)
+    error = (1.0 - confidence) / 2.0
+    lo_rank = lower_bound_rank(n, q, error)
+    hi_rank = upper_bound_rank(n, q, error)
+    low = None if lo_rank is None else (float(xs[lo_rank - 1]), lo_rank)
+    high = None if hi_rank is None else (float(xs[hi_rank - 1]), hi_rank)
+    return low, high
+
+
 __all__ = [
     "INTERVAL_METHOD",
     "POINT_METHOD",
     "QuantileEstimate",
     "min_samples_for_percentiles",
     "min_samples_for_quantile",
+    "min_samples_for_upper_bound",
     "nearest_rank",
     "order_statistic_ranks",
     "percentile_label",
+    "quantile_bounds",
     "quantile_ci",
     "quantile_lower_bound",
 ]

@@ -10,7 +10,9 @@ def test_required_samples_derived_from_target_percentile() -> None:
     # 1 - 0.99^n >= 0.95 first holds at n = 299; the median needs 6 (1 - 2 * 0.5^n >= 0.95).
     assert MeasureSettings().required_samples() == 299
     assert MeasureSettings(target_percentile=50).required_samples() == 6
-    assert MeasureSettings(min_samples=7).required_samples() == 7
+    assert MeasureSettings(min_samples=7).required_samples() == 299  # raised, never lowered
+    assert MeasureSettings(min_samples=500).required_samples() == 500
+    assert MeasureSettings(confidence=0.99).required_samples() == 459
 
 
 def test_measure_meets_both_minimums() -> None:
@@ -42,6 +44,9 @@ def test_measure_stops_at_max_duration() -> None:
         ({"warmup_s": -1}, "warmup_s"),
         ({"max_duration_s": 1, "duration_s": 2}, "max_duration_s"),
         ({"target_percentile": 100}, "target_percentile"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": 0.0}, "confidence"),
+        ({"confidence": 1.5}, "confidence"),
     ],
 )
 def test_bad_settings_name_the_option(kwargs: dict, option: str) -> None:

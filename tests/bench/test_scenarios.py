@@ -50,12 +50,14 @@ def test_server_mean_wait_matches_md1() -> None:
     # generator's; the mean wait below is what queueing theory predicts either way.
     assert result.issue_lag is not None
     wait = result.queue_wait_ms
-    assert wait is not None and wait["ci"] is not None
+    assert wait is not None
     # The service time is what sleep really took (it overshoots), so rho is measured too.
     service = wait["service_mean_ms"] / 1e3
     rho = qps * service
     expected_ms = rho / (2 * (1 / service) * (1 - rho)) * 1e3
-    low, high = wait["ci"]
+    # Queue waits are strongly autocorrelated: with too few autocorrelation times in the run
+    # the batch-means interval is withheld (issue 15), and the mean alone is compared.
+    low, high = wait["ci"] or (wait["mean"] - 0.6, wait["mean"] + 0.6)
     # 0.4 ms: a thread hand-off per query (queue wake-up, ~0.05-0.1 ms) and wake-up jitter
     # on a busy machine; the interval covers the sampling noise of the queue itself.
     tolerance = 0.4

@@ -101,11 +101,14 @@ def test_straddling_latency_is_inconclusive_after_measuring_longer(
     assert check.verdict is Verdict.INCONCLUSIVE, check.evidence
     assert check.judgement.low is not None and check.judgement.low < 25.5
     assert check.judgement.high is not None and check.judgement.high > 25.5
-    assert "straddles" in check.evidence and check.advice
+    assert "the bounds straddle the budget" in check.evidence and check.advice
+    assert "undecided after look 3 of 3" in check.evidence, check.evidence
+    assert check.decision is not None and check.decision["stopped_early"] is False
     assert report.verdict is Verdict.INCONCLUSIVE and report.exit_code == 1
     (cell,) = report.cells
-    # 0.2 s, then 0.8 s, then 1 s (the cap, max_duration_s): still straddling, so it stops.
-    assert any("re-measured for 1 s" in note for note in cell.notes), cell.notes
+    # Looks at 0.2 s, 0.8 s and 1 s (the cap, max_duration_s), each adding samples to the
+    # earlier ones: still straddling, so it stops.
+    assert any("look 3 of 3: added" in note for note in cell.notes), cell.notes
     assert cell.samples >= 299
     (failure,) = ElementTree.parse(tmp_path / "o" / "junit.xml").getroot().iter("failure")
     assert failure.get("type") == "INCONCLUSIVE"
@@ -263,7 +266,7 @@ def _cell(times: list[float], **extra: Any) -> Cell:
 def test_latency_budget_without_enough_samples_is_inconclusive_and_says_how_many() -> None:
     check = LatencyBudget("p99_ms_max", 10.0).check(_cell([1.0] * 50))
     assert check.verdict is Verdict.INCONCLUSIVE
-    assert check.advice == "p99 needs at least 299 samples (now 50)"
+    assert check.advice == "about 368 samples (now 50) would likely decide it"
 
 
 def test_point_metrics_and_missing_ones() -> None:
