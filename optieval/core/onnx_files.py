@@ -12,19 +12,26 @@ the same three steps:
    the manifest (:func:`optieval.core.write_manifest`) with the hashes it returns.
 
 An interrupted write therefore never leaves a half-written model under the destination name.
+Every artifact optieval makes (FP16, INT8, a copy of either) is published with ``verify=True``:
+:func:`verify_onnx` runs ``onnx.checker`` with ``full_check`` (strict shape and type inference)
+and opens the file in an ONNX Runtime CPU session with default options, as a user deploys it,
+so a file that does not load is a :class:`~optieval.errors.BackendFailed` naming the node and
+never reaches its destination. (An export publishes its model even when the checks fail, to be
+inspected, and records the failure in its manifest instead.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optieval.core.files import atomic_path, sha256_file
 from optieval.core.manifest import read_manifest
-from optieval.errors import InputError
+from optieval.errors import BackendFailed, InputError
 
 if TYPE_CHECKING:
     import onnx
@@ -83,6 +90,90 @@ def check_onnx(path: str | os.PathLike[str], *, full_check: bool = False) -> str
     return None
 
 
+# How onnx.checker and ONNX Runtime name the node an error is about.
+_NODE_PATTERNS = (
+    re.compile(r"node name: ([^)\s]+)\)"),
+    re.compile(r"[Nn]ode \(([^)]+)\)"),
+    re.compile(r"[Nn]ode:\s*([^\s,]+)"),
+    re.compile(r"node_name=([^\s,]+)"),
+)
+_OP_PATTERN = re.compile(r"(\w+)\(-?\d+\) is not a registered")
+
+
+def verify_onnx(
+    path: str | os.PathLike[str], *, label: str | None = None, where: str | None = None
+) -> None:
+    """Prove that the model at ``path`` loads: ``onnx.checker`` with ``full_check``, then an
+    ONNX Runtime CPU session with default options (as a user deploys the file).
+
+    Args:
+        path: the model (external data beside it is found).
+        label: what the model is, for the message (default: the file name).
+        where: the error's location (default: ``path``; a staged file about to be removed
+            is no place to send a user).
+
+    Raises:
+        BackendFailed: either step fails; the message names the node and its op type when the
+            error names a node, and the artifact.
+    """
+    what = label or Path(path).name
+    problem = check_onnx(path, full_check=True)
+    if problem is not None:
+        raise BackendFailed(
+            f"{what} fails onnx.checker (full check){_node_text(path, problem)}: "
+            f"{_first_line(problem)}",
+            where=where or str(path),
+            hint="a converter fault: `exclude` the op type named to keep it in float, and "
+            "report it",
+        )
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        text = str(exc) or type(exc).__name__
+        raise BackendFailed(
+            f"ONNX Runtime cannot load {what}{_node_text(path, text)}: {_first_line(text)}",
+            where=where or str(path),
+            hint="a converter fault: `exclude` the op type named to keep it in float, and "
+            "report it",
+        ) from exc
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else text
+    # ORT prefixes its source location: keep the message.
+    line = re.sub(r"\S*onnxruntime_src\S*\s+(onnxruntime::\S+\(.*?\)\s+)?", "", line)
+    return line[:300]
+
+
+def _node_text(path: str | os.PathLike[str], text: str) -> str:
+    """`` at node NAME (OP)`` for the first node ``text`` names (or the first node of the op
+    type it names), or ``""``."""
+    import onnx
+
+    try:
+        nodes = onnx.load(str(path), load_external_data=False).graph.node
+    except Exception:
+        nodes = []
+    for pattern in _NODE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            name = match.group(1)
+            op = next((n.op_type for n in nodes if n.name == name), None)
+            return f" at node {name} ({op})" if op else f" at node {name}"
+    match = _OP_PATTERN.search(text)
+    if match:
+        op = match.group(1)
+        name = next((n.name for n in nodes if n.op_type == op), None)
+        return f" at node {name} ({op})" if name else f" at op {op}"
+    return ""
+
+
 def external_data_locations(model: onnx.ModelProto) -> list[str]:
     """The external data files ``model`` refers to (relative to its folder), in first-use order.
 
@@ -121,7 +212,12 @@ def onnx_file_hashes(model: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def publish_onnx(
-    staged: str | os.PathLike[str], destination: str | os.PathLike[str]
+    staged: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    verify: bool = False,
+    label: str | None = None,
+    where: str | None = None,
 ) -> dict[str, str]:
     """Move a staged model, and its :func:`data_path` when there is one, to ``destination``.
 
@@ -129,15 +225,19 @@ def publish_onnx(
     the model names its external data file. The data moves first and the model last, each by
     an atomic rename; a stale ``destination.data``, and any other file the previous manifest
     of ``destination`` listed beside it, are removed. The manifest itself is the caller's to
-    write.
+    write. With ``verify``, :func:`verify_onnx` must pass first (``label`` and ``where`` as
+    there); a model that fails is not moved.
 
     Returns:
         ``{file name: sha256}`` of what was published, the model first.
 
     Raises:
         InputError: the destination folder is missing or not writable.
+        BackendFailed: ``verify`` and the model does not pass :func:`verify_onnx`.
     """
     source = Path(staged)
+    if verify:
+        verify_onnx(source, label=label, where=where)
     target = Path(destination)
     hashes = onnx_file_hashes(source)
     previous: dict[str, Any] | None = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import onnx
 from optieval.core import Dataset, manifest_path, publish_onnx, save_onnx, write_manifest
 from optieval.errors import InputError
 from optieval.precision.cache import cached_artifact
+from optieval.precision.fp16 import conversion_limits
 from optieval.precision.graph_census import Census
 from optieval.precision.request import ConversionRequest
 from optieval.precision.spread import CalibrationSpread, calibration_spread
@@ -126,6 +127,8 @@ def convert(
     calib_samples: int | None = None,
     calib_repeats: int = 1,
     exclude: Sequence[str] = (),
+    time_limit: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ConversionResult:
     """Convert an FP32 ONNX model into an FP16 or a calibrated INT8 (QDQ) artifact.
 
@@ -146,6 +149,9 @@ def convert(
         calib_repeats: K > 1 also calibrates K-1 more models on resampled subsets and reports
             how far their outputs spread (:class:`CalibrationSpread`).
         exclude: node names or op types kept in float (each must name something in the model).
+        time_limit: seconds the FP16 rewrite may take (default 600, or the environment
+            variable ``OPTIEVAL_CONVERT_TIME_LIMIT``).
+        progress: called with a short message as each stage of the conversion starts.
 
     Returns:
         A :class:`ConversionResult`.
@@ -157,6 +163,9 @@ def convert(
             model (missing input, dtype, shape, too few samples, NaN/Inf, empty directory,
             loader that raises); an ``exclude`` that names nothing; an artifact left with no
             compute in the requested precision.
+        BackendFailed: the artifact built fails ``onnx.checker`` (full check) or does not load
+            in an ONNX Runtime session (the message names the node), or the conversion passed
+            its time limit (the message names the stage); nothing is written or cached.
     """
     started = time.perf_counter()
     request = ConversionRequest.make(
@@ -169,7 +178,8 @@ def convert(
             where=str(destination),
             hint="give another `output`",
         )
-    built = cached_artifact(request)
+    with conversion_limits(time_limit, progress):
+        built = cached_artifact(request)
     manifest = _publish(built.path, built.manifest, destination)
     spread = None
     notes = list(request.notes) + list(built.notes)
@@ -210,7 +220,14 @@ def _publish(artifact: Path, manifest: dict[str, Any], destination: Path) -> dic
             save_onnx(onnx.load(str(artifact)), staged, external=True)
         else:
             shutil.copyfile(artifact, staged)
-        files = publish_onnx(staged, destination)
+        # The copy is proved again where it lands (its external data file was renamed).
+        files = publish_onnx(
+            staged,
+            destination,
+            verify=True,
+            label=f"the {manifest.get('precision', '')} artifact {destination.name}",
+            where=str(destination),
+        )
     published = {k: v for k, v in manifest.items() if k != "schema_version"}
     published["files"] = files
     write_manifest(destination, published)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from optieval.core import (
@@ -16,8 +17,10 @@ from optieval.core import (
     publish_onnx,
     save_onnx,
     sha256_file,
+    verify_onnx,
     write_manifest,
 )
+from optieval.errors import BackendFailed
 
 
 def _model(size: int = 64) -> onnx.ModelProto:
@@ -70,3 +73,58 @@ def test_check_reports_the_checker_message(tmp_path: Path) -> None:
     onnx.save_model(model, str(path))
     problem = check_onnx(path)
     assert problem is not None and "MatMul" in problem
+
+
+def _save(tmp_path: Path, nodes: list[onnx.NodeProto], name: str, **io: int) -> Path:
+    inputs = [helper.make_tensor_value_info(k, v, [2]) for k, v in io.items() if k != "y"]
+    outputs = [helper.make_tensor_value_info("y", io["y"], [2])]
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("acme.ops", 1)]
+    path = tmp_path / name
+    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=8), str(path))
+    return path
+
+
+def test_verify_names_the_node_a_typed_graph_breaks_at(tmp_path: Path) -> None:
+    # The MiniLM fp16 failure: a Cast says float while float16 flows on (plain onnx.checker
+    # accepts it; the full check and ONNX Runtime do not).
+    nodes = [
+        helper.make_node("Cast", ["mask"], ["m"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("Add", ["m", "h"], ["y"], name="add_mask"),
+    ]
+    path = _save(
+        tmp_path, nodes, "b.onnx", mask=TensorProto.INT64, h=TensorProto.FLOAT16,
+        y=TensorProto.FLOAT16,
+    )  # fmt: skip
+    assert check_onnx(path) is None
+    with pytest.raises(BackendFailed) as caught:
+        verify_onnx(path, label="the fp16 artifact of b.onnx", where="src.onnx")
+    assert caught.value.exit_code == 3 and caught.value.where == "src.onnx"
+    assert "the fp16 artifact of b.onnx fails onnx.checker (full check)" in str(caught.value)
+    assert "at node add_mask (Add)" in str(caught.value)
+    dest = tmp_path / "out" / "b.onnx"
+    dest.parent.mkdir()
+    with pytest.raises(BackendFailed):
+        publish_onnx(path, dest, verify=True)
+    assert path.is_file() and not dest.exists()  # nothing moved
+
+
+def test_verify_opens_an_onnx_runtime_session(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["h"], name="relu"),
+        helper.make_node("Mystery", ["h"], ["y"], domain="acme.ops", name="mystery_1"),
+    ]
+    path = _save(tmp_path, nodes, "c.onnx", x=TensorProto.FLOAT, y=TensorProto.FLOAT)
+    assert check_onnx(path, full_check=True) is None  # the checker cannot see it
+    with pytest.raises(BackendFailed, match=r"ONNX Runtime cannot load c.onnx at node mystery_1"):
+        verify_onnx(path)
+    good = tmp_path / "g.onnx"
+    model = _model(4)
+    onnx.save(model, str(good))
+    with pytest.raises(BackendFailed, match=r"load g.onnx: .*Unsupported model IR version"):
+        verify_onnx(good)  # onnx writes a newer IR than this ONNX Runtime reads
+    model.ir_version = 8
+    onnx.save(model, str(good))
+    verify_onnx(good)
+    (tmp_path / "dest").mkdir()
+    assert list(publish_onnx(good, tmp_path / "dest" / "g.onnx", verify=True)) == ["g.onnx"]
