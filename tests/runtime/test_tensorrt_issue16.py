@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,48 @@ def test_timing_cache_keyed_by_version_cc_and_device() -> None:
     assert base != timing_cache_path("10.13.0", "9.0", "NVIDIA H100 80GB HBM3")
     assert base != timing_cache_path("10.13.0", "8.9", "NVIDIA H200")
     assert base != timing_cache_path("11.0.0", "9.0", "NVIDIA H200")
+
+
+def test_fp16_request_needs_most_compute_layers_in_fp16() -> None:
+    """Issue 16 item 8: one fp16 layer does not make an fp16 engine; the compute layers (as
+    the ONNX census counts them) must mostly be fp16, pointwise layers do not count."""
+    from optieval.runtime.tensorrt.readback import compute_counts
+
+    def engine(*layers: tuple[str, str, str]) -> Any:
+        return parse_inspector_json(
+            json.dumps(
+                {
+                    "Layers": [
+                        {"Name": n, "LayerType": t, "Inputs": [{"Datatype": d}], "Outputs": []}
+                        for n, t, d in layers
+                    ]
+                }
+            )
+        )
+
+    one_of_four = engine(
+        ("fc1", "CaskGemm", "Half"),
+        ("fc2", "CaskGemm", "Float"),
+        ("fc3", "CaskGemm", "Float"),
+        ("conv", "CaskConvolution", "Float"),
+    )
+    assert one_of_four.precision == "fp16"  # the old check passed on this
+    with pytest.raises(BackendFailed, match="most of its compute layers came out fp32") as info:
+        check_readback("fp16", one_of_four, where="m")
+    assert info.value.exit_code == 3
+    pointwise_only = engine(
+        ("gelu", "PointWiseV2", "Half"),
+        ("add", "PointWiseV2", "Half"),
+        ("fc1", "CaskGemm", "Float"),
+    )
+    assert compute_counts(pointwise_only) == {"fp32": 1}
+    with pytest.raises(BackendFailed, match="compute layers came out fp32"):
+        check_readback("fp16", pointwise_only, where="m")
+    mostly = engine(
+        ("fc1", "CaskGemm", "Half"),
+        ("fc2", "CaskGemm", "Half"),
+        ("head", "CaskGemm", "Float"),
+        ("softmax", "Softmax", "Float"),
+    )
+    check_readback("fp16", mostly, where="m")
+    check_readback("bf16", engine(("fc1", "CaskGemm", "BF16")), where="m")

@@ -16,6 +16,7 @@ __all__ = [
     "PrecisionReadback",
     "check_readback",
     "classify_format",
+    "compute_counts",
     "parse_inspector_json",
     "read_back_precision",
     "tensor_precision",
@@ -147,8 +148,10 @@ def check_readback(
     A read-back in which no compute layer had a readable precision fails whatever the request,
     fp32 included, naming the TensorRT version (``trt_version``): the inspector's output was
     not understood, and passing would hide it. Otherwise fp32 requests pass (TF32 is cleared
-    and the ONNX carries fp32); an fp16 request passes when some compute layer runs fp16 (or
-    lower); int8 needs int8 layers.
+    and the ONNX carries fp32); an fp16/bf16 request passes when most compute layers
+    (:func:`compute_counts`: GEMM, convolution, attention, as the ONNX census counts them) run
+    fp16 or lower, as the census labels an artifact by its dominant precision; int8 needs
+    int8 layers.
     """
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(readback.counts.items())) or "no layers"
     if not any(p != "unknown" for p in readback.counts):
@@ -180,6 +183,34 @@ def check_readback(
             hint=f"precision lives in the ONNX: pass the {requested} artifact from `optieval "
             f"convert` (`precision` {requested}; TensorRT 11 has no precision builder flags)",
         )
+    if want == _RANK["fp16"]:
+        compute = compute_counts(readback)
+        low = sum(n for p, n in compute.items() if _RANK.get(p, 99) <= want)
+        high = sum(n for p, n in compute.items() if _RANK.get(p, -1) > want)
+        if high > low:
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(compute.items()))
+            raise BackendFailed(
+                f"the engine was requested as {requested} but most of its compute layers came "
+                f"out fp32 ({shown}; all layers: {counts})",
+                where=where,
+                hint=f"precision lives in the ONNX: check the {requested} artifact's census "
+                "(`optieval inspect`) and the layers the build kept in fp32",
+            )
+
+
+# Layer types that do the heavy compute, as the ONNX census counts Conv/MatMul/Gemm/attention.
+_COMPUTE_WORDS = ("gemm", "conv", "matmul", "matrixmultiply", "attention", "mha", "deconv")
+
+
+def compute_counts(readback: PrecisionReadback) -> dict[str, int]:
+    """Layers per precision among the compute layers (GEMM, convolution, attention: the
+    layers the ONNX census counts); all read layers when none of them has such a type (a
+    Myelin region hides its layers)."""
+    counts: dict[str, int] = {}
+    for _, kind, precision in readback.layers:
+        if any(word in kind.lower() for word in _COMPUTE_WORDS):
+            counts[precision] = counts.get(precision, 0) + 1
+    return counts or {k: v for k, v in readback.counts.items() if k != "unknown"}
 
 
 def read_back_precision(
