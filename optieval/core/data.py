@@ -76,9 +76,9 @@ class Dataset:
 
     def length_batches(self, batch_size: int, *, limit: int) -> list[dict[str, np.ndarray]]:
         """Feed dicts of ``batch_size`` samples, each of one shape: samples are batched by
-        shape group (a group smaller than a batch is cycled to fill it), at most ``limit``
-        batches spread over the groups in proportion to their samples (at least one each while
-        ``limit`` allows).
+        shape group (a group smaller than a batch is cycled to fill it), about ``limit``
+        batches spread over the groups in proportion to their samples (at least one each),
+        interleaved in that proportion.
 
         Raises:
             InputError: batch_size or limit below 1, or no samples.
@@ -89,13 +89,17 @@ class Dataset:
         total = self.num_samples
         if total == 0:
             raise InputError("the data set holds no samples", where=self.source)
-        out: list[dict[str, np.ndarray]] = []
-        for group in groups:
+        keyed: list[tuple[float, int, dict[str, np.ndarray]]] = []
+        for index, group in enumerate(groups):
             n = group.num_samples
             want = max(1, -(-n // max(batch_size, 1)))
             share = max(1, round(limit * n / total)) if len(groups) > 1 else limit
-            out.extend(group.batches(batch_size, count=min(want, share), cycle=True))
-        return out
+            made = list(group.batches(batch_size, count=min(want, share), cycle=True))
+            # Interleaved in proportion, so that any run of consecutive batches (a short
+            # measurement) sees the shapes as the whole data does.
+            keyed.extend(((j + 0.5) / len(made), index, b) for j, b in enumerate(made))
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        return [b for _, _, b in keyed]
 
     def batches(
         self, batch_size: int, *, count: int | None = None, cycle: bool = False
