@@ -64,6 +64,7 @@ def benchmark(
     scenarios: Sequence[ScenarioSpec] | None = None,
     executor: Any = None,
     hardware: str | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
@@ -96,6 +97,8 @@ def benchmark(
             (default); ``host`` includes the host-device copies in every timed iteration.
         cuda_graph: capture the run in a CUDA graph (ort-cuda, tensorrt).
         on_cell: called with each cell as it finishes (progress display).
+        on_start: called once, before the first cell, with the number of cells (the fixed
+            total of a progress display).
         scenarios: load scenarios (:mod:`optieval.bench.scenarios`), one cell each per backend x
             precision x batch x shape; default single-stream.
         executor: an :class:`optieval.execution.Executor` that runs the usable cells
@@ -163,6 +166,8 @@ def benchmark(
             "does not match its PyTorch source"
         )
 
+    if on_start is not None:
+        on_start(len(backends) * len(precisions) * len(cell_sets) * len(scenario_list))
     cells: list[Cell] = []
     deferred: list[tuple[int, CellRequest]] = []  # (slot in cells, request) for the executor
     for backend in backends:

@@ -1,17 +1,17 @@
-"""Option handling shared by the commands: repeated and comma-separated lists, ``--json FILE``,
-the cell executor of ``--executor`` and the progress display of a cell sweep."""
+"""Option handling shared by the commands: repeated and comma-separated lists, ``--json FILE``
+(checked before any work, with a fallback file if writing still fails) and the cell executor of
+``--executor``."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from optieval.cli.console import VERBOSE, always_shown, err_console, verbosity
+from optieval.cli.console import always_shown, err_console
 from optieval.errors import InputError
 
 
@@ -170,36 +170,6 @@ def cell_executor(name: str, ray_address: str | None) -> Any:
     if executor.name == "local":
         return contextlib.nullcontext(None)
     return executor
-
-
-@contextlib.contextmanager
-def cell_progress(label: str) -> Iterator[Callable[[Any], None]]:
-    """A rich progress display on stderr; yields the ``on_cell`` callback that shows each
-    finished cell."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task(f"{label}: measuring", total=None)
-
-        def on_cell(cell: Any) -> None:
-            from optieval.cli.stopping import record_finished
-
-            record_finished(f"{cell.label} {cell.status}")
-            progress.update(task, description=f"{label}: {cell.label} {cell.status}")
-            if verbosity() >= VERBOSE:
-                p50 = (cell.latency_ms or {}).get("p50")
-                done = f", p50 {p50:.4g} ms over {cell.samples} samples" if p50 else ""
-                progress.console.print(f"{label}: {cell.label} {cell.status}{done}",
-                                       highlight=False, markup=False)  # fmt: skip
-
-        yield on_cell
 
 
 # The executor options of `bench` and `gate`, declared once.

@@ -39,8 +39,9 @@ def test_quiet_leaves_results_and_errors_only(mlp_onnx: Path, tmp_path: Path, wh
 def test_verbose_shows_each_cell_and_every_check(mlp_onnx: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", str(mlp_onnx), *FAST, "--batch", "1,2", "-v"])
     assert result.exit_code == 0, result.output
-    cells = [line for line in result.stderr.splitlines() if line.startswith("bench: ort-cpu")]
+    cells = [line for line in result.stderr.splitlines() if "bench: ort-cpu" in line]
     assert len(cells) == 2 and all("p50" in line and "samples" in line for line in cells)
+    assert cells[0].startswith("[1/2] ") and cells[1].startswith("[2/2] ")  # done of a total
     config = write_config(tmp_path / "cfg", GENEROUS)
     gate = runner.invoke(app, ["--verbose", "gate", str(config), "--out", str(tmp_path / "o")])
     assert gate.exit_code == 0, gate.output

@@ -15,7 +15,6 @@ from optieval.cli.options import (
     RayAddressOption,
     ShapeOption,
     cell_executor,
-    cell_progress,
     check_outputs,
     parse_int_list,
     parse_shape_sweep,
@@ -143,7 +142,9 @@ def bench(
         find_max_qps=find_max_qps,
         p99_ms_max=p99_ms_max,
     )
-    with cell_progress("bench") as on_cell, cell_executor(executor, ray_address) as cells_on:
+    from optieval.cli.progress import cell_progress
+
+    with cell_progress("bench") as shown, cell_executor(executor, ray_address) as cells_on:
         report = benchmark(
             model,
             backends=backends,
@@ -158,7 +159,8 @@ def bench(
             profile_ops=profile_ops,
             io=io,
             cuda_graph=cuda_graph,
-            on_cell=on_cell,
+            on_cell=shown.on_cell,
+            on_start=shown.on_start,
             scenarios=scenarios,
             executor=cells_on,
         )

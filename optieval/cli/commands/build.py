@@ -58,17 +58,19 @@ def build(
     for item in shape or []:
         name, dims = parse_named_shape(item, where="shapes")
         shapes.setdefault(name, []).append(dims)
+    from optieval.cli.progress import step_progress
     from optieval.runtime import build_plan
 
-    result = build_plan(
-        model,
-        output,
-        precision=precision,
-        shapes=shapes,
-        profiles=profiles,
-        version_compatible=version_compatible,
-        hardware_compatible=hardware_compatible,
-    )
+    with step_progress(f"build: building a {precision} TensorRT engine from {model.name}"):
+        result = build_plan(
+            model,
+            output,
+            precision=precision,
+            shapes=shapes,
+            profiles=profiles,
+            version_compatible=version_compatible,
+            hardware_compatible=hardware_compatible,
+        )
     data = result.manifest_data
     console.print(
         f"wrote {escape(result.plan)} (TensorRT {data['tensorrt']['version']}, "

@@ -37,6 +37,25 @@ def convert(
         list[str] | None,
         typer.Option("--exclude", help="Node name or op type kept in float; repeatable."),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Make the artifact for this backend: int8 takes its best format (ort-cpu: "
+            "u8s8 for CNNs, dynamic for transformers; ort-cuda/ort-trt/tensorrt: symmetric). "
+            "Default: the portable symmetric format.",
+        ),
+    ] = None,
+    int8_format: Annotated[
+        str | None,
+        typer.Option(
+            "--int8-format",
+            help="symmetric (zero point 0; TensorRT), u8s8 (uint8 activations; ORT x86 CPU) or "
+            "dynamic (MatMul weights, no calibration; transformers on CPU). Overrides --backend's "
+            "choice; a format the backend cannot run is refused.",
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the result JSON here.")
     ] = None,
@@ -46,10 +65,12 @@ def convert(
 
     check_outputs(json_file=json_file, files={"--output": output})
 
+    from optieval.cli.progress import step_progress
     from optieval.cli.render.precision import conversion_renderables
     from optieval.precision import convert as convert_model
 
-    with warnings.catch_warnings():
+    doing = "calibrating and quantizing" if precision == "int8" and calib else "converting"
+    with warnings.catch_warnings(), step_progress(f"convert: {doing} {model.name} to {precision}"):
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
         result = convert_model(
             model,
@@ -60,6 +81,8 @@ def convert(
             calib_samples=calib_samples,
             calib_repeats=calib_repeats,
             exclude=split_list(exclude, "--exclude"),
+            backend=backend,
+            int8_format=int8_format,
         )
     for line in result.warnings:
         err_console.print(

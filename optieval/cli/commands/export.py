@@ -67,11 +67,12 @@ def export_command(
 
     check_outputs(json_file=json_file, files={"--output": output})
 
+    from optieval.cli.progress import step_progress
     from optieval.cli.render.export import export_renderables
     from optieval.export import ExportCheckFailed, export_model
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), step_progress(f"export: exporting {spec} ({exporter})"):
             warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
             result = export_model(
                 spec, output, inputs=inputs, input_ranges=input_ranges, dynamic=dynamic,

@@ -56,7 +56,8 @@ def run_gate_command(
 ) -> None:
     """Run the gate on ``config``, print its table, evidence and verdict, write ``--json``, and
     exit with the report's code (shared by ``gate`` and ``demo``)."""
-    from optieval.cli.render.gate import evidence_lines, gate_progress, gate_table, verdict_line
+    from optieval.cli.progress import gate_progress
+    from optieval.cli.render.gate import evidence_lines, gate_table, verdict_line
     from optieval.release import gate as run_gate
 
     check_outputs(json_file=json_file, folders={"--out": out})

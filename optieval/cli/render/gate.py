@@ -3,21 +3,16 @@ callback, and the verdict table."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from optieval.cli.console import VERBOSE, verbosity
 from optieval.release import budget_text, interval_text, ordered_checks
 from optieval.stats import Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from optieval.release import GateReport, Progress
+    from optieval.release import GateReport
 
 _STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.INCONCLUSIVE: "bold yellow"}
 
@@ -61,45 +56,3 @@ def evidence_lines(report: GateReport, *, every: bool = False) -> list[str]:
         for c in report.checks
         if every or c.verdict is not Verdict.PASS
     ]
-
-
-@contextlib.contextmanager
-def gate_progress(console: Console) -> Iterator[Progress]:
-    """A progress bar on ``console``; yields the callback :func:`optieval.gate` takes."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    display = Progress(
-        SpinnerColumn(),
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    with display:
-        task = display.add_task("gate: reading the config", total=None)
-        seen: set[str] = set()
-        counted = [0]
-        verbose = verbosity() >= VERBOSE
-
-        def update(message: str, done: int, total: int) -> None:
-            if done > counted[0]:  # a counted step: it has finished
-                from optieval.cli.stopping import record_finished
-
-                counted[0] = done
-                record_finished(message, total)
-            display.update(task, description=escape(message), completed=done, total=total)
-            if (not console.is_terminal or verbose) and message not in seen:
-                # Off a terminal (CI logs) the bar does not redraw: keep a line per step.
-                seen.add(message)
-                console.print(f"[{done}/{total}] {message}", markup=False, highlight=False)
-
-        yield update
