@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from optieval.parity.comparison import DEFAULT_REFERENCE as DEFAULT_REFERENCE
     from optieval.parity.comparison import compare as compare
     from optieval.parity.comparison import run_parity_shard as run_parity_shard
+    from optieval.parity.kinds import OUTPUT_KINDS as OUTPUT_KINDS
+    from optieval.parity.kinds import check_kind_name as check_kind_name
+    from optieval.parity.kinds import parse_output_kinds as parse_output_kinds
     from optieval.parity.localize import DEFAULT_LOCALIZE_SAMPLES as DEFAULT_LOCALIZE_SAMPLES
     from optieval.parity.localize import Localization as Localization
     from optieval.parity.metrics import DEFAULT_CONFIDENCE as DEFAULT_CONFIDENCE
@@ -51,12 +54,14 @@ _EXPORTS = {
     "GatheredInputs": "optieval.parity.runs",
     "Interval": "optieval.parity.metrics",
     "Localization": "optieval.parity.localize",
+    "OUTPUT_KINDS": "optieval.parity.kinds",
     "MetricCheck": "optieval.parity.tolerances",
     "OutputParity": "optieval.parity.results",
     "ParityReport": "optieval.parity.results",
     "RunCell": "optieval.parity.runs",
     "TaskBudget": "optieval.parity.tolerances",
     "ToleranceSet": "optieval.parity.tolerances",
+    "check_kind_name": "optieval.parity.kinds",
     "compare": "optieval.parity.comparison",
     "run_parity_shard": "optieval.parity.comparison",
     "fixed_batch": "optieval.parity.runs",
@@ -66,6 +71,7 @@ _EXPORTS = {
     "measure_latency_ms": "optieval.parity.runs",
     "open_backend": "optieval.parity.runs",
     "parse_cell": "optieval.parity.runs",
+    "parse_output_kinds": "optieval.parity.kinds",
     "split_batches": "optieval.parity.runs",
 }
 __all__ = sorted(_EXPORTS)

@@ -13,6 +13,8 @@ Sections (docs/reference/release-toml.md)::
     [[target]]    backend, precision, batch (int or list), threads, hardware, scenario, qps,
                   concurrency, latency = {...}, accuracy = {...}   (at least one)
     [baseline]    report, max_slowdown                       (optional)
+    [outputs]     OUTPUT = "embedding" | "regression" | "logits" | ...; "*" for the rest
+                  (optional; default: inferred from names, shapes and values)
 
 Relative paths resolve against the config file's folder. Every problem (unknown key, wrong type,
 impossible value, missing file) is collected and raised once as :class:`InputError` (exit 2),
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from optieval.bench import ScenarioSpec
     from optieval.detection import DetectionTask
 
-SECTIONS = ("model", "task", "data", "reference", "measure", "target", "baseline")
+SECTIONS = ("model", "task", "data", "reference", "measure", "target", "baseline", "outputs")
 MODEL_KEYS = ("path", "spec", "inputs", "dynamic", "checkpoint")
 DATA_KEYS = ("calibration", "evaluation", "labels")
 REFERENCE_KEYS = ("backend", "precision")
@@ -216,6 +218,8 @@ class GateConfig:
     task: DetectionTask | None = None
     """``[task] kind = "detection"``: output roles, post-processing, ground truth (None: the
     model is a classifier, compared tensor-wise)."""
+    output_kinds: dict[str, str] = field(default_factory=dict)
+    """``[outputs]``: output name (or ``"*"``) -> kind (:mod:`optieval.parity.kinds`)."""
 
     @property
     def base_dir(self) -> Path:
@@ -243,6 +247,7 @@ class GateConfig:
                 "labels": self.data.labels,
             },
             "task": _task_json(self.task),
+            "outputs": dict(self.output_kinds),
             "reference": {"backend": self.reference.backend, "precision": self.reference.precision},
             "measure": {
                 "warmup_s": self.measure.warmup_s,

@@ -23,7 +23,6 @@ from optieval.release.budgets import (
     LABEL_KEYS,
     LATENCY_KEYS,
     PERCENTILE_KEYS,
-    AccuracyBudget,
     LatencyBudget,
 )
 from optieval.release.config import (
@@ -43,6 +42,8 @@ from optieval.release.config import (
     ReferenceConfig,
     TargetConfig,
 )
+from optieval.release.outputs_config import parse_outputs_section
+from optieval.release.sample_checks import accuracy_budget
 
 if TYPE_CHECKING:
     from optieval.detection import DetectionTask
@@ -107,8 +108,11 @@ def parse_config(data: Mapping[str, Any], *, source: Path) -> GateConfig:
     measure = _measure(v, v.table(data, "measure"))
     targets = _targets(v, data.get("target"), data_cfg, task)
     baseline = _baseline(v, data.get("baseline"))
+    kinds, problems = parse_outputs_section(v.table(data, "outputs"), detection=task is not None)
+    v.problems.extend(problems)
     v.raise_if_any(str(source))
-    return GateConfig(source, model, tuple(targets), data_cfg, reference, measure, baseline, task)
+    return GateConfig(source, model, tuple(targets), data_cfg, reference, measure, baseline, task,
+                      output_kinds=kinds)  # fmt: skip
 
 
 class _Validator:
@@ -388,6 +392,11 @@ _BUDGET_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "artifact_mb_max": ((lambda x: x > 0), "a size must be positive"),
     "max_abs_max": ((lambda x: x >= 0), "an absolute error cannot be negative"),
     "cosine_min": ((lambda x: -1 <= x <= 1), "a cosine lies in [-1, 1]"),
+    "cosine_mean_min": ((lambda x: -1 <= x <= 1), "a cosine lies in [-1, 1]"),
+    "cosine_p1_min": ((lambda x: -1 <= x <= 1), "a cosine lies in [-1, 1]"),
+    "cosine_p5_min": ((lambda x: -1 <= x <= 1), "a cosine lies in [-1, 1]"),
+    "knn_agreement_min": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
+    "rel_error_p95_max": ((lambda x: x >= 0), "a relative error cannot be negative"),
     "snr_db_min": ((lambda x: True), ""),
     "top1_agreement_min": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
     "flip_rate_max": ((lambda x: 0 <= x <= 1), "a fraction lies in [0, 1]"),
@@ -544,7 +553,7 @@ def _targets(
                 batches=tuple(batches),
                 threads=threads,
                 latency=tuple(LatencyBudget(k, x) for k, x in latency),
-                accuracy=tuple(AccuracyBudget(k, x) for k, x in accuracy),
+                accuracy=tuple(accuracy_budget(k, x) for k, x in accuracy),
                 hardware=hardware,
                 scenario=scenario,
                 qps=qps,
