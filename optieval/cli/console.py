@@ -10,9 +10,18 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+def _width(stream: object) -> int | None:
+    """Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns: give them 160
+    unless ``COLUMNS`` says otherwise (rich reads it when the width is None)."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return None if (isatty is not None and isatty()) or os.environ.get("COLUMNS") else 160
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def human_output_to_stderr() -> None:

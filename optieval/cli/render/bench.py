@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from optieval.bench import STATUS_OK, BenchReport
+from optieval.cli.render.fit import FittedTable
 
 
 def _ms(value: float | None) -> str:
@@ -16,14 +17,16 @@ def _ms(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
-def bench_table(report: BenchReport) -> Table:
+def bench_table(report: BenchReport) -> FittedTable:
     """One row per cell: status, samples, percentiles (with their 95% intervals when known),
-    throughput and cold start."""
-    table = Table(title=f"optieval bench: {report.model.get('path', '')}", title_justify="left")
-    table.add_column("cell", no_wrap=True)
-    table.add_column("shapes")
-    for column in ("n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "items/s", "cold ms"):
-        table.add_column(column, justify="right")
+    throughput and cold start; laid out to fit the terminal without cutting a number
+    (:class:`~optieval.cli.render.fit.FittedTable`)."""
+    table = FittedTable(
+        f"optieval bench: {report.model.get('path', '')}",
+        [("cell", "left"), ("shapes", "left"), ("n", "right"), ("p50 ms", "right"),
+         ("p90 ms", "right"), ("p99 ms", "right"), ("mean ms", "right"),
+         ("items/s", "right"), ("cold ms", "right")],
+    )  # fmt: skip
     for cell in report.results:
         shapes = " ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in cell.shapes.items())
         if cell.status != STATUS_OK or cell.latency_ms is None:
@@ -48,12 +51,12 @@ def bench_table(report: BenchReport) -> Table:
     return table
 
 
-def _with_ci(point: float | None, interval: Any) -> str:
+def _with_ci(point: float | None, interval: Any) -> tuple[str, str]:
     if point is None:
-        return "-"
+        return ("-", "")
     if interval:
-        return f"{_ms(point)} [{_ms(interval[0])}, {_ms(interval[1])}]"
-    return _ms(point)
+        return (_ms(point), f"[{_ms(interval[0])}, {_ms(interval[1])}]")
+    return (_ms(point), "")
 
 
 def cell_footnotes(report: BenchReport) -> list[str]:
