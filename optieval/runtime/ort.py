@@ -361,12 +361,13 @@ class OrtCudaBackend(OrtBackend):
         return self._graph_call(feeds)[0]()
 
     def _graph_call(
-        self, feeds: Mapping[str, np.ndarray]
+        self, feeds: Mapping[str, np.ndarray], *, always_copy: bool = False
     ) -> tuple[Callable[[], dict[str, np.ndarray]], Callable[[], None]]:
         """With a CUDA graph the bound addresses must not change: bind once, then copy new
         feeds into the same device buffers (``update_inplace``). Returns the call (feed, run,
         outputs to the host) and the feed step alone, which copies only when other feeds were
-        copied in since (several batches share the one graph's buffers)."""
+        copied in since (several batches share the one graph's buffers), or every time with
+        ``always_copy`` (``io="host"``: the copy is part of each call)."""
         shapes = {k: tuple(v.shape) for k, v in feeds.items()}
         if self._graph_binding is None or any(
             tuple(self._graph_binding[1][k].shape()) != s for k, s in shapes.items()
@@ -383,7 +384,7 @@ class OrtCudaBackend(OrtBackend):
         token = object()
 
         def feed() -> None:
-            if self._graph_fed is not token:
+            if always_copy or self._graph_fed is not token:
                 for name, array in arrays.items():
                     values[name].update_inplace(array)
                 self._graph_fed = token
@@ -424,7 +425,7 @@ class OrtCudaBackend(OrtBackend):
         self.check_feeds(feeds)
         if self.options["io"] == "host":
             if self.options["enable_cuda_graph"]:
-                call, _ = self._graph_call(feeds)
+                call, _ = self._graph_call(feeds, always_copy=True)
                 self._ensure_captured(call)
                 return call
             return super().runner(feeds)

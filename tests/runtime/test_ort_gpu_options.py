@@ -325,3 +325,15 @@ def test_ort_trt_shape_outside_profile_names_the_range(
         assert info.value.exit_code == 2
         with pytest.raises(InputError, match="dtype float64"):
             backend.check_feeds({"x": np.ones((2, 4))})
+
+
+def test_host_io_graph_runner_copies_every_call(mlp_onnx: Path) -> None:
+    """io="host" includes the copy in every call, also with a CUDA graph and one batch."""
+    feeds = {"x": np.ones((2, 4), np.float32)}
+    with _CpuBoundCuda(mlp_onnx, enable_cuda_graph=True, io="host") as backend:
+        run = backend.runner(feeds)
+        assert backend._graph_binding is not None
+        values = backend._graph_binding[1]
+        values["x"].update_inplace(np.zeros((2, 4), np.float32))  # clobber the input buffer
+        run()
+        np.testing.assert_array_equal(values["x"].numpy(), feeds["x"])  # copied in again

@@ -104,8 +104,19 @@ class TorchCuda:
         """Capture ``enqueue`` (work on this stream) into a CUDA graph; return its replay."""
         torch = self._torch
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
-            enqueue()
+        error: Exception | None = None
+        try:
+            # thread-local capture mode, as trtexec (samples/common/sampleDevice.h)
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                try:
+                    enqueue()
+                except Exception as exc:  # ended capture first; reported below
+                    error = exc
+        except Exception:
+            if error is None:
+                raise
+        if error is not None:
+            raise error
         stream = self.stream
 
         def replay() -> None:
