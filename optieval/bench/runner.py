@@ -95,7 +95,7 @@ def benchmark(
             the slowest nodes (``Cell.op_profile``).
         io: on GPU backends, ``device`` keeps inputs and outputs resident on the device
             (default); ``host`` includes the host-device copies in every timed iteration.
-        cuda_graph: capture the run in a CUDA graph (ort-cuda, tensorrt).
+        cuda_graph: capture the run in a CUDA graph (ort-cuda, ort-trt, tensorrt).
         on_cell: called with each cell as it finishes (progress display).
         on_start: called once, before the first cell, with the number of cells (the fixed
             total of a progress display).
