@@ -68,7 +68,10 @@ def bench(
         ),
     ] = "device",
     cuda_graph: Annotated[
-        bool, typer.Option("--cuda-graph", help="Capture ort-cuda/ort-trt/tensorrt runs in a CUDA graph.")
+        bool,
+        typer.Option(
+            "--cuda-graph", help="Capture ort-cuda/ort-trt/tensorrt runs in a CUDA graph."
+        ),
     ] = False,
     baseline: Annotated[
         Path | None,
