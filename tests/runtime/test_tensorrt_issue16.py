@@ -91,17 +91,19 @@ def test_unreadable_readback_fails_fp32_naming_the_version(
 
 
 def test_build_registers_plugins_before_deserializing(
-    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trt_version: str
 ) -> None:
-    fake = _install(monkeypatch)
+    fake = _install(monkeypatch, version=trt_version)
     build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
     names = [c[0] for c in fake.calls]
     assert ("init_libnvinfer_plugins", "") in fake.calls
     assert names.index("init_libnvinfer_plugins") < names.index("runtime.deserialize_cuda_engine")
 
 
-def test_prebuilt_plan_registers_plugins_before_deserializing(tmp_path: Path) -> None:
-    fake = make_fake()
+def test_prebuilt_plan_registers_plugins_before_deserializing(
+    tmp_path: Path, trt_version: str
+) -> None:
+    fake = make_fake(version=trt_version)
     plan = tmp_path / "model.plan"
     backend = TensorrtBackend(plan)
     backend._deserialize(fake, b"PLAN:{}", where=plan)
@@ -123,9 +125,9 @@ def test_prebuilt_plan_that_does_not_deserialize_is_exit_3(
 
 
 def test_built_engine_that_does_not_deserialize_is_exit_3(
-    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trt_version: str
 ) -> None:
-    _install(monkeypatch, deserialize_fails=True)
+    _install(monkeypatch, deserialize_fails=True, version=trt_version)
     with pytest.raises(BackendFailed, match="could not deserialize") as info:
         build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
     assert info.value.exit_code == 3
@@ -133,12 +135,12 @@ def test_built_engine_that_does_not_deserialize_is_exit_3(
 
 
 def test_rejected_timing_cache_is_replaced_and_noted(
-    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trt_version: str
 ) -> None:
-    _install(monkeypatch)
+    _install(monkeypatch, version=trt_version)
     first = build_plan(mlp_onnx, tmp_path / "a.plan", precision="fp32", shapes={"x": [(1, 4)]})
     assert first.manifest_data["build_notes"] == []
-    fake = _install(monkeypatch, reject_timing_cache=True)
+    fake = _install(monkeypatch, reject_timing_cache=True, version=trt_version)
     second = build_plan(mlp_onnx, tmp_path / "b.plan", precision="fp32", shapes={"x": [(1, 4)]})
     assert ("config.create_timing_cache", b"timing-cache") in fake.calls
     assert ("config.create_timing_cache", b"") in fake.calls  # built with a fresh cache
@@ -147,15 +149,15 @@ def test_rejected_timing_cache_is_replaced_and_noted(
     ] * 2
     notes = second.manifest_data["build_notes"]
     assert len(notes) == 1 and "rejected the timing cache" in notes[0]
-    assert "10.13.0" in notes[0]
+    assert trt_version in notes[0]
 
 
 def test_missing_timing_cache_is_noted_not_written(
-    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trt_version: str
 ) -> None:
-    cache = timing_cache_path("10.13.0", "9.0", "NVIDIA H200")
+    cache = timing_cache_path(trt_version, "9.0", "NVIDIA H200")
     cache.unlink(missing_ok=True)  # earlier tests share the session's optieval cache
-    _install(monkeypatch, no_timing_cache=True)
+    _install(monkeypatch, no_timing_cache=True, version=trt_version)
     result = build_plan(mlp_onnx, tmp_path / "m.plan", precision="fp32", shapes={"x": [(1, 4)]})
     assert not cache.exists()
     notes = result.manifest_data["build_notes"]
