@@ -212,9 +212,7 @@ def output_lines(result: CandidateParity) -> list[str]:
 def _round_metrics(outputs: tuple[OutputParity, ...]) -> str:
     parts = []
     for out in outputs:
-        shown = [c for c in out.checks if not c.passed] or [
-            c for c in out.checks if c.name == out.worst_metric
-        ]
+        shown = [c for c in out.checks if not c.passed] or list(out.checks)
         checks = ", ".join(
             f"{c.name} {_g(c.value, 4)} (limit {_g(c.limit, 4)})" for c in shown
         )
