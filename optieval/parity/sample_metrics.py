@@ -42,6 +42,10 @@ ERROR_PERCENTILES = (50.0, 95.0)
 DEFAULT_KNN_K = 10
 """Neighbours per sample for nearest-neighbour agreement (fewer when the set is small)."""
 BOOTSTRAP_RESAMPLES = 2000
+MAX_KNN_SAMPLES = 20000
+"""Nearest-neighbour agreement uses at most this many samples (evenly spaced): its cost grows as
+samples squared."""
+_KNN_BLOCK = 1024
 WORST_LISTED = 5
 _ORDER_METHOD = "order-statistic"
 _BOOT_METHOD = "bootstrap-percentile"
@@ -233,14 +237,20 @@ class NeighbourStats:
 
 
 def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
-    """Indices of each row's ``k`` nearest other rows by cosine, nearest first."""
+    """Indices of each row's ``k`` nearest other rows by cosine, nearest first (in blocks of
+    rows, so memory stays ``block x samples``)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0)
-    sim = unit @ unit.T
-    np.fill_diagonal(sim, -np.inf)
-    part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    n = int(unit.shape[0])
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, _KNN_BLOCK):
+        rows = np.arange(start, min(start + _KNN_BLOCK, n))
+        sim = unit[rows] @ unit.T
+        sim[np.arange(rows.size), rows] = -np.inf
+        part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1, kind="stable")
+        out[rows] = np.take_along_axis(part, order, axis=1)
+    return out
 
 
 def neighbour_stats(
@@ -250,16 +260,22 @@ def neighbour_stats(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> NeighbourStats | None:
     """:class:`NeighbourStats` with ``k`` neighbours (at most ``samples - 1``); None with fewer
-    than 3 samples, where neighbours say nothing. Memory is ``samples**2`` floats: the
-    evaluation set, not a corpus."""
+    than 3 samples, where neighbours say nothing. Time grows as samples squared: beyond
+    :data:`MAX_KNN_SAMPLES`, that many evenly spaced samples are used (``samples`` says how
+    many; the worst indices are still indices into the whole set)."""
     r = np.nan_to_num(_flat(reference), nan=0.0, posinf=0.0, neginf=0.0)
     c = np.nan_to_num(_flat(candidate), nan=0.0, posinf=0.0, neginf=0.0)
+    index = np.arange(r.shape[0])
+    if r.shape[0] > MAX_KNN_SAMPLES:
+        index = np.linspace(0, r.shape[0] - 1, MAX_KNN_SAMPLES).astype(np.int64)
+        r, c = r[index], c[index]
     n = int(r.shape[0])
     if n < 3:
         return None
     k = max(1, min(int(k), n - 1))
     nr, nc = _neighbours(r, k), _neighbours(c, k)
-    shared = np.array([np.intersect1d(a, b).size for a, b in zip(nr, nc, strict=True)])
+    # Rows are sets of distinct indices: count, per row, the candidate's that are the reference's.
+    shared = (nr[:, :, None] == nc[:, None, :]).any(axis=2).sum(axis=1)
     recall = shared.astype(np.float64) / k
     return NeighbourStats(
         k=k,
@@ -267,7 +283,7 @@ def neighbour_stats(
         agreement=float(recall.mean()),
         agreement_ci=_bootstrap_mean(recall, confidence),
         top1=float(np.mean(nr[:, 0] == nc[:, 0])),
-        worst=_worst(recall, lowest=True),
+        worst=tuple((int(index[i]), v) for i, v in _worst(recall, lowest=True)),
     )
 
 
