@@ -86,7 +86,7 @@ def cost(repeats: int = 5) -> None:
 
     from optieval.parity.comparison import compare
     from optieval.parity.localize import localize_models
-    from optieval.parity.results import compare_outputs
+    from optieval.parity.output_compare import compare_outputs
     from optieval.parity.tolerances import ToleranceSet
     from optieval.precision import artifact_for
 
