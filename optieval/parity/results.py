@@ -125,11 +125,6 @@ class OutputParity:
     neighbours: NeighbourStats | None = None
     errors: ErrorStats | None = None
 
-    @property
-    def is_scores(self) -> bool:
-        """True when the output holds class scores (argmax metrics apply)."""
-        return self.kind in ("logits", "probabilities")
-
     _FLOATS = (
         "max_abs",
         "max_rel",
