@@ -132,7 +132,7 @@ def resolve_artifact(
         }
     from optieval.precision import artifact_for, census
 
-    artifact = artifact_for(model, precision, calib=calib)
+    artifact = artifact_for(model, precision, calib=calib, backend=backend)
     found = census(load_onnx(artifact, load_external_data=False))
     info = {
         "path": str(artifact),

@@ -117,7 +117,9 @@ def _artifact(model: Path, cell: RunCell, calib: str | None, exclude: Sequence[s
     from optieval.precision import artifact_for
 
     excluded = tuple(exclude) if cell.precision == "int8" else ()
-    return Path(artifact_for(model, cell.precision, calib=calib, exclude=excluded))
+    return Path(
+        artifact_for(model, cell.precision, calib=calib, exclude=excluded, backend=cell.backend)
+    )
 
 
 def compare_detection(

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from optieval.precision.artifacts import ConversionResult as ConversionResult
     from optieval.precision.artifacts import convert as convert
     from optieval.precision.cache import artifact_for as artifact_for
+    from optieval.precision.formats import INT8_FORMATS as INT8_FORMATS
+    from optieval.precision.formats import best_int8_format as best_int8_format
+    from optieval.precision.formats import check_artifact_format as check_artifact_format
+    from optieval.precision.formats import check_format_for_backend as check_format_for_backend
+    from optieval.precision.formats import is_transformer as is_transformer
     from optieval.precision.fp16 import DEFAULT_FP16_BLOCK_LIST as DEFAULT_FP16_BLOCK_LIST
     from optieval.precision.graph_census import Census as Census
     from optieval.precision.graph_census import census as census
@@ -22,9 +27,8 @@ if TYPE_CHECKING:
     from optieval.precision.inspect import ModelInfo as ModelInfo
     from optieval.precision.inspect import inspect_model as inspect_model
     from optieval.precision.int8 import CALIB_METHODS as CALIB_METHODS
-    from optieval.precision.int8 import (
-        ORT_CPU_INT8_DISABLED_OPTIMIZERS as ORT_CPU_INT8_DISABLED_OPTIMIZERS,
-    )
+    from optieval.precision.labels import artifact_int8_format as artifact_int8_format
+    from optieval.precision.labels import artifact_session_options as artifact_session_options
     from optieval.precision.labels import check_precision_name as check_precision_name
     from optieval.precision.labels import is_engine as is_engine
     from optieval.precision.labels import model_signature as model_signature
@@ -36,7 +40,13 @@ _EXPORTS = {
     "Census": "optieval.precision.graph_census",
     "ConversionResult": "optieval.precision.artifacts",
     "ModelInfo": "optieval.precision.inspect",
-    "ORT_CPU_INT8_DISABLED_OPTIMIZERS": "optieval.precision.int8",
+    "INT8_FORMATS": "optieval.precision.formats",
+    "artifact_int8_format": "optieval.precision.labels",
+    "artifact_session_options": "optieval.precision.labels",
+    "best_int8_format": "optieval.precision.formats",
+    "check_artifact_format": "optieval.precision.formats",
+    "check_format_for_backend": "optieval.precision.formats",
+    "is_transformer": "optieval.precision.formats",
     "CALIB_METHODS": "optieval.precision.int8",
     "CalibrationSpread": "optieval.precision.spread",
     "DEFAULT_FP16_BLOCK_LIST": "optieval.precision.fp16",

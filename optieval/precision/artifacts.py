@@ -48,6 +48,8 @@ class ConversionResult:
     Attributes:
         source: the FP32 model converted.
         precision: ``fp16`` or ``int8``.
+        int8_format: ``symmetric``, ``u8s8`` or ``dynamic`` (int8 only).
+        backend: the backend the artifact was made for (None: the portable artifact).
         output: the artifact written (its manifest is ``output + ".json"``).
         cached: True when the artifact came from the optieval cache instead of being rebuilt.
         census: the artifact's precision census; ``source_census`` the source's.
@@ -71,6 +73,8 @@ class ConversionResult:
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    int8_format: str | None = None
+    backend: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form with ``schema_version``."""
@@ -78,6 +82,8 @@ class ConversionResult:
             "schema_version": RESULT_SCHEMA_VERSION,
             "source": self.source,
             "precision": self.precision,
+            "int8_format": self.int8_format,
+            "backend": self.backend,
             "output": self.output,
             "manifest": str(manifest_path(self.output)),
             "cached": self.cached,
@@ -114,6 +120,8 @@ class ConversionResult:
             warnings=tuple(data.get("warnings", ())),
             notes=tuple(data.get("notes", ())),
             seconds=float(data.get("seconds", 0.0)),
+            int8_format=data.get("int8_format"),
+            backend=data.get("backend"),
         )
 
 
@@ -129,6 +137,8 @@ def convert(
     exclude: Sequence[str] = (),
     time_limit: float | None = None,
     progress: Callable[[str], None] | None = None,
+    backend: str | None = None,
+    int8_format: str | None = None,
 ) -> ConversionResult:
     """Convert an FP32 ONNX model into an FP16 or a calibrated INT8 (QDQ) artifact.
 
@@ -152,6 +162,13 @@ def convert(
         time_limit: seconds the FP16 rewrite may take (default 600, or the environment
             variable ``OPTIEVAL_CONVERT_TIME_LIMIT``).
         progress: called with a short message as each stage of the conversion starts.
+        backend: the backend the artifact is for (``ort-cpu``, ``ort-cuda``, ``ort-trt``,
+            ``tensorrt``); int8 then takes the best format for it (ort-cpu: ``u8s8`` for CNNs,
+            ``dynamic`` for transformer encoders; the GPU backends: ``symmetric``). None: the
+            portable ``symmetric`` format.
+        int8_format: ``symmetric``, ``u8s8`` or ``dynamic``, overriding the choice by
+            ``backend``; a format ``backend`` cannot run is an InputError naming both.
+            ``dynamic`` needs no calibration data.
 
     Returns:
         A :class:`ConversionResult`.
@@ -169,7 +186,15 @@ def convert(
     """
     started = time.perf_counter()
     request = ConversionRequest.make(
-        model, precision, calib, calib_method, calib_samples, calib_repeats, exclude
+        model,
+        precision,
+        calib,
+        calib_method,
+        calib_samples,
+        calib_repeats,
+        exclude,
+        int8_format=int8_format,
+        backend=backend,
     )
     destination = _default_output(request.source, precision) if output is None else Path(output)
     if destination.resolve() == request.source.resolve():
@@ -184,7 +209,9 @@ def convert(
     spread = None
     notes = list(request.notes) + list(built.notes)
     if request.calib_repeats > 1:
-        if precision == "int8":
+        if request.int8_format == "dynamic":
+            notes.append("`calib_repeats`: the dynamic INT8 format is not calibrated; ignored")
+        elif precision == "int8":
             spread = calibration_spread(request, built.path)
         else:
             notes.append("`calib_repeats` applies to int8 only; ignored for fp16")
@@ -201,6 +228,8 @@ def convert(
         warnings=tuple(request.warnings),
         notes=tuple(dict.fromkeys(notes)),
         seconds=time.perf_counter() - started,
+        int8_format=request.int8_format,
+        backend=request.backend,
     )
 
 

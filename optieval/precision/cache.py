@@ -30,15 +30,16 @@ from optieval.core import (
     write_manifest,
 )
 from optieval.errors import InputError
+from optieval.precision.formats import check_artifact_format
 from optieval.precision.fp16 import build_fp16
 from optieval.precision.graph_census import Census, census, node_names
-from optieval.precision.int8 import build_int8
+from optieval.precision.int8 import SESSION_OPTIONS, build_int8
 from optieval.precision.request import ConversionRequest
 
 ARTIFACT_KIND = "precision-artifact"
 """The manifest ``kind`` of a precision artifact."""
 # Bump when the way artifacts are built changes: old cache entries then stop matching.
-_BUILD_VERSION = 2
+_BUILD_VERSION = 3
 # Above this a model must be written with external data (protobuf's 2 GB limit).
 _EXTERNAL_THRESHOLD = 1_800_000_000
 
@@ -62,18 +63,24 @@ def artifact_for(
     calib_method: str = "minmax",
     calib_samples: int | None = None,
     exclude: Sequence[str] = (),
+    backend: str | None = None,
+    int8_format: str | None = None,
 ) -> Path:
-    """Return the ONNX file that computes ``model`` in ``precision``.
+    """Return the ONNX file that computes ``model`` in ``precision``, for ``backend``.
 
     * ``fp32``: the model itself (InputError when it has compute but none in fp32).
     * ``fp16`` / ``int8``: the model itself when its census already shows compute in that
       precision (bring your own: QAT, other toolkits); otherwise the cached artifact, built on
       first use with the same options as :func:`~optieval.precision.convert` (and verified by
       hash on later uses, rebuilt when corrupt).
+    * ``int8``: in ``int8_format`` when given, else the best format for ``backend``
+      (:func:`~optieval.precision.formats.best_int8_format`: ort-cpu u8s8 for CNNs, dynamic
+      for transformer encoders; symmetric for the GPU backends and when ``backend`` is None).
 
     Raises:
         InputError: as :func:`~optieval.precision.convert`; in particular a request whose
-            artifact has no compute in ``precision`` (exit 2, never a silent fp32 run).
+            artifact has no compute in ``precision`` (exit 2, never a silent fp32 run); a
+            format ``backend`` cannot run (a u8s8 artifact for tensorrt), named with both.
     """
     path = Path(model)
     if precision not in ONNX_PRECISIONS:
@@ -93,9 +100,19 @@ def artifact_for(
             )
         return path
     if found.has_precision(precision):
+        if precision == "int8":
+            check_artifact_format(found.int8_format, backend, where=str(path))
         return path
     request = ConversionRequest.make(
-        path, precision, calib, calib_method, calib_samples, 1, exclude
+        path,
+        precision,
+        calib,
+        calib_method,
+        calib_samples,
+        1,
+        exclude,
+        int8_format=int8_format,
+        backend=backend,
     )
     built = cached_artifact(request)
     return built.path
@@ -161,6 +178,11 @@ def cached_artifact(request: ConversionRequest, data: Dataset | None = None) -> 
     manifest = {
         "kind": ARTIFACT_KIND,
         "precision": request.precision,
+        "int8_format": request.int8_format,
+        # What a deployment must set on its ONNX Runtime session (nothing, for optieval's
+        # artifacts); optieval's backends apply it from here, so the bench measures it too.
+        "session_options": {k: (dict(v) if isinstance(v, dict) else list(v))
+                            for k, v in SESSION_OPTIONS.items()},
         "files": files,
         "source": {
             "path": str(request.source.resolve()),
@@ -213,7 +235,6 @@ def _build(
     if request.precision == "fp16":
         out = build_fp16(model, request.options(), work, external=external, source=request.source)
     else:
-        assert calib is not None
         out, notes = build_int8(
             model,
             calib,
@@ -224,6 +245,7 @@ def _build(
             calib_method=request.calib_method,
             exclude=request.exclude,
             op_types=request.excluded_op_types(),
+            int8_format=request.int8_format or "symmetric",
         )
     return out, notes
 

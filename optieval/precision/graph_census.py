@@ -10,8 +10,12 @@ attention ops) by the precision they compute in:
 * otherwise the element type of input 0: ``fp16``, ``fp32``, ``bf16`` (anything else is
   ``other``).
 
-It also counts Q/DQ pairs (a QuantizeLinear feeding a DequantizeLinear). The census is stored in
-every artifact's manifest and shown by ``optieval inspect``.
+It also counts Q/DQ pairs (a QuantizeLinear feeding a DequantizeLinear), proves the int8 compute
+by the kernels it will run (``int8_kernels``: quantized operators such as QLinearConv,
+ConvInteger, MatMulInteger by name, and Q/DQ patterns as ``DQ->Conv->Q``), and reads the INT8
+format from the graph (``int8_format``: ``symmetric``, ``u8s8``, ``dynamic``, or ``s8s8``/
+``mixed`` for forms optieval does not make). The census is stored in every artifact's manifest
+and shown by ``optieval inspect``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,9 @@ class Census:
         qdq_pairs: QuantizeLinear -> DequantizeLinear edges.
         dequantize_nodes: DequantizeLinear nodes (weights quantized offline have no Q).
         nodes: all nodes in the graph (subgraphs included).
+        int8_kernels: what proves the int8 compute: quantized operator -> count, and Q/DQ
+            patterns (``DQ->Conv->Q``: both operands dequantized from 8-bit, output quantized).
+        int8_format: the INT8 format read from the graph (None without int8 compute).
     """
 
     compute: dict[str, int]
@@ -90,6 +97,8 @@ class Census:
     qdq_pairs: int = 0
     dequantize_nodes: int = 0
     nodes: int = 0
+    int8_kernels: dict[str, int] = field(default_factory=dict)
+    int8_format: str | None = None
 
     @property
     def total_compute(self) -> int:
@@ -119,7 +128,10 @@ class Census:
             f"{op} " + ", ".join(f"{n} {p}" for p, n in counts.items() if n)
             for op, counts in sorted(self.by_op.items())
         )
-        return f"{self.total_compute} compute nodes: {totals} ({ops}); {self.qdq_pairs} Q/DQ pairs"
+        text = f"{self.total_compute} compute nodes: {totals} ({ops}); {self.qdq_pairs} Q/DQ pairs"
+        if self.int8_format:
+            text += f"; int8 format {self.int8_format}"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form (stored in manifests)."""
@@ -131,6 +143,8 @@ class Census:
             "dequantize_nodes": self.dequantize_nodes,
             "nodes": self.nodes,
             "dominant_precision": self.dominant_precision,
+            "int8_kernels": dict(self.int8_kernels),
+            "int8_format": self.int8_format,
         }
 
     @classmethod
@@ -151,6 +165,9 @@ class Census:
             qdq_pairs=int(data["qdq_pairs"]),
             dequantize_nodes=int(data["dequantize_nodes"]),
             nodes=int(data["nodes"]),
+            # Added within schema 1: older manifests lack them.
+            int8_kernels={str(k): int(v) for k, v in (data.get("int8_kernels") or {}).items()},
+            int8_format=data.get("int8_format"),
         )
 
 
@@ -168,6 +185,11 @@ def census(model: onnx.ModelProto) -> Census:
     producers = {out: node for node in nodes for out in node.output if out}
     compute: Counter[str] = Counter({p: 0 for p in ONNX_PRECISIONS})
     by_op: dict[str, Counter[str]] = {}
+    kernels: Counter[str] = Counter()
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     qdq_pairs = 0
     for node in nodes:
         if node.op_type == "DequantizeLinear" and node.input:
@@ -177,9 +199,15 @@ def census(model: onnx.ModelProto) -> Census:
         op = _QUANTIZED_OPS.get(node.op_type)
         if op is not None:
             precision = "int8"
+            kernels[node.op_type] += 1
         elif node.op_type in COMPUTE_OPS:
             op = node.op_type
             precision = _precision(node, types, producers)
+            if precision == "int8":
+                quantized_out = bool(node.output) and any(
+                    c.op_type == "QuantizeLinear" for c in consumers.get(node.output[0], [])
+                )
+                kernels[f"DQ->{op}" + ("->Q" if quantized_out else "")] += 1
         else:
             continue
         compute[precision] += 1
@@ -190,7 +218,61 @@ def census(model: onnx.ModelProto) -> Census:
         qdq_pairs=qdq_pairs,
         dequantize_nodes=sum(1 for n in nodes if n.op_type == "DequantizeLinear"),
         nodes=len(nodes),
+        int8_kernels=dict(sorted(kernels.items())),
+        int8_format=_int8_format(nodes, types, compute["int8"] > 0, model),
     )
+
+
+_DYNAMIC_OPS = frozenset(
+    {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger"}
+)
+
+
+def _int8_format(
+    nodes: list[onnx.NodeProto], types: dict[str, int], has_int8: bool, model: onnx.ModelProto
+) -> str | None:
+    """The INT8 format of a graph, read from its activation quantizers: ``dynamic`` (run-time
+    quantization), ``u8s8`` (uint8 activations), ``symmetric`` (int8, every zero point 0),
+    ``s8s8`` (int8 with other zero points) or ``mixed``; None without int8 compute."""
+    if not has_int8:
+        return None
+    found: set[str] = set()
+    if any(n.op_type in _DYNAMIC_OPS for n in nodes):
+        found.add("dynamic")
+    wanted = {
+        n.input[2]
+        for n in nodes
+        if n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") and len(n.input) > 2
+    }
+    zero_points = _constant_arrays(model, wanted)
+    for node in nodes:
+        if node.op_type not in ("QuantizeLinear", "QLinearConv", "QLinearMatMul"):
+            continue
+        # QuantizeLinear: the output zero point; QLinear ops: the activation's (input 2).
+        index = 2
+        if len(node.input) <= index or not node.input[index]:
+            found.add("u8s8")  # ONNX's default zero point is uint8
+            continue
+        elem = types.get(node.input[index])
+        if elem == onnx.TensorProto.UINT8:
+            found.add("u8s8")
+        elif elem == onnx.TensorProto.INT8:
+            value = zero_points.get(node.input[index])
+            found.add("symmetric" if value is None or not value.any() else "s8s8")
+    if not found:
+        return "symmetric" if any(n.op_type == "DequantizeLinear" for n in nodes) else None
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def _constant_arrays(model: onnx.ModelProto, names: set[str]) -> dict[str, Any]:
+    """The 8-bit initializers named (zero points) as arrays; external data is not read."""
+    from onnx import numpy_helper
+
+    arrays: dict[str, Any] = {}
+    for init in model.graph.initializer:
+        if init.name in names and init.data_type in _INT8_TYPES and not init.external_data:
+            arrays[init.name] = numpy_helper.to_array(init)
+    return arrays
 
 
 def _precision(

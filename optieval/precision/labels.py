@@ -101,6 +101,43 @@ def require_precision(path: str | os.PathLike[str], requested: str | None, *, wh
     return actual
 
 
+def artifact_int8_format(path: str | os.PathLike[str]) -> str | None:
+    """The INT8 format of an artifact (``symmetric``, ``u8s8``, ``dynamic``, ...): its manifest's
+    when present, else read from the graph by the census; None without int8 compute."""
+    manifest = read_manifest(path) or {}
+    value = manifest.get("int8_format")
+    if isinstance(value, str):
+        return value
+    from optieval.core import load_onnx
+    from optieval.precision.graph_census import census
+
+    return census(load_onnx(Path(path), load_external_data=False)).int8_format
+
+
+def artifact_session_options(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ONNX Runtime session settings an artifact's manifest says it needs:
+    ``{"config_entries": {key: value}, "disabled_optimizers": [name]}`` (both empty when there is
+    no manifest or it names none). Every optieval ONNX Runtime backend applies them, so a
+    measurement uses exactly what the deployment is told to set. InputError when malformed."""
+    manifest = read_manifest(path) or {}
+    raw = manifest.get("session_options") or {}
+    entries = raw.get("config_entries") or {} if isinstance(raw, dict) else None
+    disabled = raw.get("disabled_optimizers") or [] if isinstance(raw, dict) else None
+    if (
+        not isinstance(entries, dict)
+        or not isinstance(disabled, list)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in entries.items())
+        or not all(isinstance(d, str) for d in disabled)
+    ):
+        raise InputError(
+            "the manifest's session_options is malformed (want config_entries: {str: str}, "
+            "disabled_optimizers: [str])",
+            where=str(path) + ".json",
+            hint="re-create the artifact with `optieval convert`",
+        )
+    return {"config_entries": dict(entries), "disabled_optimizers": list(disabled)}
+
+
 ENGINE_SUFFIXES = (".plan", ".engine")
 
 

@@ -14,6 +14,7 @@ import onnx
 
 from optieval.core import (
     CONVERTIBLE_PRECISIONS,
+    ONNX_BACKENDS,
     Dataset,
     Signature,
     load_dataset,
@@ -21,6 +22,11 @@ from optieval.core import (
     signature_from_onnx,
 )
 from optieval.errors import InputError
+from optieval.precision.formats import (
+    best_int8_format,
+    check_format_for_backend,
+    check_int8_format,
+)
 from optieval.precision.fp16 import fp16_options
 from optieval.precision.graph_census import Census, census, node_names
 from optieval.precision.int8 import CALIB_METHODS, int8_options
@@ -47,6 +53,8 @@ class ConversionRequest:
     calib_data: Dataset | None = None  # the samples calibration uses
     calib_label: str | None = None
     random: bool = False
+    int8_format: str | None = None  # int8 only: symmetric, u8s8 or dynamic
+    backend: str | None = None  # the backend the artifact is made for (None: portable)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -60,9 +68,13 @@ class ConversionRequest:
         calib_samples: int | None,
         calib_repeats: int,
         exclude: Sequence[str],
+        *,
+        int8_format: str | None = None,
+        backend: str | None = None,
     ) -> ConversionRequest:
         """Validate the arguments of :func:`~optieval.precision.convert` and load what they
-        name; InputError for anything that cannot be converted as asked."""
+        name; InputError for anything that cannot be converted as asked (a format the backend
+        cannot run among them)."""
         if precision not in CONVERTIBLE_PRECISIONS:
             hint = (
                 "fp32 is the source model itself" if precision == "fp32" else "choose fp16 or int8"
@@ -78,6 +90,14 @@ class ConversionRequest:
             raise InputError(f"{calib_samples} must be at least 1", where="calib_samples")
         if calib_repeats < 1:
             raise InputError(f"{calib_repeats} must be at least 1", where="calib_repeats")
+        if backend is not None and backend not in ONNX_BACKENDS:
+            raise InputError(
+                f"{backend!r} does not run ONNX artifacts",
+                where="backend",
+                hint=f"choose {', '.join(ONNX_BACKENDS)} (or none for the portable artifact)",
+            )
+        if int8_format is not None:
+            check_int8_format(int8_format)
         source = Path(model)
         proto = load_onnx(source, load_external_data=False)
         request = cls(
@@ -90,13 +110,25 @@ class ConversionRequest:
             calib_samples=calib_samples,
             calib_repeats=calib_repeats,
             exclude=tuple(dict.fromkeys(e.strip() for e in exclude if e.strip())),
+            backend=backend,
         )
         request.refuse_converted()
         request._check_exclude()
         if precision == "int8":
-            request._load_calibration(calib)
-        elif calib is not None:
-            request.notes.append("calibration data is used for int8 only; ignored for fp16")
+            chosen = int8_format or best_int8_format(backend, proto)
+            check_format_for_backend(chosen, backend)
+            request.int8_format = chosen
+            if chosen != "dynamic":
+                request._load_calibration(calib)
+            elif calib is not None and not (isinstance(calib, str) and calib == RANDOM_CALIB):
+                request.notes.append(
+                    "the dynamic INT8 format quantizes activations at run time: `calib` ignored"
+                )
+        else:
+            if calib is not None:
+                request.notes.append("calibration data is used for int8 only; ignored for fp16")
+            if int8_format is not None:
+                request.notes.append("`int8_format` applies to int8 only; ignored for fp16")
         return request
 
     def refuse_converted(self) -> None:
@@ -179,7 +211,9 @@ class ConversionRequest:
                 (e for e in self.exclude if self.is_op(e)),
                 (e for e in self.exclude if not self.is_op(e)),
             )
+        assert self.int8_format is not None
         return int8_options(
+            self.int8_format,
             self.calib_method,
             None if self.calib_data is None else self.calib_data.num_samples,
             self.exclude,

@@ -126,6 +126,13 @@ class OrtBackend(Backend):
         self.options["precision"] = require_precision(
             self.model, self._requested_precision, where=str(self.model)
         )
+        if self.options["precision"] == "int8":
+            from optieval.precision import artifact_int8_format, check_artifact_format
+
+            # A u8s8 or dynamic artifact on the TensorRT EP is exit 2 naming both.
+            int8_format = artifact_int8_format(self.model)
+            check_artifact_format(int8_format, self.name, where=str(self.model))
+            self.options["int8_format"] = int8_format
         if self.provider != "CPUExecutionProvider":
             missing = ort_providers.provider_library_error(ort, self.provider)
             if missing:
@@ -137,19 +144,23 @@ class OrtBackend(Backend):
                     "or run `optieval doctor`",
                 )
         providers = self.providers()
-        extra: dict[str, Any] = {}
-        if self.provider == "CPUExecutionProvider" and self.options["precision"] == "int8":
-            from optieval.precision import ORT_CPU_INT8_DISABLED_OPTIMIZERS
+        # Only what the artifact's manifest tells every deployment to set (nothing, for
+        # optieval's own artifacts): the bench never measures a private tweak.
+        from optieval.precision import artifact_session_options
 
-            # CSE merges the per-consumer Q/DQ pairs back together, which stops ORT's CPU
-            # provider from fusing most convolutions into QLinearConv (benchmarks/README.md:
-            # 1.23x fp32 with it, 0.64x without).
-            extra["disabled_optimizers"] = list(ORT_CPU_INT8_DISABLED_OPTIMIZERS)
-            self.options["disabled_optimizers"] = extra["disabled_optimizers"]
+        needed = artifact_session_options(self.model)
+        extra: dict[str, Any] = {}
+        if needed["disabled_optimizers"]:
+            extra["disabled_optimizers"] = list(needed["disabled_optimizers"])
+        if needed["config_entries"] or needed["disabled_optimizers"]:
+            self.options["session_options"] = needed
+        sess_options = self._session_options(ort)
+        for key, value in needed["config_entries"].items():
+            sess_options.add_session_config_entry(key, value)
         try:
             self.session = ort.InferenceSession(
                 str(self.model),
-                sess_options=self._session_options(ort),
+                sess_options=sess_options,
                 providers=providers,
                 **extra,
             )

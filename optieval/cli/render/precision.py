@@ -12,8 +12,10 @@ from optieval.precision import Census, ConversionResult, ModelInfo
 
 
 def _megabytes(size: int) -> str:
-    """``1.23 MB``, or bytes below 10 kB."""
-    return f"{size / 1e6:.2f} MB" if size >= 10_000 else f"{size} B"
+    """``13.5 MiB``: optieval's one style for sizes."""
+    from optieval.core import format_size
+
+    return format_size(size)
 
 
 def census_table(found: Census, title: str = "precision census") -> RenderableType:
@@ -29,6 +31,9 @@ def census_table(found: Census, title: str = "precision census") -> RenderableTy
     table.caption = (
         f"{found.qdq_pairs} Q/DQ pairs; dominant precision: {found.dominant_precision or 'none'}"
     )
+    if found.int8_format:
+        kernels = ", ".join(f"{k} {n}" for k, n in found.int8_kernels.items())
+        table.caption += f"; int8 format: {found.int8_format}; int8 kernels: {kernels}"
     return table
 
 
@@ -95,6 +100,9 @@ def conversion_renderables(result: ConversionResult) -> list[RenderableType]:
     head.add_row("source", escape(result.source))
     head.add_row("artifact", escape(result.output + ("  (from cache)" if result.cached else "")))
     head.add_row("census", escape(result.census.describe()))
+    if result.int8_format:
+        target = f" for {result.backend}" if result.backend else " (portable)"
+        head.add_row("int8 format", escape(result.int8_format + target))
     if result.calibration:
         c = result.calibration
         head.add_row(
