@@ -10,8 +10,9 @@ Sections (docs/reference/release-toml.md)::
     [reference]   backend = "ort-cpu", precision = "fp32"    (optional, these defaults)
     [measure]     warmup_s, warmup_iters, duration_s, min_samples, max_duration_s,
                   isolate, confidence  (optional)
-    [[target]]    backend, precision, batch (int or list), threads, hardware, scenario, qps,
-                  concurrency, latency = {...}, accuracy = {...}   (at least one)
+    [[target]]    backend, precision, batch (int or list) or shape / shapes (shape sets),
+                  threads, hardware, scenario, qps, concurrency, latency = {...},
+                  accuracy = {...}   (at least one)
     [baseline]    report, max_slowdown                       (optional)
     [outputs]     OUTPUT = "embedding" | "regression" | "logits" | ...; "*" for the rest
                   (optional; default: inferred from names, shapes and values)
@@ -55,6 +56,8 @@ TARGET_KEYS = (
     "backend",
     "precision",
     "batch",
+    "shape",
+    "shapes",
     "threads",
     "hardware",
     "scenario",
@@ -155,6 +158,10 @@ class TargetConfig:
     """``scenario = "server"``: the offered rate, queries per second."""
     concurrency: int | None = None
     """``scenario = "concurrency"``: requests kept in flight."""
+    shape_sets: tuple[dict[str, tuple[int, ...]], ...] = ()
+    """``shape`` / ``shapes``: the shape sets its latency cells run, one cell each (inputs
+    left out follow tied dimensions); ``batches`` then holds each set's batch. Empty: the
+    shapes come from the evaluation data, else only the batch is dynamic."""
 
     def scenario_spec(self) -> ScenarioSpec | None:
         """The :class:`optieval.bench.scenarios.ScenarioSpec` of the latency cells (None for the
@@ -268,6 +275,10 @@ class GateConfig:
                     "scenario": t.scenario,
                     "qps": t.qps,
                     "concurrency": t.concurrency,
+                    "shapes": [
+                        {name: "x".join(map(str, dims)) for name, dims in s.items()}
+                        for s in t.shape_sets
+                    ],
                     "latency": {b.key: b.limit for b in t.latency},
                     "accuracy": {b.key: b.limit for b in t.accuracy},
                 }

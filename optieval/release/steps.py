@@ -16,6 +16,7 @@ from optieval.errors import InputError
 from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig
+from optieval.release.target_shapes import in_target, parity_shapes, shape_error
 from optieval.stats import Judgement, LookPlan, Verdict
 
 __all__ = ["GateRun", "Progress"]
@@ -176,12 +177,15 @@ class GateRun:
                 labels_key=cfg.data.labels,
                 calib=cfg.data.calibration,
                 confidence=cfg.measure.confidence,
+                shapes=parity_shapes(cfg, self.warnings),
                 runner=self.executor.outputs_runner(
                     run_parity_shard, {t.label: t.hardware for t in cfg.targets}
                 ),
                 output_kinds=cfg.output_kinds,
             )
         except InputError as exc:
+            if exc.where == "shapes":
+                raise shape_error(cfg.targets[0], exc) from exc
             if exc.where != "output_kinds":
                 raise
             # In the gate, the kinds come from the config's [outputs], not a parameter.
@@ -367,6 +371,7 @@ class GateRun:
         *,
         scenario: Any = None,
         count: bool = True,
+        only: Cell | None = None,
     ) -> list[Cell]:
         """Bench ``target`` at ``batches`` with ``settings`` in its own load scenario, or in
         ``scenario`` (a :class:`optieval.bench.ScenarioSpec`, the max-QPS search); each cell
@@ -386,7 +391,7 @@ class GateRun:
         def on_cell(cell: Cell) -> None:
             self.step(f"measured {cell.label}: {_cell_summary(cell)}", count=count)
 
-        report = benchmark(
+        report = in_target(target, benchmark, only)(  # shape sets: release/target_shapes.py
             model,
             backends=[target.backend],
             precisions=[target.precision],
@@ -432,7 +437,7 @@ class GateRun:
             look += 1
             settings = self._look_settings(target, plan, look, samples=cell.samples,
                                            elapsed_s=elapsed)  # fmt: skip
-            more = self._bench(model, target, [cell.batch], settings, count=False)[0]
+            more = self._bench(model, target, [cell.batch], settings, count=False, only=cell)[0]
             if more.status != "ok":
                 cell = more
                 checks = judge_all(cell)
