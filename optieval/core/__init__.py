@@ -69,6 +69,8 @@ if TYPE_CHECKING:
     from optieval.core.signature import load_onnx as load_onnx
     from optieval.core.signature import signature_from_onnx as signature_from_onnx
     from optieval.core.signature import signature_from_ort as signature_from_ort
+    from optieval.core.sizes import format_mib as format_mib
+    from optieval.core.sizes import format_size as format_size
 
 _EXPORTS = {
     "cache_root": "optieval.core.cache",
@@ -104,7 +106,9 @@ _EXPORTS = {
     "check_onnx": "optieval.core.onnx_files",
     "data_path": "optieval.core.onnx_files",
     "external_data_locations": "optieval.core.onnx_files",
+    "format_mib": "optieval.core.sizes",
     "format_shape": "optieval.core.shapes",
+    "format_size": "optieval.core.sizes",
     "is_dims": "optieval.core.shapes",
     "onnx_file_hashes": "optieval.core.onnx_files",
     "parse_dims": "optieval.core.shapes",

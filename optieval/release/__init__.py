@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from optieval.release.evidence import format_bound as format_bound
     from optieval.release.evidence import interval_text as interval_text
     from optieval.release.evidence import ordered_checks as ordered_checks
+    from optieval.release.evidence import value_text as value_text
     from optieval.release.gate_report import GateReport as GateReport
     from optieval.release.readback import ResultFile as ResultFile
     from optieval.release.readback import read_result as read_result
@@ -40,6 +41,7 @@ _EXPORTS = {
     "interval_text": "optieval.release.evidence",
     "ordered_checks": "optieval.release.evidence",
     "read_result": "optieval.release.readback",
+    "value_text": "optieval.release.evidence",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

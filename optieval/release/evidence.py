@@ -13,7 +13,17 @@ from collections.abc import Iterable
 from optieval.release.budgets import Check
 from optieval.stats import Verdict
 
-__all__ = ["VERDICT_COLOURS", "budget_text", "format_bound", "interval_text", "ordered_checks"]
+__all__ = [
+    "VERDICT_COLOURS",
+    "budget_text",
+    "format_bound",
+    "interval_text",
+    "ordered_checks",
+    "value_text",
+]
+
+_SIZE_KEYS = frozenset({"memory_mb_max", "artifact_mb_max"})
+"""Budgets in MiB: their values and budgets print as sizes (``13.5 MiB``, optieval.core)."""
 
 VERDICT_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "INCONCLUSIVE": "#9a6700"}
 """The colour of each verdict in the HTML report and its plots."""
@@ -40,9 +50,24 @@ def interval_text(check: Check) -> str:
     return f"[{format_bound(j.low)}, {format_bound(j.high)}]"
 
 
+def value_text(check: Check) -> str:
+    """The check's value: a size for a size budget (``3.92 MiB``), else :func:`format_bound`."""
+    value = check.judgement.value
+    if check.key in _SIZE_KEYS and value is not None and math.isfinite(value):
+        from optieval.core import format_mib
+
+        return format_mib(value)
+    return format_bound(value)
+
+
 def budget_text(check: Check) -> str:
-    """The check's budget: ``≤ 5`` for a maximum, ``≥ 0.99`` for a minimum."""
+    """The check's budget: ``≤ 5`` for a maximum, ``≥ 0.99`` for a minimum, ``≤ 100 MiB`` for
+    a size."""
     j = check.judgement
+    if check.key in _SIZE_KEYS:
+        from optieval.core import format_mib
+
+        return f"{'≤' if j.kind == 'max' else '≥'} {format_mib(j.budget)}"
     return f"{'≤' if j.kind == 'max' else '≥'} {j.budget:g}"
 
 

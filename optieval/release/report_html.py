@@ -20,6 +20,7 @@ from optieval.release.evidence import (
     format_bound,
     interval_text,
     ordered_checks,
+    value_text,
 )
 from optieval.release.placement import machines, pinning_note
 from optieval.release.report_plots import gate_plots
@@ -82,7 +83,7 @@ def render_html(report: GateReport) -> str:
     parts += _cells_by_hardware(report.cells)
     if report.artifacts:
         parts.append("<h2>Artifacts</h2>")
-        parts.append(_artifact_table(report.artifacts))
+        parts.append(_artifact_table(report.artifacts, _source_name(report.model)))
     parts.append("<h2>Environment</h2>")
     parts.append(_env_list(report.env))
     parts.append(
@@ -101,11 +102,10 @@ def _check_table(checks: Sequence[Check]) -> str:
         "<th>budget</th><th>evidence</th></tr></thead><tbody>"
     ]
     for check in ordered_checks(checks):
-        j = check.judgement
         colour = VERDICT_COLOURS[check.verdict.value]
         rows.append(
             f'<tr><td class="tag" style="color:{colour}">{_e(check.verdict.value)}</td>'
-            f"<td>{_e(check.name)}</td><td class=num>{_e(format_bound(j.value))}</td>"
+            f"<td>{_e(check.name)}</td><td class=num>{_e(value_text(check))}</td>"
             f"<td class=num>{_e(interval_text(check))}</td>"
             f"<td class=num>{_e(budget_text(check))}</td>"
             f"<td>{_e(check.evidence)}</td></tr>"
@@ -158,19 +158,45 @@ def _cells_by_hardware(cells: Sequence[Cell]) -> list[str]:
     return parts
 
 
-def _artifact_table(artifacts: Sequence[dict[str, Any]]) -> str:
+def _source_name(model: dict[str, Any]) -> str:
+    """The source model's name: the module or file of its spec (``digits`` of
+    ``optieval.assets.digits:build_model``), else its ONNX file's stem."""
+    spec = model.get("spec")
+    if spec:
+        where = str(spec).split(":")[0]
+        return Path(where).stem if ("/" in where or where.endswith(".py")) else where.split(".")[-1]
+    return Path(str(model.get("path") or "model")).stem
+
+
+def _artifact_format(artifact: dict[str, Any]) -> str:
+    path = str(artifact.get("path", ""))
+    if path.endswith((".plan", ".engine")):
+        return "TensorRT engine"
+    census = artifact.get("census") or {}
+    if artifact.get("precision") == "int8" or census.get("qdq_pairs"):
+        fmt = artifact.get("int8_format") or census.get("int8_format")
+        return f"ONNX QDQ ({fmt})" if fmt else "ONNX QDQ"
+    return "ONNX"
+
+
+def _artifact_table(artifacts: Sequence[dict[str, Any]], source: str) -> str:
+    from optieval.core import format_size
+
     rows = [
-        "<table><thead><tr><th>precision</th><th>file</th><th>MiB</th><th>sha256</th>"
-        "<th>census</th></tr></thead><tbody>"
+        "<table><thead><tr><th>artifact</th><th>precision</th><th>format</th><th>size</th>"
+        "<th>sha256</th><th>census</th></tr></thead><tbody>"
     ]
     for a in artifacts:
         census = a.get("census") or {}
         described = census.get("summary") or census.get("compute") or ""
         if isinstance(described, dict):
             described = ", ".join(f"{k}: {v}" for k, v in described.items())
+        precision = str(a.get("precision", "?"))
+        fmt = _artifact_format(a)
         rows.append(
-            f"<tr><td>{_e(a.get('precision'))}</td><td>{_e(Path(str(a.get('path'))).name)}</td>"
-            f"<td class=num>{_e(format_bound((a.get('bytes') or 0) / 2**20))}</td>"
+            f'<tr><td title="{_e(a.get("path"))}">{_e(f"{source} {precision} ({fmt})")}</td>'
+            f"<td>{_e(precision)}</td><td>{_e(fmt)}</td>"
+            f"<td class=num>{_e(format_size(a.get('bytes') or 0))}</td>"
             f"<td><code>{_e(str(a.get('sha256', ''))[:16])}…</code></td>"
             f"<td>{_e(described)}</td></tr>"
         )
@@ -179,15 +205,21 @@ def _artifact_table(artifacts: Sequence[dict[str, Any]]) -> str:
 
 
 def _env_list(env: dict[str, Any]) -> str:
-    items = []
-    for key, value in env.items():
-        if isinstance(value, (dict, list)):
-            text = (
-                ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
-                if isinstance(value, dict)
-                else f"{len(value)} entries"
-            )
-        else:
-            text = str(value)
-        items.append(f"<li><b>{_e(key)}</b>: {_e(text)}</li>")
+    items = [f"<li><b>{_e(key)}</b>: {_e(_env_value(value))}</li>" for key, value in env.items()]
     return "<ul>" + "".join(items) + "</ul>"
+
+
+def _env_value(value: Any) -> str:
+    """A fingerprint value written out: ``6.75, 3.66, 2.29``; ``model=Xeon, cores=8``;
+    ``none`` for an empty list or a missing value."""
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_env_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "none"
+        if all(isinstance(v, dict) for v in value):
+            return "; ".join(_env_value(v) for v in value)
+        return ", ".join(map(str, value))
+    return str(value)

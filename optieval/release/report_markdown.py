@@ -8,7 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from optieval.release.evidence import budget_text, format_bound, interval_text, ordered_checks
+from optieval.release.evidence import (
+    budget_text,
+    interval_text,
+    ordered_checks,
+    value_text,
+)
 from optieval.release.placement import hardware_lines
 from optieval.stats import Verdict
 
@@ -36,10 +41,9 @@ def render_markdown(report: GateReport) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for check in ordered_checks(report.checks):
-        j = check.judgement
         lines.append(
             f"| {icon[check.verdict.value]} {check.verdict.value} | {_md(check.name)} | "
-            f"{format_bound(j.value)} | {interval_text(check)} | {budget_text(check)} |"
+            f"{value_text(check)} | {interval_text(check)} | {budget_text(check)} |"
         )
     notes = [c for c in ordered_checks(report.checks) if c.verdict is not Verdict.PASS]
     if notes:

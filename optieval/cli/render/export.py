@@ -18,11 +18,9 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def _size(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
-    return str(nbytes)
+    from optieval.core import format_size
+
+    return format_size(nbytes)
 
 
 def summary_table(result: ExportResult) -> Table:

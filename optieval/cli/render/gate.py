@@ -8,17 +8,13 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from optieval.release import budget_text, interval_text, ordered_checks
+from optieval.release import budget_text, interval_text, ordered_checks, value_text
 from optieval.stats import Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from optieval.release import GateReport
 
 _STYLE = {Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.INCONCLUSIVE: "bold yellow"}
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4g}"
 
 
 def gate_table(report: GateReport) -> Table:
@@ -33,7 +29,7 @@ def gate_table(report: GateReport) -> Table:
         table.add_row(
             Text(check.verdict.value, style=_STYLE[check.verdict]),
             Text(check.name),
-            _num(check.judgement.value),
+            value_text(check),
             interval_text(check),
             budget_text(check),
         )
