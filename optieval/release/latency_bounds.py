@@ -5,13 +5,19 @@ samples would decide it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from optieval.stats import Judgement, Kind, Verdict, confidence_text, judge
 
-__all__ = ["percentile_decision"]
+__all__ = ["SHOWN_TAU", "percentile_decision"]
+
+SHOWN_TAU = 1.5
+"""An autocorrelation time from which the evidence says that the samples were correlated."""
 
 
 def percentile_decision(
@@ -32,18 +38,21 @@ def percentile_decision(
         min_samples_for_upper_bound,
         nearest_rank,
         quantile_bounds,
+        rank_autocorrelation_time,
         samples_to_decide_quantile,
     )
 
     n = len(times)
-    value = float(sorted(times)[nearest_rank(n, q) - 1])
-    lower, upper = quantile_bounds(times, q, confidence)
+    rank = nearest_rank(n, q)
+    value = float(np.partition(np.asarray(times, dtype=np.float64), rank - 1)[rank - 1])
+    tau = rank_autocorrelation_time(times)
+    lower, upper = quantile_bounds(times, q, confidence, tau=tau)
     low = None if lower is None else lower[0]
     high = None if upper is None else upper[0]
     judgement = judge(metric, kind, limit, value=value, low=low, high=high, confidence=confidence)
     side = confidence_text(1.0 - (1.0 - confidence) / 2.0)
     sign = "<=" if kind == "max" else ">="
-    need_upper = min_samples_for_upper_bound(q, (1.0 - confidence) / 2.0)
+    need_upper = math.ceil(min_samples_for_upper_bound(q, (1.0 - confidence) / 2.0) * tau)
 
     def bound(name: str, b: tuple[float, int] | None, need: str) -> str:
         return f"{name} {need}" if b is None else f"{name} {b[0]:.4g} (x({b[1]}) of {n})"
@@ -55,7 +64,17 @@ def percentile_decision(
         + bound("upper", upper, f"none (needs {need_upper} samples)")
         + f"; budget {sign} {limit:g}"
     )
-    decision: dict[str, Any] = {"bound": None, "samples": n, "samples_to_decide": None}
+    if tau >= SHOWN_TAU:
+        text += (
+            f" (successive samples are correlated: autocorrelation time {tau:.3g}, so the "
+            f"{n} count as {math.floor(n / tau)} independent ones)"
+        )
+    decision: dict[str, Any] = {
+        "bound": None,
+        "samples": n,
+        "samples_to_decide": None,
+        "autocorrelation_time": tau,
+    }
     advice: str | None = None
     if judgement.verdict is Verdict.PASS:
         text += ": the upper bound is within the budget"
@@ -65,7 +84,7 @@ def percentile_decision(
         decision["bound"] = "lower"
     else:
         text += ": the bounds straddle the budget" if upper else ": no upper bound yet"
-        more = samples_to_decide_quantile(times, q, limit, confidence)
+        more = samples_to_decide_quantile(times, q, limit, confidence, tau=tau)
         decision["samples_to_decide"] = more
         if more is None:
             advice = (

@@ -16,6 +16,7 @@ from optieval.errors import InputError
 from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig
+from optieval.release.looks import elapsed_s, pooled, with_looks
 from optieval.release.target_shapes import in_target, parity_shapes, shape_error
 from optieval.stats import Judgement, LookPlan, Verdict
 
@@ -127,24 +128,17 @@ class GateRun:
         from optieval.runtime import ONNX_BACKENDS
 
         self.step("building precision artifacts", count=False)
-        # INT8 has one format per runtime family: one artifact per (precision, backend) then.
-        wanted: list[tuple[str, str | None]] = [(self.config.reference.precision, None)]
-        wanted += [
+        # INT8 has one format per runtime family: one artifact per (precision, backend).
+        wanted: list[tuple[str, str | None]] = [(self.config.reference.precision, None)] + [
             (t.precision, t.backend if t.precision == "int8" else None)
-            for t in self.config.targets
-            if t.backend in ONNX_BACKENDS
-        ]
+            for t in self.config.targets if t.backend in ONNX_BACKENDS
+        ]  # fmt: skip
         out: list[dict[str, Any]] = []
-        seen: set[Path] = set()
         for precision, backend in dict.fromkeys(wanted):
-            path = Path(
-                artifact_for(
-                    model, precision, calib=self.config.data.calibration, backend=backend
-                )
-            )
-            if path in seen:
+            calib = self.config.data.calibration
+            path = Path(artifact_for(model, precision, calib=calib, backend=backend))
+            if any(a["path"] == str(path) for a in out):
                 continue
-            seen.add(path)
             found = census(load_onnx(path, load_external_data=False))
             out.append(
                 {
@@ -345,19 +339,22 @@ class GateRun:
     def _look_settings(
         self, target: TargetConfig, plan: LookPlan, look: int, *, samples: int, elapsed_s: float
     ) -> Any:
-        """The :class:`optieval.bench.MeasureSettings` of look ``look``: measure until the
-        look's cumulative sample count (after at least ``MIN_LOOK_S``) or its cumulative time,
-        whichever comes first. Load scenarios run for the look's time (their own loops decide
-        how many queries that is)."""
+        """The :class:`optieval.bench.MeasureSettings` of look ``look``: the first look
+        measures until its sample count (after at least ``MIN_LOOK_S``) or its time, whichever
+        comes first; later looks, and load scenarios, until the look's cumulative time."""
         from optieval.stats import MIN_LOOK_S
 
         base = self.config.measure.settings(target.gated_percentile)
         left = max(plan.durations_s[look - 1] - elapsed_s, 0.05)
-        scenario = target.scenario_spec() is not None
+        want = plan.samples_at(look)
+        if target.scenario_spec() is not None or want is None:
+            # Load scenarios decide their own query counts; later looks come at their time.
+            return replace(base, duration_s=left, min_samples=None, max_duration_s=left,
+                           confidence=plan.look_confidence)  # fmt: skip
         return replace(
             base,
-            duration_s=left if scenario else min(MIN_LOOK_S, left),
-            min_samples=max(1, plan.samples_at(look) - samples),
+            duration_s=min(MIN_LOOK_S, left),
+            min_samples=max(1, want - samples),
             max_duration_s=left,
             confidence=plan.look_confidence,
         )
@@ -432,7 +429,7 @@ class GateRun:
             # No budget reads this cell, but a crashed cell still decides the exit code (3).
             checks = [_crashed(cell, label)]
         look = 1
-        elapsed = _elapsed_s(cell, plan, look)
+        elapsed = elapsed_s(cell, plan, look)
         while cell.status == "ok" and _undecided(budgets, checks) and look < plan.looks:
             look += 1
             settings = self._look_settings(target, plan, look, samples=cell.samples,
@@ -442,13 +439,13 @@ class GateRun:
                 cell = more
                 checks = judge_all(cell)
                 break
-            cell = _pooled(cell, more, look, plan)
-            elapsed = _elapsed_s(cell, plan, look)
+            cell = pooled(cell, more, look, plan)
+            elapsed = elapsed_s(cell, plan, look)
             checks = judge_all(cell)
         self.measure_spent_s += plan.durations_s[-1]
         cap = self.config.measure.max_duration_s
         judged = zip(budgets, checks, strict=False)
-        checks = [_with_looks(c, b, look, plan, cap) for b, c in judged] + checks[len(budgets) :]
+        checks = [with_looks(c, b, look, plan, cap) for b, c in judged] + checks[len(budgets) :]
         return cell, checks
 
     # -- baseline -------------------------------------------------------------------------------
@@ -487,75 +484,6 @@ class GateRun:
         budget = RegressionBudget(cfg.max_slowdown)
         self.step("compared with the baseline")
         return comparison.to_json(), [budget.check(c) for c in comparison.cells]
-
-
-def _elapsed_s(cell: Cell, plan: LookPlan, look: int) -> float:
-    """Seconds measured so far: the latencies' sum (single stream), never past the look's
-    time (a load scenario's requests overlap)."""
-    return min(sum(cell.times_ms) / 1000.0, plan.durations_s[look - 1])
-
-
-def _pooled(old: Cell, new: Cell, look: int, plan: LookPlan) -> Cell:
-    """``new`` with ``old``'s samples before its own, summaries recomputed from all of them:
-    a later look adds to the earlier ones."""
-    from optieval.stats import summarize
-
-    times = [*old.times_ms, *new.times_ms]
-    single = new.scenario in (None, "single-stream")
-    stats = summarize(times, batch=int(new.batch)).to_json()
-    note = (
-        f"look {look} of {plan.looks}: added {len(new.times_ms)} samples to "
-        f"{len(old.times_ms)} (an interval check was inconclusive)"
-    )
-    earlier = [n for n in old.notes if n not in new.notes]
-    return replace(
-        new,
-        samples=len(times),
-        times_ms=times,
-        latency_ms=stats["latency_ms"],
-        ci95_ms=stats["ci95_ms"],
-        throughput=stats["throughput"] if single else new.throughput,
-        stability=stats["stability"],
-        cold_start_ms=old.cold_start_ms,
-        notes=[*earlier, *new.notes, note],
-    )
-
-
-def _with_looks(
-    check: Check, budget: LatencyBudget, look: int, plan: LookPlan, max_duration_s: float
-) -> Check:
-    """Add to a latency check how the sequential design decided it: which look, of how many,
-    at what per-look confidence, whether it stopped early, and, when it stayed undecided
-    at the cap, that ``max_duration_s`` was too short (evidence, not an error)."""
-    from optieval.stats import confidence_text
-
-    if not budget.has_interval or check.error or check.decision is None:
-        return check
-    n = check.decision.get("samples")
-    looks = (
-        f"look {look} of {plan.looks}, {n} samples, each look at "
-        f"{confidence_text(plan.look_confidence)} ({confidence_text(plan.confidence)} overall)"
-    )
-    decided = check.verdict is not Verdict.INCONCLUSIVE
-    if decided:
-        text = f"decided at {looks}" + (", stopped early" if look < plan.looks else "")
-    else:
-        text = f"undecided after {looks}"
-        more = check.decision.get("samples_to_decide")
-        if look >= plan.looks and isinstance(more, int) and isinstance(n, int) and n > 0:
-            text += (
-                f"; `max_duration_s` {max_duration_s:g} s was too short to decide it: about "
-                f"{more} samples would, roughly {max_duration_s * more / n:.3g} s"
-            )
-    decision = {
-        **check.decision,
-        "look": look,
-        "looks": plan.looks,
-        "look_confidence": plan.look_confidence,
-        "stopped_early": decided and look < plan.looks,
-    }
-    judgement = replace(check.judgement, evidence=f"{check.judgement.evidence}; {text}")
-    return replace(check, judgement=judgement, decision=decision)
 
 
 def _undecided(budgets: tuple[LatencyBudget, ...], checks: list[Check]) -> bool:

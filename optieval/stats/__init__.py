@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from optieval.stats.binomial import binomial_cdf as binomial_cdf
     from optieval.stats.bootstrap import bootstrap_weights as bootstrap_weights
     from optieval.stats.bootstrap import percentile_interval as percentile_interval
+    from optieval.stats.dependence import autocorrelation_time as autocorrelation_time
+    from optieval.stats.dependence import rank_autocorrelation_time as rank_autocorrelation_time
     from optieval.stats.intervals import DEFAULT_CONFIDENCE as DEFAULT_CONFIDENCE
     from optieval.stats.intervals import Interval as Interval
     from optieval.stats.means import THROUGHPUT_METHOD as THROUGHPUT_METHOD
     from optieval.stats.means import ThroughputEstimate as ThroughputEstimate
-    from optieval.stats.means import autocorrelation_time as autocorrelation_time
     from optieval.stats.means import mean_ci_batch_means as mean_ci_batch_means
     from optieval.stats.means import min_samples_for_mean as min_samples_for_mean
     from optieval.stats.means import throughput_estimate as throughput_estimate
@@ -85,7 +86,7 @@ _EXPORTS = {
     "THROUGHPUT_METHOD": "optieval.stats.means",
     "ThroughputEstimate": "optieval.stats.means",
     "Verdict": "optieval.stats.verdict",
-    "autocorrelation_time": "optieval.stats.means",
+    "autocorrelation_time": "optieval.stats.dependence",
     "binomial_cdf": "optieval.stats.binomial",
     "bootstrap_weights": "optieval.stats.bootstrap",
     "clopper_pearson_interval": "optieval.stats.proportions",
@@ -107,6 +108,7 @@ _EXPORTS = {
     "percentile_interval": "optieval.stats.bootstrap",
     "percentile_label": "optieval.stats.quantiles",
     "quantile_bounds": "optieval.stats.quantiles",
+    "rank_autocorrelation_time": "optieval.stats.dependence",
     "quantile_ci": "optieval.stats.quantiles",
     "quantile_lower_bound": "optieval.stats.quantiles",
     "samples_to_decide_quantile": "optieval.stats.sequential",

@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from optieval.errors import InputError
+from optieval.stats.dependence import autocorrelation_time
 from optieval.stats.samples import as_samples, check_confidence
 
 THROUGHPUT_METHOD = (
@@ -51,7 +52,6 @@ MIN_BATCH_SAMPLES = 10
 MIN_MEAN_SAMPLES = 100
 BATCH_TAU_MULTIPLE = 10.0
 SKEW_WIDENING = 3.0
-MAX_LAG1 = 0.99
 
 
 def _t_quantile(p: float, df: int) -> float:
@@ -123,21 +123,6 @@ class ThroughputEstimate:
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(f"malformed throughput ({exc})", where="throughput") from exc
-
-
-def autocorrelation_time(times: npt.ArrayLike) -> float:
-    """The integrated autocorrelation time of a series, in samples, from its lag-1
-    autocorrelation ``r`` as for an AR(1) process: ``(1 + r) / (1 - r)`` (1 for independent
-    samples; ``r`` clipped to ``[0, 0.99]``)."""
-    arr = np.asarray(times, dtype=np.float64).reshape(-1)
-    if arr.size < 3:
-        return 1.0
-    d = arr - arr.mean()
-    denom = float(np.dot(d, d))
-    if denom <= 0.0:
-        return 1.0
-    r = min(MAX_LAG1, max(0.0, float(np.dot(d[1:], d[:-1])) / denom))
-    return (1.0 + r) / (1.0 - r)
 
 
 def min_samples_for_mean(times: npt.ArrayLike | None = None) -> int:
@@ -220,7 +205,6 @@ __all__ = [
     "SKEW_WIDENING",
     "THROUGHPUT_METHOD",
     "ThroughputEstimate",
-    "autocorrelation_time",
     "mean_ci_batch_means",
     "min_samples_for_mean",
     "throughput_estimate",

@@ -361,7 +361,11 @@ def min_samples_for_upper_bound(q: float, error: float) -> int:
 
 
 def quantile_bounds(
-    samples: Iterable[float] | npt.ArrayLike, q: float, confidence: float = 0.95
+    samples: Iterable[float] | npt.ArrayLike,
+    q: float,
+    confidence: float = 0.95,
+    *,
+    tau: float = 1.0,
 ) -> tuple[tuple[float, int] | None, tuple[float, int] | None]:
     """One-sided distribution-free lower and upper confidence bounds of the q-quantile, each
     with error at most ``(1 - confidence) / 2``: ``((low, rank) | None, (high, rank) | None)``.
@@ -372,6 +376,16 @@ def quantile_bounds(
     ``alpha / 2``. The upper bound exists from :func:`min_samples_for_upper_bound` samples on
     (367 for p99 at 95%), the lower from far fewer (one for p99).
 
+    Args:
+        samples: latencies, in any order.
+        q: the quantile as a fraction in (0, 1).
+        confidence: in (0.5, 1).
+        tau: the series' autocorrelation time in samples
+            (:func:`optieval.stats.rank_autocorrelation_time`); the binomial ranks are then
+            those of ``floor(n / tau)`` independent samples, scaled back to ``n`` (the count
+            below the quantile varies ``tau`` times more than a binomial's when successive
+            samples are correlated).
+
     Raises:
         InputError: bad samples, q or confidence.
     """
@@ -380,8 +394,16 @@ def quantile_bounds(
     xs = sorted_samples(as_samples(samples, "samples"))
     n = int(xs.size)
     error = (1.0 - confidence) / 2.0
-    lo_rank = lower_bound_rank(n, q, error)
-    hi_rank = upper_bound_rank(n, q, error)
+    scale = max(1.0, float(tau))
+    n_eff = max(1, math.floor(n / scale)) if scale > 1.0 else n
+    lo_eff = lower_bound_rank(n_eff, q, error)
+    hi_eff = upper_bound_rank(n_eff, q, error)
+    lo_rank = hi_rank = None
+    if lo_eff is not None:
+        # P(K_eff <= lo_eff - 1) <= error, with K about K_eff * n / n_eff.
+        lo_rank = min(n, math.floor((lo_eff - 1) * n / n_eff) + 1)
+    if hi_eff is not None:
+        hi_rank = min(n, math.ceil(hi_eff * n / n_eff))
     low = None if lo_rank is None else (float(xs[lo_rank - 1]), lo_rank)
     high = None if hi_rank is None else (float(xs[hi_rank - 1]), hi_rank)
     return low, high

@@ -12,8 +12,12 @@ needs only three order statistics per run (``numpy.partition``, O(n)), so 1e5 sa
 a millisecond, and no random numbers. Medians are nearest-rank, as in
 :mod:`optieval.stats.quantiles`, so the ratio's point is ``new p50 / old p50`` as printed.
 
-The interval treats each run's samples as independent draws; the caller decides how large a
-ratio counts as a change (:mod:`optieval.bench`'s baseline comparison uses a threshold).
+Successive samples of one run may be correlated (drift, a neighbour's load): each run's
+variance is multiplied by its autocorrelation time
+(:func:`optieval.stats.rank_autocorrelation_time`, 1 for independent samples). Variation
+*between* runs (another process, another boot) is in neither run's samples. The caller decides
+how large a ratio counts as a change (:mod:`optieval.bench`'s baseline comparison uses a
+threshold).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy.typing as npt
 
 from optieval.errors import InputError
 from optieval.stats.binomial import binomial_cdf
+from optieval.stats.dependence import rank_autocorrelation_time
 from optieval.stats.quantiles import nearest_rank
 
 RATIO_METHOD = "Price-Bonett log ratio of nearest-rank medians"
@@ -126,7 +131,10 @@ def _median_and_log_var(arr: npt.NDArray[np.float64]) -> tuple[float, float | No
         return median, None
     tail = binomial_cdf(c - 1, n, 0.5)  # P(K < c): one tail of [x(c), x(n-c+1)]
     z_c = NormalDist().inv_cdf(1.0 - tail)
-    return median, ((math.log(hi) - math.log(lo)) / (2.0 * z_c)) ** 2
+    # Correlated successive samples: the median varies tau times more than with independent
+    # ones (the count below it does).
+    tau = rank_autocorrelation_time(arr)
+    return median, tau * ((math.log(hi) - math.log(lo)) / (2.0 * z_c)) ** 2
 
 
 def median_ratio_ci(

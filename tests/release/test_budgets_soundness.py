@@ -58,7 +58,9 @@ def test_percentile_far_over_budget_fails_without_a_two_sided_interval() -> None
 def test_percentile_one_sided_bound_is_the_right_order_statistic() -> None:
     # 40 samples 1..40 ms: the p99 lower bound is x(38) = 38 ms; P(K <= 37) <= 0.025 < P(K <= 38)
     assert binomial_cdf(37, 40, 0.99) <= 0.025 < binomial_cdf(38, 40, 0.99)
-    times = [float(i) for i in range(1, 41)]
+    # Interleaved small and large (no positive lag-1 correlation: tau = 1); sorted times
+    # would look perfectly autocorrelated and count as fewer independent samples.
+    times = [float(x) for pair in zip(range(1, 21), range(40, 20, -1), strict=True) for x in pair]
     assert LatencyBudget("p99_ms_max", 37.9).check(_cell(times)).verdict is Verdict.FAIL
     under = LatencyBudget("p99_ms_max", 38.0).check(_cell(times))
     assert under.verdict is Verdict.INCONCLUSIVE  # never PASS without the upper end

@@ -100,8 +100,11 @@ def test_straddling_latency_is_inconclusive_after_measuring_longer(
     (check,) = report.checks
     assert check.verdict is Verdict.INCONCLUSIVE, check.evidence
     assert check.judgement.low is not None and check.judgement.low < 25.5
-    assert check.judgement.high is not None and check.judgement.high > 25.5
-    assert "the bounds straddle the budget" in check.evidence and check.advice
+    # On a busy machine the sleeps' jitter may leave too few independent samples for an upper
+    # bound at all; either way nothing decides it.
+    assert check.judgement.high is None or check.judgement.high > 25.5
+    assert check.advice
+    assert "the bounds straddle the budget" in check.evidence or "no upper bound" in check.evidence
     assert "undecided after look 3 of 3" in check.evidence, check.evidence
     assert check.decision is not None and check.decision["stopped_early"] is False
     assert report.verdict is Verdict.INCONCLUSIVE and report.exit_code == 1
