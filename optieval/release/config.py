@@ -163,6 +163,11 @@ class TargetConfig:
     left out follow tied dimensions); ``batches`` then holds each set's batch. Empty: the
     shapes come from the evaluation data, else only the batch is dynamic."""
 
+    def __post_init__(self) -> None:
+        if self.shape_sets:  # each set brings its batch (its first dimension)
+            batches = tuple(next(iter(s.values()))[0] for s in self.shape_sets)
+            object.__setattr__(self, "batches", batches)
+
     def scenario_spec(self) -> ScenarioSpec | None:
         """The :class:`optieval.bench.scenarios.ScenarioSpec` of the latency cells (None for the
         plain single-stream loop)."""

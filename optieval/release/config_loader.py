@@ -44,6 +44,7 @@ from optieval.release.config import (
 )
 from optieval.release.outputs_config import parse_outputs_section
 from optieval.release.sample_checks import accuracy_budget
+from optieval.release.target_shapes import parse_shape_sets
 
 if TYPE_CHECKING:
     from optieval.detection import DetectionTask
@@ -514,9 +515,6 @@ def _targets(
         backend = v.choice(table, "backend", path, BACKEND_NAMES)
         precision = v.choice(table, "precision", path, ONNX_PRECISIONS) or "fp32"
         batches = _batches(v, table.get("batch", 1), f"{path}.batch")
-        shape_sets = _shape_sets(v, table, path)
-        if shape_sets:
-            batches = [next(iter(s.values()))[0] for s in shape_sets]
         threads = (
             v.integer(table["threads"], f"{path}.threads", minimum=1)
             if "threads" in table
@@ -561,55 +559,10 @@ def _targets(
                 scenario=scenario,
                 qps=qps,
                 concurrency=concurrency,
-                shape_sets=tuple(shape_sets),
+                shape_sets=tuple(parse_shape_sets(table, path, v.problems)),
             )
         )
     return targets
-
-
-def _shape_sets(
-    v: _Validator, table: Mapping[str, Any], path: str
-) -> list[dict[str, tuple[int, ...]]]:
-    """``shape = {input_ids = "1x128"}`` (one set) or ``shapes = [{...}, {...}]`` (a sweep):
-    each set names some inputs' full shapes, batch first, as ``"1x128"`` or ``[1, 128]``."""
-    from optieval.core import parse_dims
-
-    if "shape" in table and "shapes" in table:
-        v.add(f"{path}.shapes", "give shape (one set) or shapes (a list of sets), not both")
-        return []
-    key = "shape" if "shape" in table else "shapes"
-    if key not in table:
-        return []
-    raw = [table[key]] if key == "shape" else table[key]
-    example = 'shape = { input_ids = "1x128" }, or shapes = [{ input_ids = "1x16" }, ...]'
-    if not isinstance(raw, list) or not raw:
-        got = "" if isinstance(raw, list) else f", not {_type(raw)}"
-        v.add(f"{path}.{key}", f"must be a non-empty list of tables{got}", example)
-        return []
-    if "batch" in table:
-        v.add(f"{path}.batch", f"does not go with {key}: each shape's first dimension is its "
-              "batch", "drop batch, or write the batch into the shapes")  # fmt: skip
-    sets = []
-    for j, item in enumerate(raw):
-        at = f"{path}.{key}" if key == "shape" else f"{path}.{key}[{j}]"
-        if not isinstance(item, dict) or not item:
-            v.add(at, f"must be a table of input = shape, not {_type(item)}", example)
-            continue
-        shapes: dict[str, tuple[int, ...]] = {}
-        for name, dims in item.items():
-            if isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool)
-                                              for d in dims):  # fmt: skip
-                dims = "x".join(map(str, dims))
-            if not isinstance(dims, str):
-                v.add(f"{at}.{name}", f"must be a shape such as \"1x128\", not {_type(dims)}")
-                continue
-            try:
-                shapes[name] = parse_dims(dims, where=None, name=name)
-            except InputError as exc:
-                v.add(f"{at}.{name}", exc.message)
-        if len(shapes) == len(item):
-            sets.append(shapes)
-    return sets
 
 
 def _batches(v: _Validator, value: Any, path: str) -> list[int]:

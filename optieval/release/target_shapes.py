@@ -1,19 +1,67 @@
-"""A gate target's shape sets (``shape`` / ``shapes`` in the release config): which set a later
-look of a cell measures again, the shapes parity's generated inputs take, and shape errors that
-name the target's key rather than a parameter of :func:`optieval.benchmark`."""
+"""A gate target's shape sets (``shape`` / ``shapes`` in the release config): reading them,
+which set a later look of a cell measures again, the shapes parity's generated inputs take, and
+shape errors that name the target's key rather than a parameter of :func:`optieval.benchmark`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from optieval.bench import Cell
 from optieval.errors import InputError
 from optieval.release.config import GateConfig, TargetConfig
 
-__all__ = ["cell_shape_set", "in_target", "parity_shapes", "shape_error"]
+__all__ = ["cell_shape_set", "in_target", "parity_shapes", "parse_shape_sets", "shape_error"]
 
 _EXAMPLE = 'shape = { input_ids = "1x128" } (or shapes = [...] to sweep)'
+
+
+def parse_shape_sets(
+    table: Mapping[str, Any], path: str, problems: list[str]
+) -> list[dict[str, tuple[int, ...]]]:
+    """A target table's ``shape = {input_ids = "1x128"}`` (one set) or ``shapes = [{...}, ...]``
+    (a sweep), each set naming some inputs' full shapes, batch first, as ``"1x128"`` or
+    ``[1, 128]``; each problem found is added to ``problems`` as ``"KEY PATH: message"``."""
+    from optieval.core import parse_dims
+
+    def add(at: str, message: str, hint: str | None = None) -> None:
+        problems.append(f"{at}: {message}" + (f" (hint: {hint})" if hint else ""))
+
+    if "shape" in table and "shapes" in table:
+        add(f"{path}.shapes", "give shape (one set) or shapes (a list of sets), not both")
+        return []
+    key = "shape" if "shape" in table else "shapes"
+    if key not in table:
+        return []
+    raw = [table[key]] if key == "shape" else table[key]
+    example = 'shape = { input_ids = "1x128" }, or shapes = [{ input_ids = "1x16" }, ...]'
+    if not isinstance(raw, list) or not raw:
+        got = "" if isinstance(raw, list) else f", not {type(raw).__name__} {raw!r}"
+        add(f"{path}.{key}", f"must be a non-empty list of tables{got}", example)
+        return []
+    if "batch" in table:
+        add(f"{path}.batch", f"does not go with {key}: each shape's first dimension is its batch",
+            "drop batch, or write the batch into the shapes")  # fmt: skip
+    sets = []
+    for j, item in enumerate(raw):
+        at = f"{path}.{key}" if key == "shape" else f"{path}.{key}[{j}]"
+        if not isinstance(item, dict) or not item:
+            add(at, f"must be a table of input = shape, not {item!r}", example)
+            continue
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, dims in item.items():
+            if isinstance(dims, list) and all(type(d) is int for d in dims):
+                dims = "x".join(map(str, dims))
+            if not isinstance(dims, str):
+                add(f"{at}.{name}", f'must be a shape such as "1x128", not {dims!r}')
+                continue
+            try:
+                shapes[name] = parse_dims(dims, where=None, name=name)
+            except InputError as exc:
+                add(f"{at}.{name}", exc.message)
+        if len(shapes) == len(item):
+            sets.append(shapes)
+    return sets
 
 
 def cell_shape_set(target: TargetConfig, cell: Cell) -> list[dict[str, tuple[int, ...]]] | None:
