@@ -430,5 +430,6 @@ def _quantize_dynamic(pre: Path, quantized: Path, excluded: list[str], external:
     )
 
 
-DYNAMIC_PER_CHANNEL = False
-"""Per-column weight scales for the dynamic format (chosen by measurement on MiniLM)."""
+DYNAMIC_PER_CHANNEL = True
+"""Per-column weight scales for the dynamic format: on MiniLM-L6 (real weights, 40 sentences at
+seq 128) per-sentence cosine 0.9938 (min 0.9909) against 0.9659 (min 0.842) per-tensor."""
