@@ -336,3 +336,13 @@ def test_ort_backends_apply_the_manifests_session_options(
     manifest_file.write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="session_options"):
         OrtCpuBackend(made.output, precision="int8").load()
+
+
+def test_build_refuses_a_u8s8_artifact_for_tensorrt(
+    cnn_onnx: Path, calib_npz: Path, tmp_path: Path
+) -> None:
+    u8 = convert(cnn_onnx, "int8", calib=calib_npz, int8_format="u8s8", output=tmp_path / "u.onnx")
+    result = runner.invoke(app, ["build", u8.output, "-o", str(tmp_path / "u.plan"), "-p", "int8"])
+    assert result.exit_code == 2, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("error:"))
+    assert "tensorrt" in line and "u8s8" in line

@@ -58,6 +58,11 @@ def build(
     for item in shape or []:
         name, dims = parse_named_shape(item, where="shapes")
         shapes.setdefault(name, []).append(dims)
+    if precision == "int8" and model.is_file():
+        from optieval.precision import artifact_int8_format, check_artifact_format
+
+        # A u8s8 or dynamic artifact (ORT CPU forms) cannot become a TensorRT engine: exit 2.
+        check_artifact_format(artifact_int8_format(model), backend, where=str(model))
     from optieval.cli.progress import step_progress
     from optieval.runtime import build_plan
 
