@@ -126,6 +126,41 @@ class BenchReport:
             "results": [c.to_json() for c in self.results],
         }
 
+    def records(self) -> list[dict[str, Any]]:
+        """One plain row per cell: the cell, its status, samples, percentiles with their 95%
+        interval bounds (ms), mean, throughput and cold start (what ``optieval bench``
+        prints)."""
+        rows = []
+        for cell in self.results:
+            lat = cell.latency_ms or {}
+            ci = cell.ci95_ms or {}
+            row: dict[str, Any] = {
+                "cell": cell.label, "backend": cell.backend, "precision": cell.precision,
+                "batch": cell.batch, "status": cell.status, "samples": cell.samples,
+            }  # fmt: skip
+            for name in ("p50", "p90", "p99"):
+                low, high = (ci.get(name) or (None, None))[:2]
+                row.update({f"{name}_ms": lat.get(name), f"{name}_low_ms": low,
+                            f"{name}_high_ms": high})  # fmt: skip
+            row["mean_ms"] = lat.get("mean")
+            row["items_per_s"] = (cell.throughput or {}).get("items_per_s")
+            row["cold_start_ms"] = cell.cold_start_ms
+            row["reason"] = cell.reason
+            rows.append(row)
+        return rows
+
+    def to_dataframe(self) -> Any:
+        """:meth:`records` as a ``pandas.DataFrame`` (pandas is optional: InputError without)."""
+        from optieval.core import records_frame
+
+        return records_frame(self.records())
+
+    def _repr_html_(self) -> str:
+        from optieval.core import records_html
+
+        return records_html(f"optieval bench: {self.model.get('path', '')}", self.records(),
+                            note="latency in ms, 95% intervals as low/high")  # fmt: skip
+
     @classmethod
     def from_json(cls, data: dict[str, Any], *, where: str = "bench JSON") -> BenchReport:
         """Read a bench JSON; refuses other schema versions with what to do."""

@@ -55,7 +55,7 @@ def benchmark(
     data: str | os.PathLike[str] | None = None,
     calib: str | os.PathLike[str] | None = None,
     seed: int = 0,
-    isolate: bool = False,
+    isolate: bool = True,
     cell_timeout_s: float | None = None,
     profile_ops: bool = False,
     io: str = "device",
@@ -89,7 +89,9 @@ def benchmark(
         calib: calibration data for int8 artifacts (``random`` for random calibration).
         seed: seed of the generated inputs.
         isolate: run each cell in its own spawned subprocess (a crash or hang becomes an
-            ``error`` cell; thread pools and memory do not leak between cells).
+            ``error`` cell; thread pools and memory do not leak between cells); on by default,
+            as in ``optieval bench``. False measures in this process (a backend registered or
+            patched in this process is seen, at the cost of that protection).
         cell_timeout_s: the limit of one isolated cell (default: ``max_duration`` + 120 s).
         profile_ops: after each timed cell, a separate profiled run giving time per op type and
             the slowest nodes (``Cell.op_profile``).

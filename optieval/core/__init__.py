@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from optieval.core.onnx_files import publish_onnx as publish_onnx
     from optieval.core.onnx_files import save_onnx as save_onnx
     from optieval.core.onnx_files import verify_onnx as verify_onnx
+    from optieval.core.records import records_frame as records_frame
+    from optieval.core.records import records_html as records_html
     from optieval.core.shape_sets import ShapeSet as ShapeSet
     from optieval.core.shape_sets import expand_shape_sets as expand_shape_sets
     from optieval.core.shape_sets import shape_set_label as shape_set_label
@@ -119,6 +121,8 @@ _EXPORTS = {
     "split_named": "optieval.core.shapes",
     "read_json": "optieval.core.files",
     "read_manifest": "optieval.core.manifest",
+    "records_frame": "optieval.core.records",
+    "records_html": "optieval.core.records",
     "resolve_shapes": "optieval.core.feeds",
     "sha256_bytes": "optieval.core.files",
     "sha256_file": "optieval.core.files",

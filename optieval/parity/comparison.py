@@ -127,7 +127,7 @@ def compare(
     reference: str = DEFAULT_REFERENCE,
     spec: str | None = None,
     data: str | os.PathLike[str] | None = None,
-    labels_key: str | None = None,
+    labels: str | None = None,
     calib: str | os.PathLike[str] | None = None,
     samples: int | None = None,
     batch: int | None = None,
@@ -148,6 +148,7 @@ def compare(
     output_kinds: Mapping[str, str] | Sequence[str] | None = None,
     knn_k: int = DEFAULT_KNN_K,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
+    labels_key: str | None = None,
 ) -> ParityReport:
     """Compare each candidate's outputs with the reference's on the same inputs.
 
@@ -160,7 +161,8 @@ def compare(
         spec: model spec for a torch reference or candidate when the manifest has none.
         data: a data set (``.npz``, folder, or ``module:function``); default: seeded generated
             inputs (64 samples; a warning for INT8, where random inputs say little).
-        labels_key: the labels' key in ``data``; adds the accuracy metrics.
+        labels: the labels' key in ``data`` (``--labels``); adds the accuracy metrics.
+        labels_key: deprecated name of ``labels`` (warns).
         calib: calibration data for INT8 artifacts (default: the precision step's).
         samples: use at most this many samples (default: all of ``data``, or 64 generated).
         batch: batch size for the runs (default: the model's fixed batch, else 16).
@@ -203,6 +205,15 @@ def compare(
     from optieval.core import load_onnx, sha256_file, signature_from_onnx
 
     model_path = Path(model)
+    if labels_key is not None:
+        import warnings as py_warnings
+
+        py_warnings.warn("compare(labels_key=...) is deprecated; pass labels=...",
+                         DeprecationWarning, stacklevel=2)  # fmt: skip
+        if labels is not None and labels != labels_key:
+            raise InputError("`labels` and `labels_key` disagree", where="labels",
+                             hint="pass `labels` only")  # fmt: skip
+        labels = labels_key
     if not candidates:
         raise InputError(
             "no candidate to compare", where="candidates", hint="e.g. `candidates` ort-cpu:int8"
@@ -243,7 +254,7 @@ def compare(
         signature,
         model_sha256=model_sha,
         data=data,
-        labels_key=labels_key,
+        labels_key=labels,
         samples=samples,
         golden=golden,
         seed=seed,
@@ -265,13 +276,13 @@ def compare(
             f"the model's batch is fixed at {fixed}: using the first {keep} of {count} samples"
         )
         inputs = {k: v[:keep] for k, v in inputs.items()}
-        labels = None if given.labels is None else given.labels[:keep]
+        kept_labels = None if given.labels is None else given.labels[:keep]
         kept_golden = given.golden
         if kept_golden is not None:
             kept_golden = replace(
                 kept_golden, outputs={k: v[:keep] for k, v in kept_golden.outputs.items()}
             )
-        given = GatheredInputs(inputs, labels, given.source, kept_golden)
+        given = GatheredInputs(inputs, kept_labels, given.source, kept_golden)
     if given.golden is not None:
         ref_outputs = dict(given.golden.outputs)
         ref_label = given.golden.reference or ref_cell.label

@@ -402,6 +402,36 @@ class ParityReport:
         """0 when every candidate passed, 1 otherwise."""
         return EXIT_OK if self.passed else EXIT_CHECK_FAILED
 
+    def records(self) -> list[dict[str, Any]]:
+        """One plain row per candidate and output: verdict, error metrics, argmax agreement
+        and accuracy (what ``optieval compare`` prints)."""
+        rows = []
+        for res in self.results:
+            for out in res.outputs:
+                rows.append({
+                    "candidate": res.candidate, "reference": res.reference, "output": out.name,
+                    "passed": out.passed, "samples": res.samples, "max_abs": out.max_abs,
+                    "max_rel": out.max_rel, "cosine": out.cosine, "snr_db": out.snr_db,
+                    "outside_tolerance": out.violations, "flip_rate": out.flip_rate,
+                    "accuracy_reference": out.accuracy_reference,
+                    "accuracy_candidate": out.accuracy_candidate,
+                    "accuracy_delta": out.accuracy_delta, "worst_metric": out.worst_metric,
+                })  # fmt: skip
+        return rows
+
+    def to_dataframe(self) -> Any:
+        """:meth:`records` as a ``pandas.DataFrame`` (pandas is optional: InputError without)."""
+        from optieval.core import records_frame
+
+        return records_frame(self.records())
+
+    def _repr_html_(self) -> str:
+        from optieval.core import records_html
+
+        verdict = "PASS" if self.passed else "FAIL"
+        return records_html(f"optieval compare: {self.model} vs {self.reference}: {verdict}",
+                            self.records())  # fmt: skip
+
     def result(self, candidate: str) -> CandidateParity:
         """The result for ``candidate`` (``backend:precision``; KeyError if absent)."""
         for res in self.results:

@@ -13,6 +13,9 @@ from optieval.core import lazy_exports
 
 if TYPE_CHECKING:
     from optieval.release.budgets import Check as Check
+    from optieval.release.config import GateConfig as GateConfig
+    from optieval.release.config_loader import load_config as load_config
+    from optieval.release.config_loader import parse_config as parse_config
     from optieval.release.diffing import ResultDiff as ResultDiff
     from optieval.release.diffing import diff_results as diff_results
     from optieval.release.evidence import VERDICT_COLOURS as VERDICT_COLOURS
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Check": "optieval.release.budgets",
+    "GateConfig": "optieval.release.config",
     "GateReport": "optieval.release.gate_report",
     "Progress": "optieval.release.steps",
     "ResultDiff": "optieval.release.diffing",
@@ -39,7 +43,9 @@ _EXPORTS = {
     "format_bound": "optieval.release.evidence",
     "gate": "optieval.release.run",
     "interval_text": "optieval.release.evidence",
+    "load_config": "optieval.release.config_loader",
     "ordered_checks": "optieval.release.evidence",
+    "parse_config": "optieval.release.config_loader",
     "read_result": "optieval.release.readback",
     "value_text": "optieval.release.evidence",
 }

@@ -107,6 +107,38 @@ class GateReport:
             "executor": dict(self.executor),
         }
 
+    def records(self) -> list[dict[str, Any]]:
+        """One plain row per check, failures first: verdict, check, value, interval, budget
+        and evidence (what ``optieval gate`` prints)."""
+        from optieval.release.evidence import ordered_checks
+
+        return [
+            {
+                "verdict": c.verdict.value,
+                "check": c.name,
+                "target": c.target,
+                "key": c.key,
+                "value": c.judgement.value,
+                "low": c.judgement.low,
+                "high": c.judgement.high,
+                "budget": c.judgement.budget,
+                "evidence": c.evidence,
+            }
+            for c in ordered_checks(self.checks)
+        ]
+
+    def to_dataframe(self) -> Any:
+        """:meth:`records` as a ``pandas.DataFrame`` (pandas is optional: InputError without)."""
+        from optieval.core import records_frame
+
+        return records_frame(self.records())
+
+    def _repr_html_(self) -> str:
+        from optieval.core import records_html
+
+        return records_html(f"optieval gate: {self.summary} (exit {self.exit_code})",
+                            self.records())  # fmt: skip
+
     @classmethod
     def from_json(cls, data: dict[str, Any], *, where: str = "gate report") -> GateReport:
         """Read a gate report; refuses another kind or schema version with what to do."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.execution import Executor
 from optieval.release.budgets import Check
 from optieval.release.config import GateConfig
-from optieval.release.config_loader import load_config
+from optieval.release.config_loader import load_config, parse_config
 from optieval.release.gate_report import GateReport, exit_code_for, overall
 from optieval.release.reports import (
     clear_reports,
@@ -47,7 +48,7 @@ DEFAULT_OUT_DIR = "optieval-report"
 
 
 def gate(
-    config_path: str | os.PathLike[str],
+    config_path: str | os.PathLike[str] | GateConfig | Mapping[str, Any],
     *,
     out_dir: str | os.PathLike[str] | None = None,
     allow_inconclusive: bool = False,
@@ -60,7 +61,10 @@ def gate(
 
     Args:
         config_path: the release TOML (docs/reference/release-toml.md); relative paths in it
-            start at its folder.
+            start at its folder. Or a config object: a :class:`GateConfig` (from
+            :func:`load_config` or :func:`parse_config`, changed with ``dataclasses.replace``),
+            or the TOML's content as a mapping (relative paths then start at the current
+            folder).
         out_dir: where the reports (and an exported model) go; default ``./optieval-report``,
             created if missing.
         allow_inconclusive: INCONCLUSIVE checks exit 0 instead of 1.
@@ -91,12 +95,12 @@ def gate(
     owned = None
     if isinstance(executor, str):
         owned = create_executor(executor, ray_address=ray_address)
-    load_config(Path(config_path))  # a bad config (exit 2) before a missing executor (3)
+    config = _config(config_path)  # a bad config (exit 2) before a missing executor (3)
     try:
         if owned is not None:
             owned.check()
         return _gate(
-            config_path,
+            config,
             out_dir=out_dir,
             allow_inconclusive=allow_inconclusive,
             duration_s=duration_s,
@@ -121,8 +125,17 @@ def _failure_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _config(given: str | os.PathLike[str] | GateConfig | Mapping[str, Any]) -> GateConfig:
+    """The validated config: read from a path, taken as is, or parsed from a mapping."""
+    if isinstance(given, GateConfig):
+        return given
+    if isinstance(given, Mapping):
+        return parse_config(given, source=Path.cwd() / "release.toml")
+    return load_config(Path(given))
+
+
 def _gate(
-    config_path: str | os.PathLike[str],
+    config: GateConfig,
     *,
     out_dir: str | os.PathLike[str] | None,
     allow_inconclusive: bool,
@@ -131,7 +144,6 @@ def _gate(
     executor: Executor,
 ) -> GateReport:
     started = time.perf_counter()
-    config = load_config(Path(config_path))
     if duration_s is not None:
         if not duration_s > 0:
             raise InputError(f"`duration_s` {duration_s} must be positive", where="duration_s")

@@ -195,7 +195,7 @@ def compare_command(
         warnings.simplefilter("ignore", UserWarning)  # report.warnings are printed below
         report = compare(
             model, split_list(candidate, "--candidate"), reference=reference, spec=spec,
-            data=data, labels_key=labels, calib=calib, samples=samples, batch=batch, atol=atol,
+            data=data, labels=labels, calib=calib, samples=samples, batch=batch, atol=atol,
             rtol=rtol, tol=tol or [], budget=TaskBudget(max_accuracy_drop, min_accuracy_ratio,
                                                        min_top1_agreement, min_cosine,
                                                        min_knn_agreement),
