@@ -142,3 +142,24 @@ def test_inspect_of_a_result_points_to_show(benches: tuple[Path, Path, str]) -> 
     result = runner.invoke(app, ["inspect", str(benches[0])])
     assert result.exit_code == 2
     assert "optieval show" in result.output
+
+
+def test_show_and_diff_detection_compare_json(tmp_path: Path) -> None:
+    from optieval.assets import DETECTOR_DATA, DETECTOR_ONNX
+
+    out = tmp_path / "det.json"
+    compared = runner.invoke(app, [
+        "compare", str(DETECTOR_ONNX), "--task", "detection", "-c", "ort-cpu:fp16",
+        "--data", str(DETECTOR_DATA), "--samples", "16", "--boxes-output", "boxes",
+        "--scores-output", "scores", "--box-format", "xyxy", "--json", str(out),
+    ])  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert _table(shown.stdout) == _table(compared.stdout)
+    assert "detection compare JSON" in shown.stdout
+    same = runner.invoke(app, ["diff", str(out), str(out), "--json", "-"])
+    assert same.exit_code == 0, same.output
+    data = json.loads(same.stdout)
+    assert data["checks_changed"] == [] and data["checks_unchanged"] >= 1
+    assert data["cells"] is None and "no bench cells" in data["cells_note"]
