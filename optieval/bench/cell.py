@@ -153,7 +153,7 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
     options["precision"] = request.precision
     if request.backend in ("ort-trt", "tensorrt"):
         # Engine profiles cover exactly the shapes this cell runs.
-        options["shapes"] = {name: [list(shape)] for name, shape in request.shapes.items()}
+        options["shapes"] = _profile_shapes(request)
     if request.backend in GPU_IO_BACKENDS:
         options["io"] = request.io
     if request.cuda_graph and request.backend in ("ort-cuda", "ort-trt"):
@@ -161,6 +161,24 @@ def _backend_options(request: CellRequest) -> dict[str, Any]:
     elif request.cuda_graph and request.backend == "tensorrt":
         options["cuda_graph"] = True
     return options
+
+
+def _profile_shapes(request: CellRequest) -> dict[str, list[list[int]]]:
+    """The shapes a cell runs, per input: its own, and with data whose lengths vary, the batch
+    shape of every length (so a TensorRT profile spans them all)."""
+    shapes = {name: [list(shape)] for name, shape in request.shapes.items()}
+    if request.data is None or is_engine(Path(request.model)):
+        return shapes
+    from optieval.core import load_dataset
+    from optieval.precision import model_signature
+
+    dataset = load_dataset(request.data, model_signature(Path(request.model)), ragged=True)
+    for group in dataset.groups:
+        for name, array in group.inputs.items():
+            shape = [request.batch, *array.shape[1:]]
+            if shape not in shapes.setdefault(name, []):
+                shapes[name].append(shape)
+    return shapes
 
 
 def _feeds(

@@ -84,3 +84,14 @@ def test_sentences_of_several_lengths_are_batched_by_length(encoder: Path, tmp_p
     )
     assert result.exit_code == 0, result.output
     assert "data seq=5..30" in result.output
+
+
+def test_tensorrt_profiles_span_every_length_of_the_data(encoder: Path, tmp_path: Path) -> None:
+    from optieval.bench import CellRequest
+    from optieval.bench.cell import _profile_shapes
+
+    folder = sentences(tmp_path / "sentences", [5, 9, 5, 17])
+    request = CellRequest(str(encoder), "tensorrt", "fp32", 2,
+                          {"input_ids": (2, 5), "attention_mask": (2, 5)}, QUICK,
+                          data=str(folder))  # fmt: skip
+    assert _profile_shapes(request)["attention_mask"] == [[2, 5], [2, 9], [2, 17]]
