@@ -27,10 +27,13 @@ def pooled(old: Cell, new: Cell, look: int, plan: LookPlan) -> Cell:
     times = [*old.times_ms, *new.times_ms]
     single = new.scenario in (None, "single-stream")
     stats = summarize(times, batch=int(new.batch)).to_json()
-    note = (
-        f"look {look} of {plan.looks}: added {len(new.times_ms)} samples to "
-        f"{len(old.times_ms)} (an interval check was inconclusive)"
+    why = (
+        "correlated samples: the first look needs more before it is judged"
+        if look == 1
+        else "an interval check was inconclusive"
     )
+    added, before = len(new.times_ms), len(old.times_ms)
+    note = f"look {look} of {plan.looks}: added {added} samples to {before} ({why})"
     earlier = [n for n in old.notes if n not in new.notes]
     return replace(
         new,

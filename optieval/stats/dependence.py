@@ -45,15 +45,23 @@ def autocorrelation_time(times: npt.ArrayLike) -> float:
 def rank_autocorrelation_time(times: npt.ArrayLike) -> float:
     """As :func:`autocorrelation_time`, from the lag-1 rank (Spearman) correlation ``r_s`` of
     the series (ties share their average rank), turned into the lag-1 correlation of its normal
-    scores by the Gaussian-copula relation ``2 sin(pi r_s / 6)``: insensitive to skew and to a
-    few huge outliers, and O(n log n)."""
+    scores by the Gaussian-copula relation ``2 sin(pi r_s / 6)`` and raised by its bias
+    ``(1 + 3 r) / n`` and one standard error ``sqrt((1 - r^2) / n)`` (conservative: 1.09 for
+    477 independent samples): insensitive to skew and to a few huge outliers, and
+    O(n log n)."""
     arr = np.asarray(times, dtype=np.float64).reshape(-1)
+    if arr.size < 3 or float(arr.max()) == float(arr.min()):
+        return 1.0  # all samples equal: nothing varies, nothing is correlated
     if arr.size > RANK_WINDOW * RANK_WINDOWS:
         # Long runs: the mean over windows spread through the run (the cost stays bounded).
         starts = np.linspace(0, arr.size - RANK_WINDOW, RANK_WINDOWS).astype(int)
         r = float(np.mean([_rank_lag1(arr[i : i + RANK_WINDOW]) for i in starts]))
     else:
         r = _rank_lag1(arr)
+    # Upward by the lag-1 estimate's bias and one standard error: a short run underestimates
+    # strong dependence, and an underestimated tau is a bound that errs too often.
+    m = min(arr.size, RANK_WINDOW * RANK_WINDOWS)
+    r += (1.0 + 3.0 * max(r, 0.0)) / m + math.sqrt(max(0.0, 1.0 - r * r) / m)
     r = min(MAX_LAG1, max(0.0, r))
     return (1.0 + r) / (1.0 - r)
 
