@@ -154,11 +154,20 @@ def generate_feeds(
     signature: Signature, shapes: Mapping[str, Shape], *, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Make one seeded feed per input: floats standard normal, integers in [0, 64), bools
-    fair coin flips."""
+    fair coin flips; except that an integer or bool input named like a mask
+    (``attention_mask``) is all ones and one named like ``token_type_ids`` all zeros, as a
+    tokenizer gives them (a random mask would make a transformer's outputs meaningless)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in signature.inputs:
-        feeds[spec.name] = random_array(rng, spec.dtype, shapes[spec.name])
+        array = random_array(rng, spec.dtype, shapes[spec.name])
+        if array.dtype.kind in "iub":
+            name = spec.name.lower()
+            if name.endswith("mask"):
+                array = np.ones_like(array)
+            elif "token_type" in name:
+                array = np.zeros_like(array)
+        feeds[spec.name] = array
     return feeds
 
 

@@ -57,3 +57,20 @@ def test_generated_feeds_are_seeded_and_dtype_aware() -> None:
     assert a["img"].dtype == np.float32
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_masks_are_ones_and_token_types_zeros_as_a_tokenizer_gives_them() -> None:
+    sig = Signature(
+        (
+            TensorSpec("input_ids", "int64", ("batch", "seq")),
+            TensorSpec("attention_mask", "int64", ("batch", "seq")),
+            TensorSpec("token_type_ids", "int64", ("batch", "seq")),
+            TensorSpec("mask", "bool", ("batch", "seq")),
+        ),
+        (),
+    )
+    feeds = generate_feeds(sig, resolve_shapes(sig, 2, {"input_ids": (2, 7)}), seed=3)
+    assert feeds["attention_mask"].shape == (2, 7) and (feeds["attention_mask"] == 1).all()
+    assert feeds["mask"].dtype == bool and feeds["mask"].all()
+    assert (feeds["token_type_ids"] == 0).all()
+    assert len(np.unique(feeds["input_ids"])) > 1
