@@ -259,7 +259,11 @@ def build_int8(
     Returns:
         The path of the quantized model (the caller runs ``onnx.checker`` on it) and notes.
     """
-    from optieval.precision.formats import activation_matmuls, is_transformer
+    from optieval.precision.formats import (
+        activation_matmuls,
+        ffn_down_projections,
+        is_transformer,
+    )
 
     notes: list[str] = []
     work = work.resolve()
@@ -299,9 +303,15 @@ def build_int8(
         quantize_ops = ["MatMul", "Gemm", "Conv", "ConvTranspose"]
         attention = activation_matmuls(pre_proto)
         excluded.extend(a for a in attention if a not in excluded)
+        kept = f"{len(attention)} attention MatMuls"
+        if int8_format != "dynamic":
+            # A static scale cannot hold the GELU output's tail; run-time scales can.
+            down = ffn_down_projections(pre_proto)
+            excluded.extend(d for d in down if d not in excluded)
+            kept += f", {len(down)} feed-forward down-projections (after GELU)"
         notes.append(
-            f"transformer: weight MatMul/Gemm quantized; {len(attention)} attention MatMuls, "
-            "Softmax and LayerNorm kept in float"
+            f"transformer: weight MatMul/Gemm quantized; {kept}, Softmax and LayerNorm kept in "
+            "float"
         )
     out = work / "out" / "model.onnx"
     out.parent.mkdir()

@@ -25,7 +25,7 @@ from optieval.precision import (
     convert,
     is_transformer,
 )
-from optieval.precision.formats import activation_matmuls
+from optieval.precision.formats import activation_matmuls, ffn_down_projections
 from optieval.precision.int8 import separate_shared_quantizers
 
 runner = CliRunner()
@@ -128,6 +128,14 @@ def test_portable_format_keeps_attention_softmax_layernorm_in_float(
             src = producers.get(node.input[0])
             assert src is None or src.op_type != "DequantizeLinear", node.name
     assert any("attention MatMuls" in n for n in made.notes)
+    # the feed-forward down-projections (after GELU) stay in float in the static formats
+    down = ffn_down_projections(onnx.load(str(encoder_onnx)))
+    assert len(down) == 2
+    assert any("2 feed-forward down-projections" in n for n in made.notes)
+    weights = {n.name: n for n in model.graph.node if n.op_type == "MatMul"}
+    for name in down:
+        src = producers.get(weights[name].input[1])
+        assert src is None or src.op_type != "DequantizeLinear", name
 
 
 def test_best_format_per_backend(cnn_onnx: Path, encoder_onnx: Path) -> None:
