@@ -96,7 +96,7 @@ def test_sharded_parity_gives_exactly_the_single_machine_metrics(
         ]
         return merge_outputs(parts)
 
-    options: dict[str, Any] = {"data": data, "labels_key": "labels", "calib": data}
+    options: dict[str, Any] = {"data": data, "labels": "labels", "calib": data}
     single = compare(mlp_onnx, ["ort-cpu:int8", "ort-cpu:fp16"], **options)
     merged = compare(mlp_onnx, ["ort-cpu:int8", "ort-cpu:fp16"], runner=sharded, **options)
     assert merged.to_json() == single.to_json()
