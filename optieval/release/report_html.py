@@ -175,7 +175,7 @@ def _artifact_format(artifact: dict[str, Any]) -> str:
     census = artifact.get("census") or {}
     if artifact.get("precision") == "int8" or census.get("qdq_pairs"):
         fmt = artifact.get("int8_format") or census.get("int8_format")
-        return f"ONNX QDQ ({fmt})" if fmt else "ONNX QDQ"
+        return f"ONNX QDQ {fmt}" if fmt else "ONNX QDQ"
     return "ONNX"
 
 
