@@ -421,7 +421,7 @@ def _compare_cell(
 
         job = ExcludeJob(run, cell, model_path, model_proto, artifact, inputs, ref_outputs,
                          given.labels, tolerances, budget, calib, threads, batch, confidence,
-                         localize_samples, output_kinds, knn_k)  # fmt: skip
+                         localize_samples, output_kinds, knn_k, outputs)  # fmt: skip
         result = replace(result, auto_exclude=run_auto_exclude(job, loc, max_exclude_rounds))
     elif auto_exclude:
         warnings.append("`auto_exclude` applies to INT8 candidates only")

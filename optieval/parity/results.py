@@ -211,10 +211,11 @@ class OutputParity:
 
 @dataclass(frozen=True)
 class ExcludeRound:
-    """One round of ``auto_exclude``: the nodes it added to the float list (``added``), how it
-    chose them (``chosen_by``: ``localization``, ``producers`` of the breaking nodes, or
-    ``largest error`` among the nodes still quantized), the size of the list after it, and
-    every output's metrics on the re-quantized artifact (``outputs``)."""
+    """One round of ``auto_exclude``: the nodes it tried in float (``added``), how it chose them
+    (``chosen_by``: ``localization``, ``producers`` of the breaking nodes, or ``largest error``
+    among the nodes still quantized), the size of the float list it tried, every output's
+    metrics on the re-quantized artifact (``outputs``), and whether the round was ``kept`` (it
+    improved on the best so far; otherwise its nodes were rejected)."""
 
     round: int
     added: tuple[str, ...]
@@ -223,11 +224,13 @@ class ExcludeRound:
     passed: bool
     outputs: tuple[OutputParity, ...]
     artifact: str
+    kept: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form."""
         return {
             "round": self.round,
+            "kept": self.kept,
             "added": list(self.added),
             "chosen_by": self.chosen_by,
             "excluded": self.excluded,
@@ -242,14 +245,15 @@ class ExcludeRound:
         return cls(int(data["round"]), tuple(data.get("added", ())), str(data.get("chosen_by", "")),
                    int(data.get("excluded", 0)), bool(data.get("passed", False)),
                    tuple(OutputParity.from_json(o) for o in data.get("outputs", ())),
-                   str(data.get("artifact", "")))  # fmt: skip
+                   str(data.get("artifact", "")), bool(data.get("kept", True)))  # fmt: skip
 
 
 STOP_REASONS = {
     "passed": "tolerance and budgets hold",
     "max_rounds": "ran every round allowed (`max_exclude_rounds`) and it still fails",
-    "no_candidates": "no quantized node with an error past tolerance is left to keep in float",
-    "no_quantized_nodes": "every compute node is already kept in float",
+    "no_candidates": "no quantized node is left to try: the localized ones were tried in float "
+    "without improvement",
+    "no_quantized_nodes": "every compute node is already kept in float, or would be",
 }
 """Why ``auto_exclude`` stopped: code -> meaning (``AutoExcludeResult.stop_reason``)."""
 

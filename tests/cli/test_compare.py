@@ -163,9 +163,9 @@ def test_score_budget_on_an_embedding_exits_2(tmp_path: Path) -> None:
 
 
 def test_auto_exclude_prints_each_round_and_why_it_stopped(tmp_path: Path) -> None:
-    from tests.parity.test_comparison import _hostile
+    from tests.parity.parity_helpers import make_deep_mlp
 
-    model = _hostile(tmp_path / "h.onnx")
+    model = make_deep_mlp(tmp_path / "h.onnx", layers=12)
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.normal(size=(48, 8)).astype(np.float32))
     np.savez(tmp_path / "c.npz", x=rng.normal(size=(64, 8)).astype(np.float32))
@@ -176,7 +176,7 @@ def test_auto_exclude_prints_each_round_and_why_it_stopped(tmp_path: Path) -> No
                       "--json", str(out))  # fmt: skip
     assert code == 1, text
     assert "auto-exclude (2 of 2 round(s) run)" in text
-    assert "round 1: +" in text and "round 2: +" in text and "-> logits FAIL" in text
+    assert "round 1: +" in text and "round 2: +" in text and "-> logits FAIL: cosine" in text
     assert "stopped: ran every round allowed (--max-exclude-rounds)" in text
     auto = json.loads(out.read_text())["results"][0]["auto_exclude"]
     assert auto["stop_reason"] == "max_rounds" and len(auto["history"]) == 2

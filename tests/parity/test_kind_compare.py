@@ -114,32 +114,41 @@ def test_auto_exclude_records_every_round_and_why_it_stopped(tmp_path: Path) -> 
     assert auto is not None and auto.passed and auto.stop_reason == "passed"
     assert auto.rounds == len(auto.history) >= 1 and auto.max_rounds == 5
     last = auto.history[-1]
-    assert last.passed and last.outputs[0].name == "logits" and last.added
+    assert last.passed and last.kept and last.outputs[0].name == "logits" and last.added
     assert auto.best_round == last.round and set(auto.excluded) >= set(last.added)
+    # An activation is tried with the quantized node that feeds it (the quantizer fuses them).
+    assert {"relu1", "fc1"} <= set(auto.excluded)
     assert f"round {last.round}" in auto.stop_detail
     data_json = res.to_json()["auto_exclude"]
     assert data_json["history"][0]["outputs"][0]["checks"]
-    assert data_json["stop_reason"] == "passed"
+    assert data_json["stop_reason"] == "passed" and data_json["history"][0]["kept"] is True
 
 
 def test_auto_exclude_runs_out_of_rounds(tmp_path: Path) -> None:
-    model, data, calib = _hostile_data(tmp_path)
-    # A budget nothing reaches: every round runs, and the stop says so.
+    from tests.parity.parity_helpers import make_deep_mlp
+
+    model = make_deep_mlp(tmp_path / "deep.onnx", layers=12)
+    _, data, calib = _hostile_data(tmp_path)
+    # A budget nothing short of fp32 reaches: every round runs, and the stop says so.
     (res,) = compare(model, ["ort-cpu:int8"], data=data, calib=calib, auto_exclude=True,
                      max_exclude_rounds=2, budget=TaskBudget(min_cosine=1.0)).results  # fmt: skip
     auto = res.auto_exclude
     assert auto is not None and not auto.passed
     assert auto.stop_reason == "max_rounds" and auto.rounds == 2 == len(auto.history)
     assert [r.round for r in auto.history] == [1, 2]
-    assert auto.history[1].excluded > auto.history[0].excluded
+    assert "(2 round(s))" in auto.stop_detail
 
 
-def test_auto_exclude_says_why_when_no_node_is_left(tmp_path: Path) -> None:
+def test_auto_exclude_rejects_a_round_that_does_not_help(tmp_path: Path) -> None:
     model, data, calib = _hostile_data(tmp_path)
-    # Tolerance so wide that no node breaks it, and a budget that still fails: nothing to try.
+    # Tolerance so wide that no node breaks it, and a budget that still fails: the node with the
+    # largest error is tried, does not help, is rejected, and nothing else is left to try.
     (res,) = compare(model, ["ort-cpu:int8"], data=data, calib=calib, auto_exclude=True,
                      atol=1e6, rtol=1e6, budget=TaskBudget(min_cosine=1.0)).results  # fmt: skip
     auto = res.auto_exclude
-    assert auto is not None and auto.rounds == 0 and not auto.passed
-    assert auto.stop_reason == "no_candidates" and "before round 1" in auto.stop_detail
-    assert auto.best_round is None
+    assert auto is not None and not auto.passed and auto.rounds >= 1
+    assert auto.history[0].chosen_by == "largest error"
+    if not any(r.kept for r in auto.history):
+        assert auto.best_round is None and auto.artifact == res.artifact
+        assert auto.excluded == () and "no round improved" in auto.stop_detail
+    assert auto.stop_reason in ("no_candidates", "no_quantized_nodes", "max_rounds")

@@ -230,9 +230,11 @@ def _auto_lines(result: CandidateParity) -> list[str]:
         return []
     lines = [f"auto-exclude ({auto.rounds} of {auto.max_rounds or auto.rounds} round(s) run):"]
     for r in auto.history:
+        verdict = "kept" if r.kept else "[yellow]rejected[/]: no better than the best so far"
         lines.append(
             f"  round {r.round}: +{len(r.added)} node(s) by {r.chosen_by} "
-            f"({', '.join(r.added)}), {r.excluded} in float -> {_round_metrics(r.outputs)}"
+            f"({', '.join(r.added)}), {r.excluded} in float -> {_round_metrics(r.outputs)}; "
+            f"{verdict}"
         )
     state = "[green]passes[/]" if auto.passed else "[red]still fails[/]"
     lines.append(f"  stopped: {to_flags(auto.stop_detail or auto.stop_reason)}")
@@ -243,7 +245,8 @@ def _auto_lines(result: CandidateParity) -> list[str]:
             f"{auto.latency_ms_after:.3g} ms (x{_g(auto.slowdown)})"
         )
     if auto.best_round is None:
-        lines.append(f"  no artifact re-quantized: {state}")
+        what = "no round improved on it" if auto.history else "no artifact re-quantized"
+        lines.append(f"  kept the artifact as built ({what}): {state}")
         return lines
     lines.append(
         f"  kept round {auto.best_round}: {len(auto.excluded)} node(s) in float, {state}: "
