@@ -74,7 +74,11 @@ def read_result(path: str | os.PathLike[str]) -> ResultFile:
     if file.suffix.lower() in (".onnx", ".engine", ".plan", ".pt", ".pt2"):
         raise InputError("a model, not a result file", where=str(file),
                          hint="`optieval inspect` describes models; " + _HINT)  # fmt: skip
-    data = read_json(file, what="result file")
+    try:
+        data = read_json(file, what="result file")
+    except OSError as exc:  # unreadable (permissions, a device, ...)
+        raise InputError(f"cannot read it ({exc.strerror or exc})", where=str(file),
+                         hint=_HINT) from None  # fmt: skip
     where = str(file)
     if not isinstance(data, dict):
         raise InputError("not a result file (not a JSON object)", where=where, hint=_HINT)

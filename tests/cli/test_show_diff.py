@@ -138,6 +138,13 @@ def test_unreadable_file_is_one_line_exit_2(tmp_path: Path, content: str | None)
         assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.output
 
 
+def test_a_file_that_cannot_be_read_is_one_line_exit_2() -> None:
+    result = runner.invoke(app, ["show", "/proc/self/mem"])  # exists, read() fails (EIO)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot read it" in lines[0]
+
+
 def test_inspect_of_a_result_points_to_show(benches: tuple[Path, Path, str]) -> None:
     result = runner.invoke(app, ["inspect", str(benches[0])])
     assert result.exit_code == 2
