@@ -138,6 +138,7 @@ def test_unreadable_file_is_one_line_exit_2(tmp_path: Path, content: str | None)
         assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.output
 
 
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
 def test_a_file_that_cannot_be_read_is_one_line_exit_2() -> None:
     result = runner.invoke(app, ["show", "/proc/self/mem"])  # exists, read() fails (EIO)
     assert result.exit_code == 2, result.output
