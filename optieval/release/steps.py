@@ -169,7 +169,7 @@ class GateRun:
                 candidates,
                 reference=cfg.reference.label,
                 data=cfg.data.evaluation,
-                labels_key=cfg.data.labels,
+                labels=cfg.data.labels,
                 calib=cfg.data.calibration,
                 confidence=cfg.measure.confidence,
                 shapes=parity_shapes(cfg, self.warnings),
