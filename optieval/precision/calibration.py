@@ -26,7 +26,9 @@ Ranges, per tensor (``symmetric`` for the zero-point-0 format TensorRT needs, el
 * ``entropy``: TensorRT's KL-divergence threshold on the magnitude histogram: for each candidate
   threshold, the distribution clipped there is compared with its quantization to 128 levels
   (256 for a tensor of one sign in an asymmetric format) and the threshold with the smallest
-  divergence wins; clipped to min and max.
+  divergence wins; clipped to min and max. The bin at zero counts as its neighbour (as in
+  NVIDIA's pytorch-quantization): the spike of exact zeros after a ReLU otherwise drives the
+  search to the narrowest range.
 """
 
 from __future__ import annotations
@@ -145,7 +147,13 @@ class StreamingHistogram:
             return lo, hi
         one_sign = lo >= 0.0 or hi <= 0.0
         levels = 256 if (one_sign and not symmetric) else 128
-        t = kl_threshold(self.magnitudes(), levels) * (self.edge / self.bins)
+        magnitudes = self.magnitudes()
+        # The bin at zero holds every exact zero (after a ReLU, most values): quantization keeps
+        # zeros exact, and left in, that spike makes the KL search prefer the narrowest range
+        # (EfficientNet-Lite's ReLU6 outputs clipped to 0.7 of 6: top-1 agreement 0). As
+        # NVIDIA's pytorch-quantization does, count it as its neighbour.
+        magnitudes[0] = magnitudes[1]
+        t = kl_threshold(magnitudes, levels) * (self.edge / self.bins)
         return max(lo, -t), min(hi, t)
 
 

@@ -64,6 +64,14 @@ def test_entropy_and_percentile_clip_tails_and_keep_full_ranges() -> None:
     flat.update(np.random.default_rng(2).uniform(-1, 1, 50_000).astype(np.float32))
     assert flat.entropy_range(symmetric=True) == flat.minmax()  # nothing to clip
     assert flat.percentile_range(99.999, symmetric=True) == flat.minmax()
+    # ReLU6 output: most values exactly 0, a few saturated at 6. The zero spike must not pull
+    # the range in (it did: 0.7 of 6 on EfficientNet-Lite0, top-1 agreement 0).
+    relu6 = StreamingHistogram()
+    values = np.clip(np.random.default_rng(4).standard_normal(50_000) * 2 - 1.5, 0, 6)
+    relu6.update(values.astype(np.float32))
+    assert (values == 0).mean() > 0.7
+    for symmetric in (True, False):
+        assert relu6.entropy_range(symmetric=symmetric)[1] > 4.5
     relu = StreamingHistogram()
     relu.update(np.maximum(_with_outliers(3), 0))
     assert relu.entropy_range(symmetric=False)[0] == 0.0  # one-signed stays one-signed
