@@ -28,6 +28,8 @@ class CheckChange:
     new: str | None
     old_value: float | None = None
     new_value: float | None = None
+    old_budget: str | None = None
+    new_budget: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -37,7 +39,15 @@ class CheckChange:
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
         return {"name": self.name, "old": self.old, "new": self.new,
-                "old_value": self.old_value, "new_value": self.new_value}  # fmt: skip
+                "old_value": self.old_value, "new_value": self.new_value,
+                "old_budget": self.old_budget, "new_budget": self.new_budget}  # fmt: skip
+
+    @property
+    def budget(self) -> str:
+        """``≤ 5``, or ``≤ 5 -> ≤ 4`` when the budget changed."""
+        if self.old_budget == self.new_budget or None in (self.old_budget, self.new_budget):
+            return self.new_budget or self.old_budget or "-"
+        return f"{self.old_budget} -> {self.new_budget}"
 
 
 @dataclass(frozen=True)
@@ -174,33 +184,37 @@ def _value(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _checks(result: ResultFile) -> dict[str, tuple[str, float | None]]:
-    """``{check name: (verdict, value)}`` of a gate report or a compare JSON."""
-    out: dict[str, tuple[str, float | None]] = {}
+_Seen = tuple[str | None, float | None, str | None]  # verdict, value, budget
+
+
+def _checks(result: ResultFile) -> dict[str, _Seen]:
+    """``{check name: (verdict, value, budget)}`` of a gate report or a compare JSON."""
+    out: dict[str, _Seen] = {}
     if result.kind == "gate":
+        from optieval.release.evidence import budget_text
+
         for check in result.report.checks:
-            out[check.name] = (check.verdict.value, _value(check.judgement.value))
+            out[check.name] = (check.verdict.value, _value(check.judgement.value),
+                               budget_text(check))  # fmt: skip
     elif result.kind in ("compare", "detection"):
         for cand in result.data.get("results") or []:
             name = str(cand.get("candidate", "?"))
-            out[name] = ("PASS" if cand.get("passed") else "FAIL", None)
+            out[name] = ("PASS" if cand.get("passed") else "FAIL", None, None)
             for output in cand.get("outputs") or []:
                 for check in output.get("checks") or []:
                     key = f"{name} {output.get('name', '?')} {check.get('name', '?')}"
+                    limit = _value(check.get("limit"))
                     out[key] = ("PASS" if check.get("passed") else "FAIL",
-                                _value(check.get("value")))  # fmt: skip
+                                _value(check.get("value")),
+                                None if limit is None else f"{limit:.4g}")  # fmt: skip
     return out
 
 
-def _pair_checks(
-    old: dict[str, tuple[str, float | None]], new: dict[str, tuple[str, float | None]]
-) -> tuple[CheckChange, ...]:
+def _pair_checks(old: dict[str, _Seen], new: dict[str, _Seen]) -> tuple[CheckChange, ...]:
+    absent: _Seen = (None, None, None)
     names = list(new) + [n for n in old if n not in new]
-    return tuple(
-        CheckChange(name, (old.get(name) or (None, None))[0], (new.get(name) or (None, None))[0],
-                    (old.get(name) or (None, None))[1], (new.get(name) or (None, None))[1])
-        for name in names
-    )  # fmt: skip
+    pairs = [(name, old.get(name, absent), new.get(name, absent)) for name in names]
+    return tuple(CheckChange(name, o[0], n[0], o[1], n[1], o[2], n[2]) for name, o, n in pairs)
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:

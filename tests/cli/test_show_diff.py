@@ -120,6 +120,7 @@ def test_diff_gate_reports_names_checks_whose_verdict_changed(
     text = md.read_text()
     rows = [line for line in text.splitlines() if "p50_ms_max" in line]
     assert rows and all("| PASS | FAIL |" in row for row in rows)
+    assert all("≤ 1000 -> ≤ 1e-06 |" in row for row in rows)  # the budget that changed
     assert "p99_ms_max" not in text  # unchanged checks are only counted
     assert "| cell | old p50 ms | new p50 ms | new/old | interval | verdict |" in text
 

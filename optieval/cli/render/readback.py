@@ -140,11 +140,12 @@ def diff_renderables(diff: ResultDiff) -> list[Any]:
     unchanged = len(diff.checks) - len(changed)
     if changed:
         table = Table(title="checks whose verdict changed", title_justify="left")
-        for name in ("check", "old", "new", "old value", "new value"):
-            table.add_column(name, justify="right" if "value" in name else "left")
+        for name in ("check", "old", "new", "old value", "new value", "budget"):
+            table.add_column(name, justify="left" if name in ("check", "old", "new") else "right")
         for check in changed:
             table.add_row(escape(check.name), _verdict(check.old), _verdict(check.new),
-                          _value(check.old_value), _value(check.new_value))  # fmt: skip
+                          _value(check.old_value), _value(check.new_value),
+                          escape(check.budget))  # fmt: skip
         out.append(table)
     if diff.checks:
         out.append(Text(f"checks: {len(changed)} changed verdict, {unchanged} unchanged"))
@@ -207,12 +208,12 @@ def diff_markdown(diff: ResultDiff) -> str:
     changed = diff.changed_checks
     if changed:
         lines += ["", "**Checks whose verdict changed**", "",
-                  "| check | old | new | old value | new value |",
-                  "| --- | --- | --- | ---: | ---: |"]  # fmt: skip
+                  "| check | old | new | old value | new value | budget |",
+                  "| --- | --- | --- | ---: | ---: | ---: |"]  # fmt: skip
         for check in changed:
             lines.append(f"| {cell(check.name)} | {check.old or 'absent'} | "
                          f"{check.new or 'absent'} | {_value(check.old_value)} | "
-                         f"{_value(check.new_value)} |")  # fmt: skip
+                         f"{_value(check.new_value)} | {cell(check.budget)} |")  # fmt: skip
     if diff.checks:
         lines += ["", f"Checks: {len(changed)} changed verdict, "
                       f"{len(diff.checks) - len(changed)} unchanged."]  # fmt: skip
