@@ -86,7 +86,7 @@ def cell_progress(label: str) -> Iterator[CellProgress]:
         def on_cell(cell: Any) -> None:
             text = f"{cell.label} {cell.status}"
             total = display.tasks[0].total
-            record_finished(text, int(total) if total else None)
+            record_finished(text, int(total) if total else None, again=True)
             display.update(task, advance=1, description=escape(f"{label}: {text}"),
                            last_done=time.monotonic())  # fmt: skip
             if verbosity() >= VERBOSE or not err_console.is_terminal:

@@ -14,9 +14,10 @@ def start_record() -> None:
     _TOTAL.clear()
 
 
-def record_finished(what: str, total: int | None = None) -> None:
-    """Note that ``what`` (a cell, a gate step) finished, out of ``total`` when known."""
-    if what not in _FINISHED:
+def record_finished(what: str, total: int | None = None, *, again: bool = False) -> None:
+    """Note that ``what`` (a cell, a gate step) finished, out of ``total`` when known; a text
+    already noted counts again only with ``again`` (two cells may share a label)."""
+    if again or what not in _FINISHED:
         _FINISHED.append(what)
     if total is not None:
         _TOTAL[:] = [total]
