@@ -137,3 +137,17 @@ def test_gate_interrupt_stops_everything_and_says_what_finished(tmp_path: Path) 
     assert _survivors(tree) == []
     report = (out / "report.md").read_text()
     assert "interrupted" in report.lower() and "PASS" not in report
+
+
+def test_the_interrupt_line_says_what_finished_out_of_the_total() -> None:
+    from optieval.cli.stopping import interrupted_line, record_finished, start_record
+
+    start_record()
+    assert interrupted_line("SIGINT") == (
+        "interrupted by SIGINT before anything finished; every child process stopped"
+    )
+    record_finished("ort-cpu:fp32 b1 ok", 4, again=True)
+    record_finished("ort-cpu:fp32 b1 ok", 4, again=True)  # a second scenario, same label
+    line = interrupted_line("SIGTERM")
+    assert line.startswith("interrupted by SIGTERM after 2 of 4 finished (ort-cpu:fp32 b1 ok")
+    start_record()
