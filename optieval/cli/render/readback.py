@@ -36,7 +36,11 @@ def show_renderables(result: ResultFile) -> tuple[list[Any], list[str]]:
     if kind == "gate":
         from optieval.cli.render.gate import evidence_lines, gate_table, verdict_line
 
-        return [head, gate_table(report), verdict_line(report)], evidence_lines(report)
+        warnings = [f"WARNING: {w}" for w in report.warnings]
+        return [head, gate_table(report), verdict_line(report)], [
+            *warnings,
+            *evidence_lines(report),
+        ]
     if kind == "detection":
         from optieval.cli.render.detection import (
             detection_lines,
