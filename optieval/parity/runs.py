@@ -221,9 +221,7 @@ def gather_inputs(
             labels = check_labels(ds.labels, ds.num_samples)
         return GatheredInputs(dict(ds.inputs), labels, f"data:{data}")
     if labels_key is not None:
-        raise InputError(
-            "`labels_key` names a key in `data`; no `data` was given", where="labels_key"
-        )
+        raise InputError("`labels` names a key in `data`; no `data` was given", where="labels")
     count = samples or DEFAULT_GENERATED_SAMPLES
     return GatheredInputs(
         _generate(signature, count, seed, shapes), None, f"generated:seed={seed}"
