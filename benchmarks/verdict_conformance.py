@@ -447,6 +447,31 @@ HEADER = (
 )
 
 
+SUMMARY_HEADER = (
+    "| check | data | worst false rate at the budget | worst at 0.8x / 1.25x | decided at 0.8x "
+    "| decided at 1.25x |\n| --- | --- | --- | --- | --- | --- |"
+)
+
+
+def summary(done: list[Row]) -> list[str]:
+    """One line per check kind x data: the worst false rate at the budget (``at+``/``at-``,
+    over settings), away from it, and the decided shares at 0.8x and 1.25x per setting."""
+    lines = []
+    keys = dict.fromkeys((r.kind, r.data) for r in done)
+    for kind, data in keys:
+        rows_ = [r for r in done if (r.kind, r.data) == (kind, data)]
+        at = max(r.false_rate for r in rows_ if r.factor in ("at+", "at-"))
+        away = max(r.false_rate for r in rows_ if r.factor in ("0.8x", "1.25x"))
+
+        def decided(factor: str, rows_: list[Row] = rows_) -> str:
+            return ", ".join(f"{r.setting} {r.decided:.2f}" for r in rows_ if r.factor == factor)
+
+        lines.append(
+            f"| {kind} | {data} | {at:.3f} | {away:.3f} | {decided('0.8x')} | {decided('1.25x')} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=1000, help="replications per row")
@@ -457,9 +482,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reps per row: {args.reps}, seed {args.seed}; bound: 0.025 + 3 MC standard errors")
     print(HEADER)
     over = 0
+    done = []
     for row in rows(args.reps, args.seed, args.only):
         print(row.line(), flush=True)
         over += row.false_rate > row.bound
+        done.append(row)
+    print(f"\n{SUMMARY_HEADER}")
+    print("\n".join(summary(done)))
     print(f"\n{over} rows over their bound; {time.perf_counter() - started:.0f} s")
     return 1 if over else 0
 

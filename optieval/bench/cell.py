@@ -306,6 +306,7 @@ def _measure_cell(request: CellRequest) -> Cell:
         options={
             **backend_options,
             "warmup_iterations": measurement.warmup_iterations,
+            "measured_s": measurement.elapsed_s,
             "cv": stats["cv"],
         },
         notes=notes,

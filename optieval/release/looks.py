@@ -14,9 +14,11 @@ __all__ = ["elapsed_s", "pooled", "with_looks"]
 
 
 def elapsed_s(cell: Cell, plan: LookPlan, look: int) -> float:
-    """Seconds measured so far: the latencies' sum (single stream), never past the look's
-    time (a load scenario's requests overlap)."""
-    return min(sum(cell.times_ms) / 1000.0, plan.durations_s[look - 1])
+    """Seconds measured so far: the timed loops' own clocks (``options["measured_s"]``, summed
+    over the looks), else the latencies' sum; never past the look's time."""
+    measured = (cell.options or {}).get("measured_s")
+    seconds = float(measured) if measured is not None else sum(cell.times_ms) / 1000.0
+    return min(seconds, plan.durations_s[look - 1])
 
 
 def pooled(old: Cell, new: Cell, look: int, plan: LookPlan) -> Cell:
@@ -44,6 +46,7 @@ def pooled(old: Cell, new: Cell, look: int, plan: LookPlan) -> Cell:
         throughput=stats["throughput"] if single else new.throughput,
         stability=stats["stability"],
         cold_start_ms=old.cold_start_ms,
+        options={**new.options, "measured_s": _measured(old) + _measured(new)},
         notes=[*earlier, *new.notes, note],
     )
 
@@ -83,3 +86,8 @@ def with_looks(
     }
     judgement = replace(check.judgement, evidence=f"{check.judgement.evidence}; {text}")
     return replace(check, judgement=judgement, decision=decision)
+
+
+def _measured(cell: Cell) -> float:
+    measured = (cell.options or {}).get("measured_s")
+    return float(measured) if measured is not None else sum(cell.times_ms) / 1000.0
