@@ -4,13 +4,14 @@ about the look that decided it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from optieval.bench import Cell
 from optieval.release.budgets import Check, LatencyBudget
 from optieval.stats import LookPlan, Verdict
 
-__all__ = ["elapsed_s", "pooled", "with_looks"]
+__all__ = ["elapsed_s", "fixed_sample", "pooled", "with_looks"]
 
 
 def elapsed_s(cell: Cell, plan: LookPlan, look: int) -> float:
@@ -91,3 +92,28 @@ def with_looks(
 def _measured(cell: Cell) -> float:
     measured = (cell.options or {}).get("measured_s")
     return float(measured) if measured is not None else sum(cell.times_ms) / 1000.0
+
+
+def fixed_sample(check: Check, samples: int) -> Check:
+    """Add how a check on fixed data (accuracy, detection, the baseline ratio) was decided:
+    one look at the full confidence, the bound that decided it, and for an INCONCLUSIVE one the
+    count at which an interval of this shape, shrinking as ``1 / sqrt(n)``, would clear the
+    budget (the same figure as its advice)."""
+    j = check.judgement
+    if j.basis != "interval" or check.error or check.decision is not None:
+        return check
+    bound = None
+    if j.verdict is Verdict.PASS:
+        bound = "upper" if j.kind == "max" else "lower"
+    elif j.verdict is Verdict.FAIL:
+        bound = "lower" if j.kind == "max" else "upper"
+    more = None
+    if j.verdict is Verdict.INCONCLUSIVE and None not in (j.value, j.low, j.high) and samples:
+        assert j.value is not None and j.low is not None and j.high is not None
+        gap, half = abs(j.value - j.budget), max(j.high - j.value, j.value - j.low)
+        if gap > 0.0 and half > 0.0:
+            more = math.ceil(samples * (half / gap) ** 2)
+    decision = {"bound": bound, "samples": samples, "samples_to_decide": more, "look": 1,
+                "looks": 1, "look_confidence": j.confidence, "stopped_early": False}  # fmt: skip
+    return replace(check, decision=decision)
+

@@ -17,7 +17,7 @@ from optieval.errors import InputError
 from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig
-from optieval.release.looks import elapsed_s, pooled, with_looks
+from optieval.release.looks import elapsed_s, fixed_sample, pooled, with_looks
 from optieval.release.target_shapes import in_target, parity_shapes, shape_error
 from optieval.stats import Judgement, LookPlan, Verdict
 
@@ -236,9 +236,8 @@ class GateRun:
                         "output's kind: set it in [outputs] if it is wrong",
                     )
                 for output in outputs:
-                    checks.append(
-                        budget.check(output, candidate=target.label, samples=result.samples)
-                    )
+                    check = budget.check(output, candidate=target.label, samples=result.samples)
+                    checks.append(fixed_sample(check, result.samples))
         return checks
 
     def _detection_checks(self, parity: Any) -> list[Check]:
@@ -278,8 +277,9 @@ class GateRun:
                     judgement,
                     evidence=f"{judgement.evidence} ({DETECTION_BUDGET_KEYS[budget.key]})",
                 )
-                checks.append(Check("accuracy", target.label, f"{target.label} detections",
-                                    budget.key, judgement, advice))  # fmt: skip
+                check = Check("accuracy", target.label, f"{target.label} detections",
+                              budget.key, judgement, advice)  # fmt: skip
+                checks.append(fixed_sample(check, result.images))
         return checks
 
     # -- latency --------------------------------------------------------------------------------
@@ -382,7 +382,8 @@ class GateRun:
         self.step(
             f"benchmarking {target.label} batch {', '.join(map(str, batches))}"
             + ("" if spec is None else f", {spec.label}")
-            + f" (up to {settings.max_duration_s:.3g} s per cell)",
+            + f" (up to {settings.max_duration_s:.3g} s per cell; at most "
+            f"{self.measure_left_s:.0f} s of measuring left in this gate)",
             count=False,
         )
 
@@ -518,7 +519,9 @@ class GateRun:
             )
         budget = RegressionBudget(cfg.max_slowdown)
         self.step("compared with the baseline")
-        return comparison.to_json(), [budget.check(c) for c in comparison.cells]
+        checks = [fixed_sample(budget.check(c), min(c.ratio.n_new, c.ratio.n_old))
+                  for c in comparison.cells]  # fmt: skip
+        return comparison.to_json(), checks
 
 
 def _undecided(budgets: tuple[LatencyBudget, ...], checks: list[Check]) -> bool:

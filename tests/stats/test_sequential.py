@@ -160,3 +160,19 @@ def test_a_confidence_outside_its_range_is_bad_input(tmp_path: Path, value: str)
     config = load_config(tmp_path / "r.toml")
     assert config.measure.confidence == 0.99
     assert config.measure.settings().confidence == 0.99
+
+
+def test_fixed_data_checks_say_how_they_were_decided() -> None:
+    from optieval.release.budgets import Check
+    from optieval.release.looks import fixed_sample
+    from optieval.stats import judge
+
+    undecided = judge("flip_rate", "max", 0.02, value=0.015, low=0.005, high=0.03, confidence=0.95)
+    check = fixed_sample(Check("accuracy", "c", "c out", "flip_rate_max", undecided), 400)
+    assert check.decision is not None
+    assert check.decision["bound"] is None and check.decision["looks"] == 1
+    assert check.decision["samples_to_decide"] == math.ceil(400 * (0.015 / 0.005) ** 2)
+    passed = judge("flip_rate", "max", 0.02, value=0.005, low=0.001, high=0.01, confidence=0.9)
+    check = fixed_sample(Check("accuracy", "c", "c out", "flip_rate_max", passed), 400)
+    assert check.decision is not None and check.decision["bound"] == "upper"
+    assert check.decision["look_confidence"] == 0.9
