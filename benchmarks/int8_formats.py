@@ -15,7 +15,8 @@ accuracy on real trained models, with ONNX Runtime's own quantizers as anchors.
    dynamic and symmetric and for ``quantize_dynamic`` (its defaults); MiniLM p50 at seq 128
    (fp32 vs optieval dynamic), plain sessions.
 
-Run from the repository root:  python benchmarks/int8_formats.py [--rounds 20] [--skip-real]
+Run from the repository root:  python benchmarks/int8_formats.py [--rounds 20]
+[--parts speed,effnet,minilm]
 Everything it writes lives in a temporary folder that it removes.
 """
 
@@ -236,22 +237,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds per cell")
     parser.add_argument("--real", type=Path, default=Path("/tmp/realmodels"),
                         help="folder of benchmarks/models exports")  # fmt: skip
-    parser.add_argument("--skip-real", action="store_true", help="speed only")
-    parser.add_argument("--skip-speed", action="store_true", help="real models only")
+    parser.add_argument("--parts", default="speed,effnet,minilm",
+                        help="comma-separated: speed, effnet, minilm")  # fmt: skip
     args = parser.parse_args()
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     logging.disable(logging.WARNING)  # onnxruntime.quantization logs freely
     print("CPU: " + "; ".join(f"{k} {v}" for k, v in cpu_summary().items()))
     print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, default session options")
     with tempfile.TemporaryDirectory(prefix="int8-formats-") as tmp:
         work = Path(tmp)
         os.environ["OPTIEVAL_CACHE"] = str(work / "cache")
-        if not args.skip_speed:
+        if "speed" in parts:
             speed(work, args.rounds)
-        if not args.skip_real:
-            if not (args.real / "minilm.onnx").is_file():
-                print(f"no real models in {args.real}: accuracy part skipped")
-            else:
+        if parts & {"effnet", "minilm"} and not (args.real / "minilm.onnx").is_file():
+            print(f"no real models in {args.real}: accuracy part skipped")
+        else:
+            if "effnet" in parts:
                 effnet(args.real, work)
+            if "minilm" in parts:
                 minilm(args.real, work, args.rounds)
     print(f"load average at the end: {os.getloadavg()}")
 

@@ -109,7 +109,7 @@ def calibration_batch(signature: Signature, samples: int) -> tuple[int, bool]:
     return max(d for d in range(1, min(16, samples) + 1) if samples % d == 0), False
 
 
-_CWD_LOCK = threading.Lock()
+_CWD_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
