@@ -11,6 +11,7 @@ stderr; faulthandler is on in the child, so a segfault leaves its Python stack i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ STATUS_TIMEOUT = "timeout"
 
 _TAIL_CHARS = 4000
 _PARENT_ENV = "OPTIEVAL_CELL_PARENT"
+_FOLDER_PREFIX = "optieval-cell-"
 SCHEMA_VERSION = 1
 
 
@@ -191,7 +193,8 @@ def run_isolated(
     child_env["PYTHONPATH"] = os.pathsep.join(paths)
     child_env.update(env or {})
     child_env[_PARENT_ENV] = str(os.getpid())
-    with tempfile.TemporaryDirectory(prefix="optieval-cell-") as folder:
+    _sweep_orphans()
+    with tempfile.TemporaryDirectory(prefix=_FOLDER_PREFIX) as folder, _owned(Path(folder)):
         work = Path(folder)
         # The child's temporary files live in this folder, removed whatever happens to it.
         (work / "tmp").mkdir()
@@ -263,6 +266,47 @@ def run_isolated(
             stderr_tail=tail,
             duration_s=duration,
         )
+
+
+def _sweep_orphans() -> None:
+    """Remove the cell folders whose parent is gone: one killed outright (SIGKILL, a Ray worker
+    cancelled by force) had no chance to remove its own. A parent holds an exclusive lock on
+    its folder's ``.owner`` file while it runs (the kernel drops it when the process dies, in
+    any PID namespace); a folder whose lock can be taken is an orphan."""
+    import shutil
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no sweep
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*"):
+        try:
+            fd = os.open(folder / ".owner", os.O_RDONLY)  # never created here
+        except OSError:  # no .owner (not a locked folder), or not ours
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its parent runs
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _owned(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder/.owner`` inside the block (see
+    :func:`_sweep_orphans`); no lock where there is no ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    # Locked before it is called .owner, so that a sweep never finds it unlocked.
+    with open(folder / ".owner.new", "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        os.replace(folder / ".owner.new", folder / ".owner")
+        yield
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
