@@ -43,6 +43,7 @@ from optieval.release.reports import (
     write_reports,
 )
 from optieval.release.steps import GateRun, Progress
+from optieval.release.target_shapes import check_target_shapes
 
 DEFAULT_OUT_DIR = "optieval-report"
 
@@ -178,6 +179,7 @@ def _gate(
         )
         return _finish(report, out, started)
 
+    check_target_shapes(config, model_path)  # shape sets that cannot run: exit 2 before work
     artifacts = run.artifacts(model_path)
     parity = run.parity(model_path)
     accuracy_checks = run.accuracy_checks(parity)

@@ -5,13 +5,21 @@ shape errors that name the target's key rather than a parameter of :func:`optiev
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from optieval.bench import Cell
 from optieval.errors import InputError
 from optieval.release.config import GateConfig, TargetConfig
 
-__all__ = ["cell_shape_set", "in_target", "parity_shapes", "parse_shape_sets", "shape_error"]
+__all__ = [
+    "cell_shape_set",
+    "check_target_shapes",
+    "in_target",
+    "parity_shapes",
+    "parse_shape_sets",
+    "shape_error",
+]
 
 _EXAMPLE = 'shape = { input_ids = "1x128" } (or shapes = [...] to sweep)'
 
@@ -62,6 +70,29 @@ def parse_shape_sets(
         if len(shapes) == len(item):
             sets.append(shapes)
     return sets
+
+
+def check_target_shapes(config: GateConfig, model: Path) -> None:
+    """Before any work: every target's shape sets fit ``model``, and a target without them has
+    its dynamic dimensions filled (by the batch, or by evaluation data when there is some).
+
+    Raises:
+        InputError: naming the target (and its ``shape``/``shapes`` key) as at run time.
+    """
+    from optieval.core import expand_shape_sets
+    from optieval.precision import model_signature
+
+    signature = model_signature(model)
+    for target in config.targets:
+        if not target.shape_sets and config.data.evaluation is not None:
+            continue
+        try:
+            expand_shape_sets(signature, [] if target.shape_sets else target.batches,
+                              target.shape_sets)  # fmt: skip
+        except InputError as exc:
+            if exc.where not in ("shapes", "batch"):
+                raise
+            raise shape_error(target, exc) from exc
 
 
 def cell_shape_set(target: TargetConfig, cell: Cell) -> list[dict[str, tuple[int, ...]]] | None:

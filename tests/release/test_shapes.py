@@ -88,6 +88,8 @@ def test_a_set_whose_inputs_disagree_is_exit_2_naming_the_dimension(
     assert result.exit_code == 2, result.output
     assert "target[0].shapes" in result.output and "dimension 'seq'" in result.output
     assert "shape set 2 of 2" in result.output
+    # Refused before any work: nothing was compared or measured.
+    assert "comparing" not in result.output and "benchmarking" not in result.output
 
 
 def test_config_shape_keys_are_validated(encoder: Path, tmp_path: Path) -> None:
