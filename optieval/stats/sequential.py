@@ -137,8 +137,8 @@ def samples_to_decide_quantile(
     one-sided order-statistic bound on the decisive side (upper when ``p > q``, lower when
     ``p < q``; error ``(1 - confidence) / 2`` each) crosses the budget, found on the exact
     binomial ranks, times ``tau`` (the autocorrelation time: correlated samples count as
-    ``n / tau``). None when ``p`` is within half a sample of ``q`` (the estimate sits on the
-    budget: no count decides it) or when more than 10**8 samples would be needed.
+    ``n / tau``). None when ``p`` equals ``q`` (the estimate sits on the budget: no count
+    decides it) or when more than 10**8 samples would be needed.
 
     Raises:
         InputError: bad samples, q or confidence.
@@ -150,7 +150,7 @@ def samples_to_decide_quantile(
     arr = as_samples(samples, "samples")
     n = int(arr.size)
     p = float(np.count_nonzero(arr <= budget)) / n
-    if abs(p - q) < 0.5 / n:
+    if abs(p - q) < 1e-12:
         return None
     error = (1.0 - confidence) / 2.0
 

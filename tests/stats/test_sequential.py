@@ -176,3 +176,18 @@ def test_fixed_data_checks_say_how_they_were_decided() -> None:
     check = fixed_sample(Check("accuracy", "c", "c out", "flip_rate_max", passed), 400)
     assert check.decision is not None and check.decision["bound"] == "upper"
     assert check.decision["look_confidence"] == 0.9
+
+
+def test_a_max_duration_too_short_to_decide_is_said_in_the_evidence() -> None:
+    from optieval.release.looks import with_looks
+
+    budget = LatencyBudget("p99_ms_max", 10.0)
+    check = budget.check(_cell([1.0, 2.0] * 20), confidence=0.95)  # 40 samples, no upper bound
+    plan = look_plan(0.05, 0.05)
+    out = with_looks(check, budget, 1, plan, 0.05)
+    assert out.verdict.value == "INCONCLUSIVE"
+    assert "undecided after look 1 of 1, 40 samples" in out.evidence
+    assert "`max_duration_s` 0.05 s was too short to decide it: about 368 samples" in out.evidence
+    assert out.decision is not None and out.decision["stopped_early"] is False
+    decided = with_looks(budget.check(_cell([50.0] * 40)), budget, 1, look_plan(1.0, 16.0), 16.0)
+    assert "decided at look 1 of 3" in decided.evidence and "stopped early" in decided.evidence
