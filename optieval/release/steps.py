@@ -18,7 +18,7 @@ from optieval.execution import Executor
 from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
 from optieval.release.config import GateConfig, TargetConfig
 from optieval.release.looks import elapsed_s, fixed_sample, pooled, with_looks
-from optieval.release.target_shapes import in_target, parity_shapes, shape_error
+from optieval.release.target_shapes import cells_text, in_target, parity_shapes, shape_error
 from optieval.stats import Judgement, LookPlan, Verdict
 
 __all__ = ["GateRun", "Progress"]
@@ -380,7 +380,7 @@ class GateRun:
         batches = list(batches)
         spec = scenario if scenario is not None else target.scenario_spec()
         self.step(
-            f"benchmarking {target.label} batch {', '.join(map(str, batches))}"
+            f"benchmarking {target.label} {cells_text(target, batches, only)}"
             + ("" if spec is None else f", {spec.label}")
             + f" (up to {settings.max_duration_s:.3g} s per cell; at most "
             f"{self.measure_left_s:.0f} s of measuring left in this gate)",

@@ -14,6 +14,7 @@ from optieval.release.config import GateConfig, TargetConfig
 
 __all__ = [
     "cell_shape_set",
+    "cells_text",
     "check_target_shapes",
     "in_target",
     "parity_shapes",
@@ -93,6 +94,17 @@ def check_target_shapes(config: GateConfig, model: Path) -> None:
             if exc.where not in ("shapes", "batch"):
                 raise
             raise shape_error(target, exc) from exc
+
+
+def cells_text(target: TargetConfig, batches: list[int], only: Cell | None = None) -> str:
+    """What a bench of ``target`` runs, for progress lines: ``batch 1, 8``, or its shape sets
+    (``3 shape sets``; ``b1 seq=64`` for one cell's later look)."""
+    if not target.shape_sets:
+        return f"batch {', '.join(map(str, batches))}"
+    if only is not None:
+        return only.label.removeprefix(f"{target.label} ")
+    count = len(target.shape_sets)
+    return f"{count} shape set{'s' if count > 1 else ''}"
 
 
 def cell_shape_set(target: TargetConfig, cell: Cell) -> list[dict[str, tuple[int, ...]]] | None:
