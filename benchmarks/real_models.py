@@ -10,8 +10,8 @@ For each model, in one run and measured by the same code:
 - export with ``optieval.export_model``; fp16 with ``optieval.convert``; int8 in every format
   ``optieval.convert`` offers (``INT8_FORMATS``, detected at run time), and its choice for
   ``backend="ort-cpu"``;
-- anchors: ONNX Runtime's ``quantize_static`` (its defaults: U8 activations, S8 weights, QDQ,
-  min-max; per-channel on) with the same calibration data, and ``quantize_dynamic``;
+- anchors: ONNX Runtime's ``quantize_static`` (QDQ, U8 activations and S8 weights named explicitly,
+  min-max, per-channel) with the same calibration data, and ``quantize_dynamic`` (defaults);
 - accuracy against fp32 in plain ONNX Runtime: CNN top-1 agreement (Wilson and Clopper-Pearson
   95% intervals) on photo crops disjoint from calibration; MiniLM per-sentence cosine (mean, min)
   and nearest-neighbour agreement (top-1 neighbour the same; recall@5 of fp32's 5 neighbours);
@@ -239,12 +239,8 @@ def resnet_section(work: Path, rounds: int, round_s: float) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     calib = work / "resnet_calib.npz"
     np.savez(calib, x=rng.standard_normal((32, 3, 224, 224)).astype(np.float32))
-    arts += [
-        a
-        for a in optieval_artifacts(fp32, calib, work)
-        if "fp16" not in a.label and "dynamic" not in a.label
-    ]
-    arts += [a for a in ort_anchors(fp32, calib, work) if "static" in a.label]
+    arts += optieval_artifacts(fp32, calib, work, fp16=False, skip=("dynamic",))
+    arts += ort_anchors(fp32, calib, work, dynamic=False)
     lat = latency_table(arts, {"b8": {"x": np.load(calib)["x"][:8]}}, rounds, round_s)
     return {"artifacts": [a.to_json() for a in arts], "latency": lat}
 
@@ -314,6 +310,14 @@ def print_model_table(name: str, section: dict[str, Any]) -> None:
                 print(f"  {c['subject']}: {c['key']} {c['verdict']} ({shown}; budget {budget})")
 
 
+def _loadavg() -> list[float] | None:
+    """1, 5 and 15 minute load averages: how shared the machine was."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The real-model suite (issue 17, item 6).")
     parser.add_argument("--quick", action="store_true", help="fewer samples and rounds (~3-5 min)")
@@ -335,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python benchmarks/real_models.py "
             + " ".join(argv if argv is not None else sys.argv[1:]),
             "cpu": cpu_info(),
+            "loadavg_start": _loadavg(),
             "quick": args.quick,
             "latency_protocol": "plain InferenceSession, default options; "
             f"{rounds} interleaved rounds of ~{round_s} s per artifact per cell; p50 of all runs; "
@@ -347,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         if "resnet" in only:
             result["resnet18_layout"] = resnet_section(work, rounds, round_s)
         result["seconds"] = round(time.perf_counter() - started, 1)
+        result["loadavg_end"] = _loadavg()
         cpu = result["cpu"]
         print(f"\nCPU: {cpu['model']}, {cpu['cpus']} CPUs, flags: "
               + ", ".join(f for f, on in cpu["flags"].items() if on)
@@ -358,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         ):
             if key in result:
                 print_model_table(name, result[key])
-        print(f"\ntotal {result['seconds']} s")
+        print(
+            f"\ntotal {result['seconds']} s; load average at start {result['loadavg_start']}, "
+            f"at end {result['loadavg_end']}"
+        )
         text = json.dumps(result, indent=1, default=str)
         if args.json:
             args.json.write_text(text)
