@@ -195,6 +195,56 @@ def separate_shared_quantizers(model: onnx.ModelProto) -> int:
     return separated
 
 
+def name_dequantized_tensors(model: onnx.ModelProto) -> int:
+    """Where a float tensor ``T`` feeds only a QuantizeLinear whose output feeds only one
+    DequantizeLinear, rename ``T`` to ``T_float`` and give the DequantizeLinear's output the name
+    ``T``: the artifact's tensor ``T`` is then the value its int8 consumers really read. Returns
+    the number of tensors renamed.
+
+    Why: in the u8s8 format the quantizer folds each ReLU into the zero point of the quantizer of
+    the node before it and gives that node's output the ReLU's name; read by name, ``T`` was the
+    value before the ReLU (parity's localization compared it with the reference's ReLU output).
+    Names only: the graph, its fusions and its results are unchanged."""
+    graph = model.graph
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    producers = {out for node in graph.node for out in node.output}
+    renamed = 0
+    for q in list(graph.node):
+        if q.op_type != "QuantizeLinear" or not q.input:
+            continue
+        tensor = q.input[0]
+        readers = consumers.get(tensor, [])
+        after = consumers.get(q.output[0], [])
+        if (
+            tensor in outputs
+            or tensor not in producers
+            or len(readers) != 1
+            or len(after) != 1
+            or after[0].op_type != "DequantizeLinear"
+        ):
+            continue
+        dq = after[0]
+        old = dq.output[0]
+        if old in outputs:
+            continue
+        float_name = f"{tensor}_float"
+        for node in graph.node:
+            node.output[:] = [float_name if o == tensor else o for o in node.output]
+        q.input[0] = float_name
+        dq.output[0] = tensor
+        for reader in consumers.get(old, []):
+            reader.input[:] = [tensor if i == old else i for i in reader.input]
+        for info in graph.value_info:
+            if info.name == tensor:
+                info.name = float_name
+        renamed += 1
+    return renamed
+
+
 def unshare_gemm_weights(model: onnx.ModelProto) -> int:
     """Give every Gemm (transB=1) that shares its weight initializer with another node a copy
     of its own; returns how many copies were made.
@@ -352,6 +402,10 @@ def build_int8(
         separated = separate_shared_quantizers(result)
         if separated:
             notes.append(f"{separated} shared activation quantizers given their own scale tensor")
+        save_onnx(result, out, external=external)
+    elif int8_format == "u8s8":
+        result = onnx.load(str(quantized))
+        name_dequantized_tensors(result)
         save_onnx(result, out, external=external)
     elif external:
         save_onnx(onnx.load(str(quantized)), out, external=True)

@@ -99,7 +99,10 @@ def test_localize_without_auto_exclude(tmp_path: Path, data: Path, calib: Path) 
     model = _hostile(tmp_path / "h.onnx")
     (res,) = compare(model, ["ort-cpu:int8"], data=data, calib=calib, localize=True).results
     assert res.localization is not None and res.auto_exclude is None
-    assert set(res.localization.exclude) <= {"fc0", "relu1"}
+    # ort-cpu:int8 is the u8s8 format (issue 17): the culprit relu1 (its huge channel eats
+    # r1's scale) and relu2, where that error surfaces, are named; relu0 is fine.
+    assert "relu1" in res.localization.exclude
+    assert set(res.localization.exclude) <= {"fc0", "relu1", "relu2"}
 
 
 def test_golden_round_trip(tmp_path: Path, mlp_onnx: Path) -> None:

@@ -94,6 +94,14 @@ def test_each_format_makes_its_ops(cnn_onnx: Path, calib_npz: Path, tmp_path: Pa
     weights = [z for z in dequantized if z.ndim == 1 and z.dtype != np.int32]  # not biases
     assert weights and all(z.dtype == np.int8 and not z.any() for z in weights)  # per channel
     assert u8.census.int8_format == "u8s8" and u8.census.compute["int8"] == 3
+    # The ReLUs fold into the zero points; the source's ReLU outputs still name what the int8
+    # consumers read (the dequantized value), not the value before the ReLU.
+    producers = {o: n for n in onnx.load(u8.output).graph.node for o in n.output}
+    assert producers["r1"].op_type == producers["r2"].op_type == "DequantizeLinear"
+    x = np.random.default_rng(5).normal(size=(4, 1, 8, 8)).astype(np.float32)
+    before = ort.InferenceSession(str(cnn_onnx)).run(None, {"x": x})[0]
+    after = ort.InferenceSession(u8.output).run(None, {"x": x})[0]
+    assert np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.99
 
 
 def test_dynamic_format_on_a_transformer(encoder_onnx: Path, tmp_path: Path) -> None:
