@@ -343,13 +343,21 @@ class GateRun:
         """The :class:`optieval.bench.MeasureSettings` of look ``look``: the first look
         measures until its sample count (after at least ``MIN_LOOK_S``) or its time, whichever
         comes first; later looks, and load scenarios, until the look's cumulative time."""
-        from optieval.stats import MIN_LOOK_S
+        from optieval.stats import LOOK_FACTOR, MIN_LOOK_S
 
         base = self.config.measure.settings(target.gated_percentile)
         left = max(plan.durations_s[look - 1] - elapsed_s, 0.05)
         want = plan.samples_at(look)
-        if target.scenario_spec() is not None or want is None:
-            # Load scenarios decide their own query counts; later looks come at their time.
+        if target.scenario_spec() is not None:
+            # A load scenario issues at least min_samples queries; their latencies queue, so
+            # successive ones are correlated: ask for twice the count a PASS needs, growing
+            # as the looks' times do.
+            grown = 2 * plan.first_samples * LOOK_FACTOR ** (look - 1)
+            return replace(base, duration_s=left, max_duration_s=left,
+                           min_samples=max(1, math.ceil(grown) - samples),
+                           confidence=plan.look_confidence)  # fmt: skip
+        if want is None:
+            # Later looks come at their time.
             return replace(base, duration_s=left, min_samples=None, max_duration_s=left,
                            confidence=plan.look_confidence)  # fmt: skip
         return replace(

@@ -161,8 +161,13 @@ def test_server_and_concurrency_targets_gate_their_own_cells(
     text += _target(
         'scenario = "concurrency"\nconcurrency = 2', "p99_ms_max = 500.0, throughput_min = 10.0"
     ).replace('"fp32"', '"fp16"')
-    report = gate(write_config(tmp_path, text, measure=SEARCH_MEASURE), out_dir=tmp_path / "out")
+    # At most 3 s of 200 qps: about 600 queued (so correlated) latencies, fewer than a sound
+    # p99 PASS needs (issue 15); the cells are what this test is about, so INCONCLUSIVE is
+    # allowed, FAIL is not.
+    report = gate(write_config(tmp_path, text, measure=SEARCH_MEASURE), out_dir=tmp_path / "out",
+                  allow_inconclusive=True)  # fmt: skip
     assert report.exit_code == 0, [c.evidence for c in report.checks]
+    assert not [c for c in report.checks if c.verdict is Verdict.FAIL]
     subjects = {c.subject for c in report.checks}
     assert subjects == {"ort-cpu:fp32 b1 server qps=200", "ort-cpu:fp16 b1 concurrency n=2"}
     cells = json_of(tmp_path / "out" / "report.json")["cells"]
