@@ -362,3 +362,14 @@ def test_build_refuses_a_u8s8_artifact_for_tensorrt(
     assert result.exit_code == 2, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("error:"))
     assert "tensorrt" in line and "u8s8" in line
+
+
+def test_bad_backend_or_format_names(cnn_onnx: Path, calib_npz: Path) -> None:
+    with pytest.raises(InputError, match="does not run ONNX artifacts") as info:
+        convert(cnn_onnx, "int8", calib=calib_npz, backend="torch-cpu")
+    assert info.value.where == "backend"
+    with pytest.raises(InputError, match="unknown INT8 format") as info:
+        convert(cnn_onnx, "int8", calib=calib_npz, int8_format="s4")
+    assert info.value.where == "int8_format"
+    with pytest.raises(InputError, match="INT8 needs calibration data"):
+        convert(cnn_onnx, "int8", int8_format="u8s8")  # static formats still need data
