@@ -135,11 +135,14 @@ def _next_nodes(
     new = [n for n in new if n in quantized]
     if new:
         return new, "producers"
-    # No node breaks tolerance (the error builds up, or only a budget fails): the worst one.
-    left = [e for e in loc.nodes if e.node in quantized and e.node not in tried]
-    if left:
-        worst = max(left, key=lambda e: (e.violations, e.max_abs))
-        return _with_feeders(job, [worst.node], tried, quantized), "largest error"
+    # No node breaks tolerance (the error builds up, or only a budget fails): the worst one
+    # still quantized, or fed by a quantized node (an activation folded into its feeder).
+    for error in sorted(loc.nodes, key=lambda e: (e.violations, e.max_abs), reverse=True):
+        if error.node in tried:
+            continue
+        nodes = [n for n in _with_feeders(job, [error.node], tried, quantized) if n in quantized]
+        if nodes:
+            return nodes, "largest error"
     return [], ""
 
 

@@ -251,8 +251,8 @@ class ExcludeRound:
 STOP_REASONS = {
     "passed": "tolerance and budgets hold",
     "max_rounds": "ran every round allowed (`max_exclude_rounds`) and it still fails",
-    "no_candidates": "no quantized node is left to try: the localized ones were tried in float "
-    "without improvement",
+    "no_candidates": "no quantized node is left to try: the nodes localization compares, and "
+    "the quantized nodes feeding them, are in float or were rejected",
     "no_quantized_nodes": "every compute node is already kept in float, or would be",
 }
 """Why ``auto_exclude`` stopped: code -> meaning (``AutoExcludeResult.stop_reason``)."""
