@@ -214,10 +214,10 @@ def _round_metrics(outputs: tuple[OutputParity, ...]) -> str:
     for out in outputs:
         shown = [c for c in out.checks if not c.passed] or list(out.checks)
         checks = ", ".join(
-            f"{c.name} {_g(c.value, 4)} (limit {_g(c.limit, 4)})" for c in shown
+            f"{c.name} {_g(c.value, 6)} (limit {_g(c.limit, 6)})" for c in shown
         )
         cos = out.cosine_per_sample
-        cos_text = "" if cos is None else f", cos worst {cos.min:.4f}"
+        cos_text = "" if cos is None else f", cos worst {_cos(cos.min)}"
         top1 = "" if out.top1_agreement is None else f", top-1 {_pct(out.top1_agreement)}"
         verdict = "PASS" if out.passed else "FAIL"
         parts.append(f"{out.name} {verdict}: {checks}{cos_text}{top1}")
