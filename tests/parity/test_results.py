@@ -215,3 +215,8 @@ def test_released_v1_fixture_still_loads() -> None:
     report = ParityReport.from_json(json.loads(FIXTURE.read_text()))
     assert report.results[0].candidate == "ort-cpu:int8"
     assert report.results[0].outputs[0].flip_rate_ci is not None
+    # Version 1 had no kinds: an output with argmax metrics reads back as logits, the
+    # per-sample fields as absent.
+    out = report.results[0].outputs[0]
+    assert out.kind == "logits" and out.cosine_per_sample is None and out.neighbours is None
+    assert ParityReport.from_json(report.to_json()) == report
