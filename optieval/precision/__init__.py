@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from optieval.precision.artifacts import ConversionResult as ConversionResult
     from optieval.precision.artifacts import convert as convert
     from optieval.precision.cache import artifact_for as artifact_for
+    from optieval.precision.calibration import DEFAULT_CALIB_METHODS as DEFAULT_CALIB_METHODS
     from optieval.precision.formats import INT8_FORMATS as INT8_FORMATS
     from optieval.precision.formats import best_int8_format as best_int8_format
     from optieval.precision.formats import check_artifact_format as check_artifact_format
@@ -48,6 +49,7 @@ _EXPORTS = {
     "check_format_for_backend": "optieval.precision.formats",
     "is_transformer": "optieval.precision.formats",
     "CALIB_METHODS": "optieval.precision.int8",
+    "DEFAULT_CALIB_METHODS": "optieval.precision.calibration",
     "CalibrationSpread": "optieval.precision.spread",
     "DEFAULT_FP16_BLOCK_LIST": "optieval.precision.fp16",
     "OutputSpread": "optieval.precision.spread",

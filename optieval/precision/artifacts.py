@@ -131,7 +131,7 @@ def convert(
     *,
     output: str | Path | None = None,
     calib: str | Path | Dataset | None = None,
-    calib_method: str = "minmax",
+    calib_method: str | None = None,
     calib_samples: int | None = None,
     calib_repeats: int = 1,
     exclude: Sequence[str] = (),
@@ -154,7 +154,9 @@ def convert(
         calib: INT8 calibration data: an ``.npz``, a directory of ``.npy``/``.npz``, a
             ``module:function`` loader, a loaded :class:`Dataset`, or ``"random"`` (explicit
             only; its scales say nothing about accuracy and a warning says so). Ignored for fp16.
-        calib_method: ``minmax`` (default), ``entropy`` or ``percentile``.
+        calib_method: ``minmax``, ``entropy`` or ``percentile``; None (default): the method
+            chosen by measurement for the INT8 format (:data:`DEFAULT_CALIB_METHODS`:
+            percentile for ``symmetric``, minmax for ``u8s8``).
         calib_samples: calibrate on the first N samples (default: all; 32 for random).
         calib_repeats: K > 1 also calibrates K-1 more models on resampled subsets and reports
             how far their outputs spread (:class:`CalibrationSpread`).

@@ -60,7 +60,7 @@ def artifact_for(
     precision: str,
     *,
     calib: str | Path | Dataset | None = None,
-    calib_method: str = "minmax",
+    calib_method: str | None = None,
     calib_samples: int | None = None,
     exclude: Sequence[str] = (),
     backend: str | None = None,
@@ -75,7 +75,9 @@ def artifact_for(
       hash on later uses, rebuilt when corrupt).
     * ``int8``: in ``int8_format`` when given, else the best format for ``backend``
       (:func:`~optieval.precision.formats.best_int8_format`: ort-cpu u8s8 for CNNs, dynamic
-      for transformer encoders; symmetric for the GPU backends and when ``backend`` is None).
+      for transformer encoders; symmetric for the GPU backends and when ``backend`` is None),
+      calibrated by ``calib_method`` (None: the format's default,
+      :data:`~optieval.precision.DEFAULT_CALIB_METHODS`).
 
     Raises:
         InputError: as :func:`~optieval.precision.convert`; in particular a request whose

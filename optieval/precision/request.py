@@ -22,6 +22,7 @@ from optieval.core import (
     signature_from_onnx,
 )
 from optieval.errors import InputError
+from optieval.precision.calibration import default_calib_method
 from optieval.precision.formats import (
     best_int8_format,
     check_format_for_backend,
@@ -64,7 +65,7 @@ class ConversionRequest:
         model: str | Path,
         precision: str,
         calib: str | Path | Dataset | None,
-        calib_method: str,
+        calib_method: str | None,
         calib_samples: int | None,
         calib_repeats: int,
         exclude: Sequence[str],
@@ -80,7 +81,7 @@ class ConversionRequest:
                 "fp32 is the source model itself" if precision == "fp32" else "choose fp16 or int8"
             )
             raise InputError(f"cannot convert to {precision!r}", where="precision", hint=hint)
-        if calib_method not in CALIB_METHODS:
+        if calib_method is not None and calib_method not in CALIB_METHODS:
             raise InputError(
                 f"unknown calibration method {calib_method!r}",
                 where="calib_method",
@@ -106,7 +107,7 @@ class ConversionRequest:
             proto=proto,
             signature=signature_from_onnx(proto),
             source_census=census(proto),
-            calib_method=calib_method,
+            calib_method=calib_method or "minmax",
             calib_samples=calib_samples,
             calib_repeats=calib_repeats,
             exclude=tuple(dict.fromkeys(e.strip() for e in exclude if e.strip())),
@@ -118,6 +119,8 @@ class ConversionRequest:
             chosen = int8_format or best_int8_format(backend, proto)
             check_format_for_backend(chosen, backend)
             request.int8_format = chosen
+            if calib_method is None:  # the default chosen by measurement, per format
+                request.calib_method = default_calib_method(chosen)
             if chosen != "dynamic":
                 request._load_calibration(calib)
             elif calib is not None and not (isinstance(calib, str) and calib == RANDOM_CALIB):

@@ -164,3 +164,22 @@ def test_minmax_matches_onnx_runtime_calibrator(cnn_onnx: Path, tmp_path: Path) 
     cache = ours.write_ort_cache(tmp_path / "calibration.json")
     theirs = quantize(tmp_path / "ort.onnx", Reader(), None)
     assert quantize(tmp_path / "ours.onnx", None, cache) == theirs  # byte-identical scales
+
+
+def test_default_method_is_chosen_per_format(cnn_onnx: Path, calib_npz: Path) -> None:
+    symmetric = convert(cnn_onnx, "int8", calib=calib_npz, output=cnn_onnx.with_name("s.onnx"))
+    assert symmetric.int8_format == "symmetric"
+    assert symmetric.options["calib_method"] == "percentile"
+    assert symmetric.calibration is not None and symmetric.calibration["method"] == "percentile"
+    u8s8 = convert(
+        cnn_onnx, "int8", calib=calib_npz, int8_format="u8s8", output=cnn_onnx.with_name("u.onnx")
+    )
+    assert u8s8.options["calib_method"] == "minmax"
+    asked = convert(
+        cnn_onnx,
+        "int8",
+        calib=calib_npz,
+        calib_method="entropy",
+        output=cnn_onnx.with_name("e.onnx"),
+    )
+    assert asked.options["calib_method"] == "entropy"

@@ -26,7 +26,13 @@ def convert(
             "or 'random' (smoke tests only)."
         ),
     ] = None,
-    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    calib_method: Annotated[
+        str | None,
+        typer.Option(
+            help="minmax, entropy or percentile (default: the format's, chosen by measurement: "
+            "percentile for symmetric, minmax for u8s8)."
+        ),
+    ] = None,
     calib_samples: Annotated[
         int | None, typer.Option(help="Calibrate on the first N samples (default all).")
     ] = None,
