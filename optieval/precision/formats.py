@@ -42,7 +42,7 @@ BACKEND_INT8_FORMATS: dict[str, tuple[str, ...]] = {
 
 _WHY_NOT = {
     "u8s8": "TensorRT accepts only int8 Q/DQ with zero point 0, no uint8 activations",
-    "dynamic": "it has no kernels for DynamicQuantizeLinear/MatMulInteger",
+    "dynamic": "TensorRT has no DynamicQuantizeLinear/MatMulInteger",
 }
 
 _ARM64 = ("arm64", "aarch64")
@@ -68,7 +68,7 @@ def check_format_for_backend(int8_format: str, backend: str | None) -> None:
         return
     reason = _WHY_NOT.get(int8_format, "") if backend in ("ort-trt", "tensorrt") else ""
     if backend == "ort-cuda":
-        reason = _WHY_NOT["dynamic"]
+        reason = "the CUDA EP has no DynamicQuantizeLinear kernel"
     raise InputError(
         f"backend {backend} cannot run the INT8 format {int8_format}"
         + (f" ({reason})" if reason else ""),
