@@ -187,7 +187,9 @@ def effnet_section(
     fp32 = work / "effnet_lite0.onnx"
     arts = [build("fp32", "optieval export", lambda: (export_effnet(fp32) and fp32, {}), fp32)]
     calib = files["effnet_calib.npz"]
-    arts += optieval_artifacts(fp32, calib, work) + ort_anchors(fp32, calib, work)
+    # quantize_dynamic turns every Conv into ConvInteger: ~10x slower than fp32 here, so it is
+    # measured only in --quick runs (100 crops) to keep the full run within its time.
+    arts += optieval_artifacts(fp32, calib, work) + ort_anchors(fp32, calib, work, dynamic=quick)
     eval_path = files["effnet_eval.npz"]
     if quick:
         eval_path = _subset(eval_path, 100, work / "effnet_eval_quick.npz")
