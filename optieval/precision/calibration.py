@@ -91,17 +91,23 @@ class StreamingHistogram:
         """Bytes the histogram holds (its counts)."""
         return int(self.counts.nbytes)
 
-    def update(self, values: np.ndarray) -> None:
-        """Add ``values`` (any shape; NaN and infinities are ignored)."""
+    def update(self, values: np.ndarray, *, histogram: bool = True) -> None:
+        """Add ``values`` (any shape; NaN and infinities are ignored); without ``histogram``
+        only the min, max and count."""
         flat = np.asarray(values, dtype=np.float32).ravel()
-        if flat.size and not np.isfinite(flat).all():
-            flat = flat[np.isfinite(flat)]
         if not flat.size:
             return
         low, high = float(flat.min()), float(flat.max())
+        if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf among them
+            flat = flat[np.isfinite(flat)]
+            if not flat.size:
+                return
+            low, high = float(flat.min()), float(flat.max())
         self.lowest = min(self.lowest, low)
         self.highest = max(self.highest, high)
         self.count += int(flat.size)
+        if not histogram:
+            return
         magnitude = max(abs(low), abs(high))
         if self.edge == 0.0:
             if magnitude == 0.0:
@@ -110,9 +116,10 @@ class StreamingHistogram:
             self.edge = magnitude
         while magnitude > self.edge:
             self._double()
-        width = self.edge / self.bins
-        index = np.floor(flat / width).astype(np.int64) + self.bins
-        np.clip(index, 0, 2 * self.bins - 1, out=index)
+        # Shifted by edge, every value is >= 0: truncation is floor (one pass fewer).
+        scale = np.float32(self.bins / self.edge)
+        index = ((flat + np.float32(self.edge)) * scale).astype(np.intp)  # bincount: intp
+        np.minimum(index, 2 * self.bins - 1, out=index)
         self.counts += np.bincount(index, minlength=2 * self.bins)
 
     def _double(self) -> None:
@@ -369,7 +376,7 @@ def calibrate(
     for feed in feeds:
         values = session.run(tensors, feed)
         for name, array in zip(tensors, values, strict=True):
-            histograms[name].update(array)
+            histograms[name].update(array, histogram=method != "minmax")
         del values
         batches += 1
         samples += len(next(iter(feed.values()))) if feed else 0
