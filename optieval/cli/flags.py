@@ -88,6 +88,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "task": "--task",
     "threads": "--threads",
     "threshold": "--threshold",
+    "time_limit": "--time-limit",
     "tol": "--tol",
     "warmup_iters": "--warmup-iters",
     "warmup_s": "--warmup",

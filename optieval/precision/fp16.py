@@ -131,7 +131,7 @@ def conversion_limits(
     to ``progress``; None keeps what an enclosing block set (else the default, or
     ``OPTIEVAL_CONVERT_TIME_LIMIT``)."""
     if time_limit is not None and not time_limit > 0:
-        raise InputError(f"{time_limit} must be positive", where="time_limit")
+        raise InputError(f"time limit {time_limit:g} s must be positive", where="time_limit")
     limit_token = _TIME_LIMIT.set(time_limit if time_limit is not None else _TIME_LIMIT.get())
     progress_token = _PROGRESS.set(progress if progress is not None else _PROGRESS.get())
     try:

@@ -176,3 +176,20 @@ def test_missing_and_broken_models_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not onnx at all")
     assert "broken.onnx" in _one_line_error(*_invoke("convert", str(broken), "-p", "fp16"))
+
+
+def test_convert_fp16_time_limit(tmp_path: Path) -> None:
+    from tests.conftest import make_onnx_cnn
+
+    cnn_onnx = make_onnx_cnn(tmp_path / "slow.onnx", seed=11)  # not in the test cache yet
+    out = tmp_path / "cnn.fp16.onnx"
+    code, output = _invoke(
+        "convert", str(cnn_onnx), "-p", "fp16", "-o", str(out), "--time-limit", "1e-9"
+    )
+    assert code == 3 and "Traceback" not in output, output
+    assert "FP16 conversion passed its time limit of 1e-09 s in" in output
+    assert "--time-limit" in output and not out.exists()
+    line = _one_line_error(*_invoke("convert", str(cnn_onnx), "-p", "fp16", "--time-limit", "0"))
+    assert "--time-limit" in line and "must be positive" in line
+    code, output = _invoke("convert", str(cnn_onnx), "-p", "fp16", "-o", str(out))
+    assert code == 0 and out.is_file(), output

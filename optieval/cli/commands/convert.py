@@ -62,6 +62,14 @@ def convert(
             "choice; a format the backend cannot run is refused.",
         ),
     ] = None,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            help="Seconds the FP16 conversion may take; past it, exit 3 naming the stage "
+            "(default 600, or $OPTIEVAL_CONVERT_TIME_LIMIT).",
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the result JSON here.")
     ] = None,
@@ -89,6 +97,7 @@ def convert(
             exclude=split_list(exclude, "--exclude"),
             backend=backend,
             int8_format=int8_format,
+            time_limit=time_limit,
         )
     for line in result.warnings:
         err_console.print(
