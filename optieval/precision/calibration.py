@@ -247,6 +247,8 @@ class CalibrationRanges:
         samples: calibration samples seen; ``batches`` the runs.
         histogram_bytes: the memory the histograms held (all tensors together).
         seconds: wall time of collection and range selection.
+        narrowed: how many ranges are narrower than the tensor's min-max range (0 for
+            ``minmax``; entropy and percentile clip tails only where the histogram has them).
     """
 
     method: str
@@ -256,6 +258,15 @@ class CalibrationRanges:
     batches: int
     histogram_bytes: int
     seconds: float
+    narrowed: int = 0
+
+    def note(self) -> str:
+        """One line for the conversion's notes: method, tensors, ranges narrowed, memory."""
+        return (
+            f"calibration: {self.method} over {self.samples} samples, {len(self.ranges)} "
+            f"activation tensors, {self.narrowed} ranges narrower than min-max; histograms "
+            f"{self.histogram_bytes / 2**20:.1f} MiB ({self.seconds:.1f} s)"
+        )
 
     def summary(self) -> dict[str, Any]:
         """What a manifest records about the calibration pass (not the ranges themselves)."""
@@ -383,6 +394,7 @@ def calibrate(
     if batches == 0:
         raise InputError("no calibration batch", where="calib")
     ranges: dict[str, tuple[float, float]] = {}
+    narrowed = 0
     for name, hist in histograms.items():
         if hist.count == 0:
             continue  # no value seen (an empty tensor): ORT leaves such a tensor in float
@@ -392,6 +404,7 @@ def calibrate(
             ranges[name] = hist.percentile_range(PERCENTILE, symmetric=symmetric)
         else:
             ranges[name] = hist.entropy_range(symmetric=symmetric)
+        narrowed += _narrower(ranges[name], hist.minmax(), symmetric=symmetric)
     return CalibrationRanges(
         method=method,
         symmetric=symmetric,
@@ -400,4 +413,12 @@ def calibrate(
         batches=batches,
         histogram_bytes=sum(h.nbytes for h in histograms.values()),
         seconds=time.perf_counter() - started,
+        narrowed=narrowed,
     )
+
+
+def _narrower(chosen: tuple[float, float], full: tuple[float, float], *, symmetric: bool) -> bool:
+    """Whether ``chosen`` quantizes with a smaller scale than ``full`` (the min-max range)."""
+    if symmetric:
+        return max(abs(chosen[0]), abs(chosen[1])) < max(abs(full[0]), abs(full[1]))
+    return chosen[0] > full[0] or chosen[1] < full[1]

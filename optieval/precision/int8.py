@@ -378,7 +378,7 @@ def build_int8(
                 _quantize_dynamic(pre, quantized, excluded, external)
             else:
                 assert calib is not None
-                _quantize_static(
+                calibrated = _quantize_static(
                     pre,
                     quantized,
                     calib,
@@ -389,6 +389,7 @@ def build_int8(
                     symmetric=int8_format == "symmetric",
                     op_types_to_quantize=quantize_ops,
                 )
+                notes.append(calibrated)
     except InputError:
         raise
     except Exception as exc:
@@ -425,7 +426,8 @@ def _quantize_static(
     external: bool,
     symmetric: bool,
     op_types_to_quantize: list[str] | None,
-) -> None:
+) -> str:
+    """Calibrate (optieval's streaming histograms) and quantize; returns the calibration's note."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -476,6 +478,7 @@ def _quantize_static(
         calibration_cache_path=str(cache),
         extra_options=extra,
     )
+    return ranges.note()
 
 
 def _quantize_dynamic(pre: Path, quantized: Path, excluded: list[str], external: bool) -> None:

@@ -105,18 +105,22 @@ def outlier_calib(tmp_path: Path) -> Path:
 
 
 def test_methods_reach_the_quantizer(cnn_onnx: Path, outlier_calib: Path) -> None:
-    scales = {
-        method: _activation_scales(
-            convert(
-                cnn_onnx,
-                "int8",
-                calib=outlier_calib,
-                calib_method=method,
-                output=cnn_onnx.with_name(f"{method}.onnx"),
-            ).output
+    results = {
+        method: convert(
+            cnn_onnx,
+            "int8",
+            calib=outlier_calib,
+            calib_method=method,
+            output=cnn_onnx.with_name(f"{method}.onnx"),
         )
         for method in ("minmax", "entropy", "percentile")
     }
+    scales = {method: _activation_scales(r.output) for method, r in results.items()}
+    for method, result in results.items():  # the user is told what calibration did
+        (note,) = [n for n in result.notes if n.startswith("calibration:")]
+        assert f"calibration: {method} over 2000 samples" in note and "MiB" in note
+        narrowed = int(note.split(" ranges narrower")[0].rsplit(" ", 1)[1])
+        assert (narrowed == 0) == (method == "minmax"), note
     assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
     for method in ("entropy", "percentile"):
         smaller = [t for t in scales[method] if scales[method][t] < scales["minmax"][t] * 0.95]
