@@ -63,10 +63,13 @@ def compare_output(
     confidence: float = DEFAULT_CONFIDENCE,
     kind: KindChoice | None = None,
     knn_k: int = DEFAULT_KNN_K,
+    default_min_cosine: float | None = None,
 ) -> OutputParity:
     """Compare one output; see :class:`OutputParity`. ``labels`` must already be checked
     (:func:`check_labels`) and are used only when the output holds class scores. ``kind``
-    defaults to the inferred one (:func:`optieval.parity.kinds.infer_kind`)."""
+    defaults to the inferred one (:func:`optieval.parity.kinds.infer_kind`).
+    ``default_min_cosine`` judges an embedding's worst sample when ``budget`` sets no
+    ``min_cosine`` (:data:`~optieval.parity.tolerances.DEFAULT_EMBEDDING_COSINE`)."""
     budget = budget or TaskBudget()
     if kind is None:
         kind = resolve_kinds({name: reference})[name]
@@ -114,6 +117,11 @@ def compare_output(
             knn_agreement=None if neighbours is None else neighbours.agreement,
         )
     )
+    if (kind.kind == "embedding" and budget.min_cosine is None and cos is not None
+            and default_min_cosine is not None):  # fmt: skip
+        checks.append(MetricCheck("cosine", cos.min >= default_min_cosine, cos.min,
+                                  default_min_cosine, "worst sample's cosine with the reference "
+                                  "(the default for this precision's embeddings)"))  # fmt: skip
     return OutputParity(
         name=name,
         passed=all(c.passed for c in checks),
@@ -236,6 +244,7 @@ def compare_outputs(
             confidence=confidence,
             kind=kinds[name],
             knn_k=knn_k,
+            default_min_cosine=tolerances.embedding_cosine(),
         )
         for name in reference
     )

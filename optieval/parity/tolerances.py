@@ -63,6 +63,21 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
 }
 
 
+DEFAULT_EMBEDDING_COSINE: dict[str, float] = {
+    "fp32": 0.9999,
+    "bf16": 0.99,
+    "fp16": 0.999,
+    "int8": 0.95,
+}
+"""The worst sample's cosine an embedding output must keep when no ``min_cosine`` is given.
+
+Element tolerances say little about an embedding (a unit vector of a few hundred elements of
+~0.05 each passes ``atol = 0.1`` whatever its direction), so embeddings are also judged on
+direction. Measured on MiniLM-L6 (100 sentences): fp16's worst sample 0.9999994; int8's 0.967
+(dynamic) and 0.947 (portable symmetric).
+"""
+
+
 def default_tolerance(precision: str) -> Tolerance:
     """The default tolerance for a candidate precision; InputError for an unknown one."""
     try:
@@ -126,6 +141,10 @@ class ToleranceSet:
             base.rtol if self.rtol is None else self.rtol,
             "--atol/--rtol",
         )
+
+    def embedding_cosine(self) -> float | None:
+        """The default worst-sample cosine for embedding outputs of this precision."""
+        return DEFAULT_EMBEDDING_COSINE.get(self.precision)
 
     def check_outputs(self, outputs: Iterable[str]) -> None:
         """InputError naming ``tol`` when a per-output tolerance names no output."""

@@ -125,3 +125,26 @@ def test_regression_output_gets_errors_not_argmax() -> None:
     assert out.kind == "regression" and out.kind_reason == "one value per sample"
     assert out.errors is not None and out.errors.rel_max == pytest.approx(0.01)
     assert out.top1_agreement is None
+
+
+def test_embeddings_are_judged_on_direction_by_default() -> None:
+    # Unit embeddings of 384 elements: an int8-like error that turns one sentence's vector
+    # passes atol/rtol 0.1 element-wise, so the default worst-sample cosine must catch it.
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(50, 384))
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    cand = ref + rng.normal(size=ref.shape) * 0.002
+    cand[7] = ref[7] + rng.normal(size=384) * 0.02
+    kinds = {"sentence_embedding": "embedding"}
+    (out,) = compare_outputs({"sentence_embedding": ref}, {"sentence_embedding": cand},
+                             tolerances=ToleranceSet("int8"), output_kinds=kinds)  # fmt: skip
+    checks = {c.name: c for c in out.checks}
+    assert checks["tolerance"].passed
+    assert not checks["cosine"].passed and checks["cosine"].limit == 0.95
+    assert not out.passed
+    # A budget the user gives replaces the default; fp16's default is stricter.
+    (loose,) = compare_outputs({"sentence_embedding": ref}, {"sentence_embedding": cand},
+                               tolerances=ToleranceSet("int8"), output_kinds=kinds,
+                               budget=TaskBudget(min_cosine=0.5))  # fmt: skip
+    assert loose.passed and [c.limit for c in loose.checks if c.name == "cosine"] == [0.5]
+    assert ToleranceSet("fp16").embedding_cosine() == 0.999
