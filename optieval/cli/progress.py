@@ -131,9 +131,10 @@ def gate_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]
 
 
 @contextlib.contextmanager
-def step_progress(message: str) -> Iterator[None]:
+def step_progress(message: str) -> Iterator[Callable[[str], None]]:
     """A spinner with the elapsed time while one long step runs (``export: exporting ...``);
-    the step is recorded as finished when the block ends without an exception."""
+    the step is recorded as finished when the block ends without an exception. Yields a
+    callback that shows the stage the step is in beside its message."""
     display = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -142,6 +143,10 @@ def step_progress(message: str) -> Iterator[None]:
         transient=True,
     )
     with display:
-        display.add_task(escape(message), total=None)
-        yield
+        task = display.add_task(escape(message), total=None)
+
+        def stage(text: str) -> None:
+            display.update(task, description=escape(f"{message}: {text}"))
+
+        yield stage
     record_finished(message)

@@ -84,7 +84,8 @@ def convert(
     from optieval.precision import convert as convert_model
 
     doing = "calibrating and quantizing" if precision == "int8" and calib else "converting"
-    with warnings.catch_warnings(), step_progress(f"convert: {doing} {model.name} to {precision}"):
+    step = f"convert: {doing} {model.name} to {precision}"
+    with warnings.catch_warnings(), step_progress(step) as stage:
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
         result = convert_model(
             model,
@@ -98,6 +99,7 @@ def convert(
             backend=backend,
             int8_format=int8_format,
             time_limit=time_limit,
+            progress=stage,
         )
     for line in result.warnings:
         err_console.print(
