@@ -32,6 +32,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "concurrency": "--concurrency",
     "cuda_graph": "--cuda-graph",
     "data": "--data",
+    "device_id": "--device",
     "duration_s": "--duration",
     "dynamic": "--dynamic",
     "exclude": "--exclude",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -109,3 +110,70 @@ def test_build_renders_what_it_wrote(
     assert "TensorRT 10.13.0" in result.output and "read back fp32" in result.output
     data = json.loads(out.read_text())
     assert data["plan"] == str(plan) and data["gpu"]["compute_capability"] == "9.0"
+
+
+def test_build_on_device_1_records_its_gpu_and_refuses_another(
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--device 1` builds on device 1 (an L4 behind the strict stand-in; device 0 is an H200):
+    the manifest records the L4, the engine loads on device 1 and is refused (exit 3) on
+    device 0."""
+    import json
+
+    from optieval.errors import BackendUnavailable
+    from optieval.runtime.tensorrt.backend import TensorrtBackend
+    from tests.runtime import fake_cuda
+    from tests.runtime.conftest import install_fake
+
+    install_fake(monkeypatch)
+    devices = fake_cuda.install(monkeypatch)
+    plan, out = tmp_path / "m.plan", tmp_path / "build.json"
+    args = ["build", str(mlp_onnx), "--shape", "x:2x4", "--device", "1", "-o", str(plan)]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "device 1 NVIDIA L4 sm 8.9" in result.output
+    manifest = json.loads(Path(str(plan) + ".json").read_text())
+    assert manifest["gpu"] == {"name": "NVIDIA L4", "compute_capability": "8.9"}
+    assert json.loads(out.read_text())["gpu"]["name"] == "NVIDIA L4"
+    with TensorrtBackend(plan, device_id=1) as backend:
+        assert backend.infer({"x": np.ones((2, 4), np.float32)})["logits"].shape[0] == 2
+    assert devices[-1].device_id == 1
+    with pytest.raises(BackendUnavailable, match="built for NVIDIA L4") as info:
+        TensorrtBackend(plan, device_id=0).load()
+    assert info.value.exit_code == 3
+
+
+def test_build_default_device_is_0(
+    mlp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.runtime.conftest import install_fake
+
+    install_fake(monkeypatch)
+    plan = tmp_path / "m.plan"
+    result = runner.invoke(app, ["build", str(mlp_onnx), "--shape", "x:2x4", "-o", str(plan)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path(str(plan) + ".json").read_text())["gpu"]["name"] == "NVIDIA H200"
+
+
+def test_build_negative_device_is_exit_2_naming_the_flag(mlp_onnx: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "m.plan"
+    result = runner.invoke(app, ["build", str(mlp_onnx), "--device", "-1", "-o", str(plan)])
+    assert result.exit_code == 2, result.output
+    line = _error_line(result.output)
+    assert "no CUDA device -1" in line and "--device" in line
+    assert not plan.exists()
+
+
+def test_device_beyond_the_machine_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU machine, a device index past the last one is exit 2, not torch's assertion."""
+    import torch
+
+    from optieval.errors import InputError
+    from optieval.runtime.tensorrt.library import gpu_identity
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(InputError, match="no CUDA device 2; this machine has 2") as info:
+        gpu_identity(2)
+    assert info.value.exit_code == 2

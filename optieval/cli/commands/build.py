@@ -39,6 +39,10 @@ def build(
     hardware_compatible: Annotated[
         bool, typer.Option(help="Build an engine that runs on any Ampere+ GPU.")
     ] = False,
+    device_id: Annotated[
+        int,
+        typer.Option("--device", help="CUDA device to build on; the manifest records its GPU."),
+    ] = 0,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the result JSON here.")
     ] = None,
@@ -66,7 +70,9 @@ def build(
     from optieval.cli.progress import step_progress
     from optieval.runtime import build_plan
 
-    with step_progress(f"build: building a {precision} TensorRT engine from {model.name}"):
+    with step_progress(
+        f"build: building a {precision} TensorRT engine from {model.name} on device {device_id}"
+    ):
         result = build_plan(
             model,
             output,
@@ -75,12 +81,14 @@ def build(
             profiles=profiles,
             version_compatible=version_compatible,
             hardware_compatible=hardware_compatible,
+            device_id=device_id,
         )
     data = result.manifest_data
+    read_back = data["precision"]["read_back"]["precision"]
     console.print(
-        f"wrote {escape(result.plan)} (TensorRT {data['tensorrt']['version']}, "
-        f"{escape(data['gpu']['name'])} sm {data['gpu']['compute_capability']}, precision "
-        f"{data['precision']['requested']} read back {data['precision']['read_back']['precision']}"
+        f"wrote {escape(result.plan)} (TensorRT {data['tensorrt']['version']}, device "
+        f"{device_id} {escape(data['gpu']['name'])} sm {data['gpu']['compute_capability']}, "
+        f"precision {data['precision']['requested']} read back {read_back}"
         f", built in {data['build_seconds']} s)",
         highlight=False,
     )

@@ -20,6 +20,8 @@ from optieval.errors import BackendFailed, InputError
 from optieval.runtime.profiles import ProfileShape, compute_profiles
 from optieval.runtime.tensorrt.library import (
     TrtLogger,
+    check_device_id,
+    device_cache_key,
     engine_signature,
     import_trt,
     init_plugins,
@@ -247,6 +249,7 @@ def build_plan(
     from optieval.precision import check_precision_name, require_precision
 
     check_precision_name(precision)
+    check_device_id(device_id)
     model = Path(model)
     require_precision(model, precision, where=str(model))
     out = Path(output)
@@ -289,7 +292,7 @@ def build_plan(
 def timing_cache_path(version: str, cc: str, gpu_name: str) -> Path:
     """The timing cache shared by builds for one TensorRT version, compute capability and GPU
     model (tactic timings differ between GPUs of one compute capability)."""
-    from optieval.core import cache_dir, cache_key
+    from optieval.core import cache_dir
 
-    key = cache_key({"tensorrt": version, "cc": cc, "gpu": gpu_name})
+    key = device_cache_key(trt_version=version, compute_capability=cc, gpu_name=gpu_name)
     return cache_dir("tensorrt-timing", key) / "timing.cache"

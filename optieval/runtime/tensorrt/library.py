@@ -9,14 +9,16 @@ import functools
 from typing import Any
 
 from optieval.core import Signature, TensorSpec
-from optieval.errors import BackendUnavailable
+from optieval.errors import BackendUnavailable, InputError
 from optieval.runtime.base import Availability
 
 __all__ = [
     "MIN_TRT_VERSION",
     "TRT_INSTALL_HINT",
     "TrtLogger",
+    "check_device_id",
     "cuda_reason",
+    "device_cache_key",
     "engine_signature",
     "gpu_identity",
     "import_trt",
@@ -148,10 +150,24 @@ def trt_availability() -> Availability:
     return Availability(True, detail={"tensorrt": version})
 
 
+def check_device_id(device_id: int, count: int | None = None) -> None:
+    """InputError (exit 2) for a CUDA device index below 0, or not below ``count`` (the devices
+    this machine has, when known)."""
+    if device_id < 0 or (count is not None and device_id >= count):
+        have = "" if count is None else f"; this machine has {count} CUDA device(s)"
+        raise InputError(
+            f"no CUDA device {device_id}{have}",
+            where="device_id",
+            hint="give a device index from 0 (`nvidia-smi -L` lists them)",
+        )
+
+
 def gpu_identity(device_id: int = 0) -> tuple[str, str]:
-    """(GPU name, compute capability ``"9.0"``) of a CUDA device, through torch."""
+    """(GPU name, compute capability ``"9.0"``) of a CUDA device, through torch; InputError
+    for a device this machine does not have."""
     import torch
 
+    check_device_id(device_id, torch.cuda.device_count())
     major, minor = torch.cuda.get_device_capability(device_id)
     return str(torch.cuda.get_device_name(device_id)), f"{major}.{minor}"
 
@@ -218,3 +234,13 @@ def select_device(device_id: int) -> None:
 
     if torch.cuda.is_available():
         torch.cuda.set_device(device_id)
+
+
+def device_cache_key(*, trt_version: str, compute_capability: str, gpu_name: str) -> str:
+    """The key of a cache that only one TensorRT version on one GPU model may read back: the
+    timing cache of ``tensorrt`` builds and the engine/timing caches of ``ort-trt`` (TensorRT
+    rejects timing caches from other device properties, and engines are not portable across
+    GPU models; tactic timings differ between GPUs of one compute capability)."""
+    from optieval.core import cache_key
+
+    return cache_key({"tensorrt": trt_version, "cc": compute_capability, "gpu": gpu_name})
