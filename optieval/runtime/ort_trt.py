@@ -4,6 +4,7 @@ precision switches, profiles and caches, and the label of what its fp32 really i
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,10 +22,13 @@ from optieval.runtime.profiles import (
     compute_profiles,
     ort_trt_shape_options,
 )
+from optieval.runtime.tensorrt import library as trt_library
 
 __all__ = [
     "ORT_TRT_PRECISION_SOURCE",
     "OrtTrtBackend",
+    "ep_tensorrt_version",
+    "ort_trt_cache_identity",
     "ort_trt_fp32_math",
     "ort_trt_provider_options",
 ]
@@ -33,14 +37,15 @@ __all__ = [
 def ort_trt_provider_options(
     *,
     precision: str,
-    cache_folder: str | os.PathLike[str],
+    cache_folder: str | os.PathLike[str] | None,
     profiles: Sequence[ProfileShape] = (),
     device_id: int = 0,
 ) -> dict[str, Any]:
     """TensorRT EP options for an artifact of ``precision`` (docs/facts.md: the EP links
     TensorRT 10,
     weakly typed, so fp16 and Q/DQ artifacts still need ``trt_fp16_enable`` /
-    ``trt_int8_enable``). Engine and timing caches go to ``cache_folder``; profile shapes come
+    ``trt_int8_enable``). Engine and timing caches go to ``cache_folder`` (None: both off);
+    profile shapes come
     from :func:`optieval.runtime.profiles.compute_profiles`.
 
     Raises InputError for bf16 (the EP has no bf16 switch) or an unknown precision.
@@ -51,13 +56,20 @@ def ort_trt_provider_options(
             where="precision",
             hint="use fp32, fp16 or int8 artifacts",
         )
-    folder = str(cache_folder)
-    options: dict[str, Any] = {
-        "device_id": device_id,
-        "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": folder,
-        "trt_timing_cache_enable": "True",
-        "trt_timing_cache_path": folder,
+    options: dict[str, Any] = {"device_id": device_id}
+    if cache_folder is None:
+        options.update({"trt_engine_cache_enable": "False", "trt_timing_cache_enable": "False"})
+    else:
+        folder = str(cache_folder)
+        options.update(
+            {
+                "trt_engine_cache_enable": "True",
+                "trt_engine_cache_path": folder,
+                "trt_timing_cache_enable": "True",
+                "trt_timing_cache_path": folder,
+            }
+        )
+    options |= {
         "trt_fp16_enable": "True" if precision == "fp16" else "False",
         "trt_int8_enable": "True" if precision == "int8" else "False",
     }
@@ -86,17 +98,63 @@ def ort_trt_fp32_math(compute_capability: str | None) -> str:
     return "tf32" if major >= 8 else "fp32"
 
 
-def _compute_capability(device_id: int) -> str | None:
-    """``"major.minor"`` of CUDA device ``device_id`` through torch, or None without it."""
+@functools.cache
+def ep_tensorrt_version() -> str | None:
+    """The TensorRT version ORT's TensorRT EP loads: ``getInferLibVersion()`` of the libnvinfer
+    the dynamic loader finds by the soname the EP opens (NvInferRuntime.h; the number is
+    major*10000 + minor*100 + patch, NvInferVersion.h), else the ``tensorrt`` module's version
+    (its wheel's libnvinfer is then already in the process); None when neither can be read."""
+    import ctypes
+    import ctypes.util
+
+    for name in (ctypes.util.find_library("nvinfer"), "libnvinfer.so.10", "nvinfer_10.dll"):
+        if not name:
+            continue
+        try:
+            number = int(ctypes.CDLL(name).getInferLibVersion())
+        except (OSError, AttributeError):  # not found here, or not TensorRT
+            continue
+        return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+    try:
+        import tensorrt
+    except ImportError:
+        return None
+    return str(getattr(tensorrt, "__version__", "")) or None
+
+
+def ort_trt_cache_identity(device_id: int) -> tuple[dict[str, str] | None, str]:
+    """What ort-trt's engine and timing caches are keyed by besides the artifact: the TensorRT
+    version the EP loads and device ``device_id``'s GPU name and compute capability (TensorRT
+    engines and timing caches are not portable across GPU models or TensorRT versions; the EP
+    checks neither). Returns (the identity as ``device_cache_key``'s arguments, a one-line
+    description), or (None, why) when a part cannot be read: the caches are then off."""
+    gpu = _gpu_identity(device_id)
+    if gpu is None:
+        return None, "off: the GPU cannot be identified (torch.cuda is not usable)"
+    version = ep_tensorrt_version()
+    if version is None:
+        return None, "off: the TensorRT version the EP loads cannot be read (no libnvinfer found)"
+    name, cc = gpu
+    identity = {"trt_version": version, "compute_capability": cc, "gpu_name": name}
+    return identity, f"TensorRT {version} on {name} (compute capability {cc})"
+
+
+def _gpu_identity(device_id: int) -> tuple[str, str] | None:
+    """(name, ``"major.minor"``) of CUDA device ``device_id`` through torch, or None without
+    a usable torch.cuda; InputError for a device this machine does not have."""
     try:
         import torch
 
         if not torch.cuda.is_available():
             return None
-        major, minor = torch.cuda.get_device_capability(device_id)
-    except Exception:  # torch missing or a CUDA error: the label says unknown
+    except Exception:  # torch missing or broken: unknown
         return None
-    return f"{major}.{minor}"
+    try:
+        return trt_library.gpu_identity(device_id)
+    except InputError:
+        raise
+    except Exception:  # a CUDA error: unknown
+        return None
 
 
 class OrtTrtBackend(OrtCudaBackend):
@@ -116,7 +174,10 @@ class OrtTrtBackend(OrtCudaBackend):
     Ampere and newer and the EP offers no switch: ``options["fp32_math"]`` says ``tf32`` there
     (:func:`ort_trt_fp32_math`), so an ``ort-trt`` fp32 number is not an fp32 number beside
     ``tensorrt`` and ``ort-cuda`` (both TF32 off). Engines and timing caches live in the
-    optieval cache under ``ort-trt/<key>`` (artifact hash, ORT version, precision, profiles).
+    optieval cache under ``ort-trt/<key>`` (artifact hash, ORT version, precision, profiles, and
+    the TensorRT version and GPU model of :func:`ort_trt_cache_identity`, since the EP reuses
+    whatever it finds there); where that identity cannot be read the caches are off, and
+    ``options["engine_cache"]`` says which.
     """
 
     name = "ort-trt"
@@ -154,26 +215,32 @@ class OrtTrtBackend(OrtCudaBackend):
             self.profiles = compute_profiles(
                 signature, shapes=self._shapes, explicit=self._explicit_profiles
             )
-        key = cache_key(
-            {
-                "artifact": sha256_file(self.model),
-                "onnxruntime": ort.__version__,
-                "precision": precision,
-                "profiles": [p.to_json() for p in self.profiles],
-            }
-        )
+        device_id = int(self.options["device_id"])
+        identity, cache_note = ort_trt_cache_identity(device_id)
+        folder = None
+        if identity is not None:
+            key = cache_key(
+                {
+                    "artifact": sha256_file(self.model),
+                    "onnxruntime": ort.__version__,
+                    "precision": precision,
+                    "profiles": [p.to_json() for p in self.profiles],
+                    "device": trt_library.device_cache_key(**identity),
+                }
+            )
+            folder = cache_dir("ort-trt", key)
+        self.options["engine_cache"] = cache_note
         self._trt_options = ort_trt_provider_options(
             precision=precision,
-            cache_folder=cache_dir("ort-trt", key),
+            cache_folder=folder,
             profiles=self.profiles,
-            device_id=self.options["device_id"],
+            device_id=device_id,
         )
         if self.options["enable_cuda_graph"]:
             self._trt_options["trt_cuda_graph_enable"] = "True"
         self.options["profiles"] = [p.to_json() for p in self.profiles]
-        self.options["fp32_math"] = ort_trt_fp32_math(
-            _compute_capability(int(self.options["device_id"]))
-        )
+        gpu = _gpu_identity(device_id)
+        self.options["fp32_math"] = ort_trt_fp32_math(gpu[1] if gpu else None)
         return super()._load()
 
     def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:

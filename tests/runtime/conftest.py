@@ -28,3 +28,25 @@ def install_fake(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
     gpus = {0: ("NVIDIA H200", "9.0"), 1: ("NVIDIA L4", "8.9")}
     monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: gpus[device_id])
     return fake
+
+
+GPUS = {0: ("NVIDIA H200", "9.0"), 1: ("NVIDIA L4", "8.9")}
+
+
+def known_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+    gpus: dict[int, tuple[str, str]] | None = None,
+    ep_trt_version: str | None = "10.13.0",
+) -> None:
+    """torch.cuda usable with ``gpus`` (device -> name, compute capability; default device 0
+    an H200 and device 1 an L4) and ORT's TensorRT EP loading ``ep_trt_version``: what
+    ort-trt keys its caches by."""
+    import torch
+
+    from optieval.runtime import ort_trt
+    from optieval.runtime.tensorrt import library
+
+    table = GPUS if gpus is None else gpus
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: table[device_id])
+    monkeypatch.setattr(ort_trt, "ep_tensorrt_version", lambda: ep_trt_version)

@@ -27,6 +27,8 @@ from optieval.runtime.ort_trt import (
 )
 from optieval.runtime.profiles import ProfileShape
 
+from .conftest import known_gpu
+
 
 def test_cuda_provider_options() -> None:
     assert cuda_provider_options() == {
@@ -140,6 +142,7 @@ def test_ort_trt_options_from_census_and_shapes(
 
     monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
     monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    known_gpu(monkeypatch)  # the engine cache is on only where the GPU can be identified
     backend = OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (16, 4)]})
     backend.load()
     name, opts = seen["providers"][0]
