@@ -3,10 +3,12 @@ new to old median latency, and the pairing of bench cells.
 
 The ratio and its interval are :func:`optieval.stats.median_ratio_ci` (Price & Bonett 2002,
 distribution-free, nearest-rank medians, so the ratio's point is ``new p50 / old p50`` as
-printed). The interval treats each run's samples as independent draws. Iterations within a run
-are usually mildly correlated and two runs on one machine differ by more than sampling noise
-(load, clocks); the ``threshold`` (default 5%) is what keeps such differences from being called
-regressions.
+printed). Iterations within a run are often correlated (the interval allows for it) and two
+runs on one machine differ by more than their samples show (memory layout, clocks, neighbours):
+when a cell was measured in blocks, each in its own process (``block_medians_ms``), the spread of
+the block medians widens the interval (a Welch t interval on their logs; a baseline without
+blocks is taken to vary between runs as one block of the new run does). The ``threshold``
+(default 5%) is the change that counts as a regression.
 """
 
 from __future__ import annotations
@@ -322,6 +324,18 @@ def _samples_or_reason(cell: Mapping[str, Any], side: str) -> tuple[Any, str | N
     return arr, None
 
 
+def _block_medians(cell: Mapping[str, Any]) -> list[float] | None:
+    """The cell's per-block (per-process) medians, or None in files written before blocks or
+    when the list is malformed (the comparison then has no between-run estimate from it)."""
+    blocks = cell.get("block_medians_ms")
+    if not isinstance(blocks, (list, tuple)):
+        return None
+    try:
+        return [float(b) for b in blocks]
+    except (TypeError, ValueError):
+        return None
+
+
 def compare_to_baseline(
     new_cells: Iterable[Mapping[str, Any]],
     old_cells: Iterable[Mapping[str, Any]],
@@ -336,7 +350,8 @@ def compare_to_baseline(
 
     Args:
         new_cells: the new run's cells (dicts in the bench JSON cell shape: ``backend``,
-            ``precision``, ``batch``, ``shapes``, optional ``status``, ``times_ms``).
+            ``precision``, ``batch``, ``shapes``, optional ``status``, ``times_ms``,
+            ``block_medians_ms``).
         old_cells: the baseline's cells, same shape (a bench JSON's ``results`` or a gate
             report's cells).
         new_env, old_env: the two runs' ``env`` fingerprints, to name what differs.
@@ -378,7 +393,13 @@ def compare_to_baseline(
             not_compared.append((cell_label(key), reason))
             continue
         try:
-            ratio = median_ratio_ci(new_times, old_times, confidence)
+            ratio = median_ratio_ci(
+                new_times,
+                old_times,
+                confidence,
+                new_blocks=_block_medians(new_by_key[key]),
+                old_blocks=_block_medians(old_by_key[key]),
+            )
         except InputError as exc:
             raise InputError(
                 f"{cell_label(key)}: {exc.message}", where="baseline", hint=exc.hint

@@ -3,7 +3,8 @@ versioned schema that other tools parse (docs/reference/bench-json.md).
 
 Schema history:
     1: first release (schema_version, env, model, results[] of cells). Later additions are optional
-       cell fields that older files lack: scenario fields; ``machine`` and ``placement``.
+       cell fields that older files lack: scenario fields; ``machine`` and ``placement``;
+       ``block_medians_ms`` and ``block_samples``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class Cell:
     # Shape sets (issue 17): what tells this cell's shapes apart in a sweep (``seq=64``), or
     # None when only the batch varies. None in files written before them.
     shape_set: str | None = None
+    # Blocks (issue 15): the median (ms) and sample count of each block when the cell was
+    # measured in several processes and pooled (``times_ms`` holds them all, block after
+    # block); None when measured in one process and in files written before blocks.
+    block_medians_ms: list[float] | None = None
+    block_samples: list[int] | None = None
 
     @property
     def key(self) -> tuple[str, str, int, tuple[tuple[str, tuple[int, ...]], ...]]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from optieval.bench.blocks import block_settings, check_blocks, pool_blocks
 from optieval.bench.cell import (
     IO_MODES,
     CellRequest,
@@ -65,6 +66,7 @@ def benchmark(
     executor: Any = None,
     hardware: str | None = None,
     on_start: Callable[[int], None] | None = None,
+    blocks: int = 1,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
@@ -106,6 +108,11 @@ def benchmark(
         executor: an :class:`optieval.execution.Executor` that runs the usable cells
             (e.g. on a Ray cluster); None runs them here, one after another.
         hardware: with ``executor``, the accelerator type the cells are promised for.
+        blocks: measure each single-stream cell in this many processes one after another
+            (``isolate``; otherwise runs), each with ``1/blocks`` of ``duration_s`` and
+            ``max_duration_s``, pooled into one cell that records each block's median
+            (``Cell.block_medians_ms``): what a baseline comparison needs to see variation
+            between processes (:mod:`optieval.bench.blocks`). Default 1.
 
     Returns:
         A :class:`BenchReport`; unusable backends appear as ``skipped`` cells with the reason and
@@ -117,6 +124,7 @@ def benchmark(
             different numbers of shapes), ``shapes`` with ``data``, or bad data (exit 2).
     """
     settings = (settings or MeasureSettings()).validate()
+    check_blocks(blocks)
     path = Path(model)
     signature = model_signature(path)
     for name in backends:
@@ -190,13 +198,15 @@ def benchmark(
                         shape_set=shape_set.label,
                     )
                 else:
+                    # Blocks for plain single-stream cells; a load scenario is one run.
+                    count = blocks if spec.is_default else 1
                     request = CellRequest(
                         str(path),
                         backend,
                         precision,
                         batch,
                         cell_shapes,
-                        settings,
+                        block_settings(settings, count),
                         threads,
                         seed,
                         None if data is None else str(data),
@@ -208,24 +218,33 @@ def benchmark(
                         shape_set=shape_set.label,
                     )
                     if executor is not None:
-                        deferred.append((len(cells), request))
+                        deferred.extend((len(cells), request) for _ in range(count))
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
-                    cell = run_cell_request(request, isolate, cell_timeout_s)
+                    cell = pool_blocks(
+                        [run_cell_request(request, isolate, cell_timeout_s) for _ in range(count)],
+                        settings,
+                    )
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
     if deferred:
+        blocked = len(deferred) > len({slot for slot, _ in deferred})
         ran = executor.run_cells(
             [r for _, r in deferred],
             bench_cells(),
             hardware=hardware,
             isolate=isolate,
             timeout_s=cell_timeout_s,
-            on_cell=on_cell,
+            on_cell=None if blocked else on_cell,  # blocks: shown once pooled, below
         )
+        by_slot: dict[int, list[Cell]] = {}
         for (slot, _), cell in zip(deferred, ran, strict=True):
-            cells[slot] = cell
+            by_slot.setdefault(slot, []).append(cell)
+        for slot, parts in by_slot.items():
+            cells[slot] = pool_blocks(parts, settings)
+            if blocked and on_cell is not None:
+                on_cell(cells[slot])
 
     env = fingerprint()
     warnings.extend(validity_warnings(env))
@@ -249,6 +268,7 @@ def benchmark(
             "scenarios": [spec.to_json() for spec in scenario_list],
             "io": io,
             "cuda_graph": cuda_graph,
+            "blocks": blocks,
         },
         results=tuple(cells),
         warnings=tuple(warnings),

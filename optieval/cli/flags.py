@@ -18,6 +18,7 @@ PARAMETER_FLAGS: dict[str, str] = {
     "batch": "--batch",
     "batch_index_output": "--batch-index-output",
     "batches": "--batch",
+    "blocks": "--blocks",
     "box_format": "--box-format",
     "box_match_min": "--box-match-min",
     "boxes_output": "--boxes-output",

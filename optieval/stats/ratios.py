@@ -14,16 +14,29 @@ a millisecond, and no random numbers. Medians are nearest-rank, as in
 
 Successive samples of one run may be correlated (drift, a neighbour's load): each run's
 variance is multiplied by its autocorrelation time
-(:func:`optieval.stats.rank_autocorrelation_time`, 1 for independent samples). Variation
-*between* runs (another process, another boot) is in neither run's samples. The caller decides
-how large a ratio counts as a change (:mod:`optieval.bench`'s baseline comparison uses a
-threshold).
+(:func:`optieval.stats.rank_autocorrelation_time`, 1 for independent samples).
+
+**Between runs.** Variation between processes (memory layout, CPU frequency, neighbours) is in
+neither run's samples: an identical rerun read "slower" about once in ten on a busy machine.
+When a run was measured in blocks, each in its own process, the medians of its blocks carry it:
+the variance of the mean log block median, ``B = s**2 / k`` per side, estimates the pooled
+median's whole variance (between-process part included), of which Price-Bonett's ``V`` is the
+within-process part. The half-width is ``sqrt(z**2 V + t**2 max(0, B - V))``: the excess of the
+block spread over what sampling explains enters at the Student t quantile of its
+Welch-Satterthwaite degrees of freedom (floored), the rest at z. When blocks agree no more than
+sampling noise explains, the interval is Price-Bonett's; when they disagree it widens toward a
+Welch t interval on the block medians. When
+only one side has blocks (a baseline written before blocks existed, or ``blocks=1``), the other
+side's between-run variance is taken to be one block's of the side that has them (the same model
+on the same machine; ``k - 1`` degrees of freedom). With no blocks on either side the interval is
+Price-Bonett's alone. The caller decides how large a ratio counts as a change
+(:mod:`optieval.bench`'s baseline comparison uses a threshold).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -32,11 +45,13 @@ import numpy as np
 import numpy.typing as npt
 
 from optieval.errors import InputError
+from optieval.stats.between import between_block_log_variance, t_quantile
 from optieval.stats.binomial import binomial_cdf
 from optieval.stats.dependence import rank_autocorrelation_time
 from optieval.stats.quantiles import nearest_rank
 
 RATIO_METHOD = "Price-Bonett log ratio of nearest-rank medians"
+BETWEEN_METHOD = "widened by the excess spread of per-process block medians (Welch t)"
 MIN_RATIO_SAMPLES = 10
 """Fewer samples than this in either run and the ratio gets no interval."""
 
@@ -54,6 +69,11 @@ class RatioEstimate:
         supported: False when either run has fewer than ``MIN_RATIO_SAMPLES`` samples or a
             zero latency inside its median interval (the log is undefined).
         method: the interval method's name.
+        blocks_new, blocks_old: how many blocks (processes) each run's block medians came from
+            (1: none recorded).
+        between: how variation between processes entered the interval (None when neither run
+            has blocks), e.g. ``"3 + 3 blocks, Welch t on 4 df: half-width 0.021 vs 0.012
+            within (widened)"``.
     """
 
     ratio: float
@@ -66,6 +86,9 @@ class RatioEstimate:
     n_old: int
     supported: bool
     method: str = RATIO_METHOD
+    blocks_new: int = 1
+    blocks_old: int = 1
+    between: str | None = None
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -86,6 +109,9 @@ class RatioEstimate:
             "n_old": self.n_old,
             "supported": self.supported,
             "method": self.method,
+            "blocks_new": self.blocks_new,
+            "blocks_old": self.blocks_old,
+            "between": self.between,
         }
 
     @classmethod
@@ -104,6 +130,9 @@ class RatioEstimate:
                 n_old=int(data["n_old"]),
                 supported=bool(data["supported"]),
                 method=str(data.get("method", RATIO_METHOD)),
+                blocks_new=int(data.get("blocks_new", 1)),
+                blocks_old=int(data.get("blocks_old", 1)),
+                between=None if data.get("between") is None else str(data["between"]),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InputError(f"malformed ratio estimate ({exc})", where="baseline") from exc
@@ -137,10 +166,38 @@ def _median_and_log_var(arr: npt.NDArray[np.float64]) -> tuple[float, float | No
     return median, tau * ((math.log(hi) - math.log(lo)) / (2.0 * z_c)) ** 2
 
 
+def _between_variance(
+    new_blocks: Sequence[float] | None,
+    old_blocks: Sequence[float] | None,
+) -> tuple[float, int, str] | None:
+    """``B``, the variance of the log ratio from the block medians, its (Welch) degrees of
+    freedom and a description; None when neither side has two blocks."""
+    new, old = between_block_log_variance(new_blocks), between_block_log_variance(old_blocks)
+    if new is None and old is None:
+        return None
+    if new is not None and old is not None:
+        (s2n, kn), (s2o, ko) = new, old
+        parts = (s2n / kn, s2o / ko)
+        denominator = parts[0] ** 2 / (kn - 1) + parts[1] ** 2 / (ko - 1)
+        df = int(sum(parts) ** 2 / denominator) if denominator > 0 else kn + ko - 2
+        text = f"{kn} + {ko} blocks"
+    else:
+        # One side has no blocks: its single process varies as one block of the other side.
+        s2, k = new if new is not None else old  # type: ignore[misc]
+        parts = (s2 / k, s2)
+        df = k - 1
+        side = "baseline" if new is not None else "new run"
+        text = f"{k} blocks; the {side} has none, its between-run variance taken as one block's"
+    return sum(parts), max(1, df), text
+
+
 def median_ratio_ci(
     new_times: npt.ArrayLike,
     old_times: npt.ArrayLike,
     confidence: float = 0.95,
+    *,
+    new_blocks: Sequence[float] | None = None,
+    old_blocks: Sequence[float] | None = None,
 ) -> RatioEstimate:
     """Ratio of the new run's median latency to the old run's, with its confidence interval.
 
@@ -148,6 +205,9 @@ def median_ratio_ci(
         new_times: the new run's latencies (any unit, same as ``old_times``).
         old_times: the baseline's latencies.
         confidence: in (0.5, 1); default 0.95.
+        new_blocks, old_blocks: each run's per-block medians (same unit; each block measured
+            in its own process), or None: with two or more on a side, variation between
+            processes widens the interval (see the module docstring).
 
     Returns:
         A :class:`RatioEstimate` (Price-Bonett interval, see the module docstring); when either
@@ -167,8 +227,24 @@ def median_ratio_ci(
         raise InputError("a median latency is zero; no ratio can be formed", where="times_ms")
     ratio = m_new / m_old
     low = high = None
+    between_text = None
+    method = RATIO_METHOD
     if v_new is not None and v_old is not None:
-        half = NormalDist().inv_cdf(0.5 + confidence / 2.0) * math.sqrt(v_new + v_old)
+        z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+        within = v_new + v_old
+        half = z * math.sqrt(within)
+        between = _between_variance(new_blocks, old_blocks)
+        if between is not None:
+            b_var, df, text = between
+            excess = max(0.0, b_var - within)
+            widened = math.sqrt(z * z * within + t_quantile(confidence, df) ** 2 * excess)
+            between_text = (
+                f"{text}; block spread {math.sqrt(b_var):.4f} vs {math.sqrt(within):.4f} within "
+                f"(log scale), t on {df} df: half-width {widened:.4f}"
+                + (" (widened)" if excess > 0 else " (within-run interval kept)")
+            )
+            half = widened
+            method = f"{RATIO_METHOD}, {BETWEEN_METHOD}"
         low, high = ratio * math.exp(-half), ratio * math.exp(half)
     return RatioEstimate(
         ratio=ratio,
@@ -180,7 +256,21 @@ def median_ratio_ci(
         n_new=int(new.size),
         n_old=int(old.size),
         supported=low is not None,
+        method=method,
+        blocks_new=_block_count(new_blocks),
+        blocks_old=_block_count(old_blocks),
+        between=between_text,
     )
 
 
-__all__ = ["MIN_RATIO_SAMPLES", "RATIO_METHOD", "RatioEstimate", "median_ratio_ci"]
+def _block_count(blocks: Sequence[float] | None) -> int:
+    return max(1, len(blocks)) if blocks is not None else 1
+
+
+__all__ = [
+    "BETWEEN_METHOD",
+    "MIN_RATIO_SAMPLES",
+    "RATIO_METHOD",
+    "RatioEstimate",
+    "median_ratio_ci",
+]

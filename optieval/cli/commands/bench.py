@@ -80,6 +80,13 @@ def bench(
     threshold: Annotated[
         float, typer.Option(help="Slowdown that counts as a regression (with --baseline).")
     ] = 0.05,
+    blocks: Annotated[
+        int | None,
+        typer.Option(
+            help="Measure each cell in this many processes, splitting the duration (default: "
+            "3 with --baseline, else 1); their spread widens the baseline ratio interval."
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write results JSON here.")
     ] = None,
@@ -166,6 +173,7 @@ def bench(
             on_start=shown.on_start,
             scenarios=scenarios,
             executor=cells_on,
+            blocks=blocks if blocks is not None else (3 if baseline is not None else 1),
         )
     comparison = None
     if baseline is not None:
