@@ -49,6 +49,8 @@ class Dataset:
         groups: for samples whose dynamic dimensions vary (loaded with ``ragged``), the
             samples grouped by shape, each group a data set of one shape (in the order their
             first samples came); ``inputs`` is then empty. Empty for one-shape data.
+        positions: in a group, the position of each of its samples in the whole data set
+            (so that results can be put back in the data's order); None elsewhere.
     """
 
     inputs: dict[str, np.ndarray]
@@ -56,6 +58,7 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     source: str = "<memory>"
     groups: tuple[Dataset, ...] = ()
+    positions: np.ndarray | None = None
 
     @property
     def num_samples(self) -> int:
@@ -440,9 +443,9 @@ def _grouped(
         shapes = {k: v.shape for k, v in group_inputs.items()}
         problems.extend(_tie_problems(signature, shapes, f"sample {idx[0]}"))
         group_labels = None if labels is None else _readonly(labels[idx])
-        groups.append(
-            Dataset({k: _readonly(v) for k, v in group_inputs.items()}, group_labels, [], source)
-        )
+        positions = _readonly(np.asarray(idx, dtype=np.int64))
+        frozen = {k: _readonly(v) for k, v in group_inputs.items()}
+        groups.append(Dataset(frozen, group_labels, [], source, positions=positions))
     if problems:
         raise InputError("; ".join(problems[:5]), where=source,
                          hint="each sample's inputs must agree on the dimensions the model "

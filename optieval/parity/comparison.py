@@ -38,6 +38,7 @@ from optieval.parity.runs import (
     parse_cell,
     split_batches,
 )
+from optieval.parity.sample_groups import SampleGroups, run_grouped, sample_count
 from optieval.parity.sample_metrics import DEFAULT_KNN_K
 from optieval.parity.tolerances import TaskBudget, Tolerance, ToleranceSet, parse_tol
 
@@ -85,13 +86,21 @@ def _artifact(model: Path, cell: RunCell, calib: str | None) -> Path:
 def _run_cell(
     cell: RunCell,
     artifact: Path,
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray] | SampleGroups,
     *,
     spec: str | None,
     threads: int | None,
     batch: int | None,
     runner: Callable[..., dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
+    if isinstance(inputs, SampleGroups):
+        # Each shape group in batches of its own shape; outputs back in the data's order.
+        def one(group: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return _run_cell(
+                cell, artifact, group, spec=spec, threads=threads, batch=batch, runner=runner
+            )
+
+        return run_grouped(one, inputs)
     if runner is not None:
         # Elsewhere (optieval.execution), in the same batches as here: the batch is
         # fixed before the inputs are split, so every sample sees the batch it sees here.
@@ -260,11 +269,14 @@ def compare(
         seed=seed,
         shapes=shapes,
     )
-    inputs = given.inputs
+    inputs: Mapping[str, np.ndarray] | SampleGroups = given.feeds
     run_batch = batch or fixed_batch(signature)
     fixed = fixed_batch(signature)
-    count = int(next(iter(inputs.values())).shape[0]) if inputs else 0
-    if fixed is not None and count % fixed:
+    count = given.samples
+    if given.groups is not None:
+        # Each shape group runs in batches of its own shape (see parity.sample_groups).
+        _check_grouped(given.groups, fixed, save_golden_dir)
+    elif fixed is not None and count % fixed:
         keep = count - count % fixed
         if keep == 0:
             raise InputError(
@@ -275,7 +287,7 @@ def compare(
         warnings.append(
             f"the model's batch is fixed at {fixed}: using the first {keep} of {count} samples"
         )
-        inputs = {k: v[:keep] for k, v in inputs.items()}
+        inputs = {k: v[:keep] for k, v in given.inputs.items()}
         kept_labels = None if given.labels is None else given.labels[:keep]
         kept_golden = given.golden
         if kept_golden is not None:
@@ -301,7 +313,10 @@ def compare(
         if save_golden_dir is not None:
             save_golden(
                 save_golden_dir,
-                Golden(model_sha, ref_label, dict(inputs), ref_outputs, given.labels, given.source),
+                Golden(
+                    model_sha, ref_label, dict(given.inputs), ref_outputs, given.labels,
+                    given.source,
+                ),
             )
 
     results = []
@@ -340,12 +355,32 @@ def compare(
     )
 
 
+def _check_grouped(groups: SampleGroups, fixed: int | None, save_golden_dir: Any) -> None:
+    """Refuse what grouped samples cannot do: a fixed batch that a group does not fill whole,
+    and a golden folder (one array per input)."""
+    if fixed is not None:
+        sizes = [int(p.shape[0]) for p in groups.positions]
+        if any(n % fixed for n in sizes):
+            raise InputError(
+                f"the model's batch is fixed at {fixed} and the samples differ in length: "
+                f"shape groups of {', '.join(map(str, sizes))} samples do not fill whole batches",
+                where=groups.source,
+                hint="re-export with a dynamic batch, or pad the samples to one length",
+            )
+    if save_golden_dir is not None:
+        raise InputError(
+            "a golden folder holds one array per input; these samples differ in length",
+            where="save_golden_dir",
+            hint="save golden outputs from data of one length (pad every sample to one size)",
+        )
+
+
 def _compare_cell(
     cell: RunCell,
     *,
     model_path: Path,
     model_proto: Any,
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray] | SampleGroups,
     given: GatheredInputs,
     ref_outputs: Mapping[str, np.ndarray],
     ref_label: str,
@@ -387,7 +422,7 @@ def _compare_cell(
         knn_k=knn_k,
     )
     passed = all(o.passed for o in outputs)
-    samples = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    samples = sample_count(inputs)
     result = CandidateParity(
         candidate=cell.label,
         reference=ref_label,

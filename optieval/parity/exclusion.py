@@ -41,8 +41,8 @@ from optieval.parity.runs import (
     RunCell,
     localize_artifact,
     measure_latency_ms,
-    split_batches,
 )
+from optieval.parity.sample_groups import SampleGroups, first_feeds
 from optieval.parity.tolerances import TaskBudget, ToleranceSet
 from optieval.precision import node_names
 
@@ -58,7 +58,7 @@ class ExcludeJob:
     model_path: Path
     model_proto: Any
     artifact: Path
-    inputs: Mapping[str, np.ndarray]
+    inputs: Mapping[str, np.ndarray] | SampleGroups
     ref_outputs: Mapping[str, np.ndarray]
     labels: np.ndarray | None
     tolerances: ToleranceSet
@@ -213,7 +213,7 @@ def run_auto_exclude(job: ExcludeJob, first: Localization, max_rounds: int) -> A
     if best is None and history:
         detail += "; no round improved on the artifact as built, so it is kept"
     artifact = Path(best.artifact) if best is not None else job.artifact
-    feeds = next(split_batches(job.inputs, batch))
+    feeds = first_feeds(job.inputs, batch)
     before = measure_latency_ms(job.cell, job.artifact, feeds, job.threads)
     after = measure_latency_ms(job.cell, artifact, feeds, job.threads) if best else before
     return AutoExcludeResult(

@@ -22,6 +22,7 @@ from optieval.errors import InputError
 from optieval.parity.golden import Golden, load_golden
 from optieval.parity.localize import DEFAULT_MAX_NODES, Localization, localize_models
 from optieval.parity.results import OutputParity, check_labels
+from optieval.parity.sample_groups import SampleGroups, sample_count, subset_batches
 from optieval.parity.tolerances import ToleranceSet
 
 __all__ = [
@@ -143,12 +144,25 @@ class GatheredInputs:
         labels: class indices per sample (None: no labels).
         source: ``golden:PATH``, ``data:PATH`` or ``generated:seed=N`` (recorded in reports).
         golden: the golden folder's contents when the inputs came from one.
+        groups: for data whose dynamic dimensions vary across samples, the samples grouped by
+            shape (``inputs`` is then empty; labels are in the data's sample order).
     """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None
     source: str
     golden: Golden | None = None
+    groups: SampleGroups | None = None
+
+    @property
+    def feeds(self) -> dict[str, np.ndarray] | SampleGroups:
+        """What the runs take: the groups when there are some, else ``inputs``."""
+        return self.groups if self.groups is not None else self.inputs
+
+    @property
+    def samples(self) -> int:
+        """How many samples there are."""
+        return sample_count(self.feeds)
 
 
 def _generate(
@@ -215,7 +229,11 @@ def gather_inputs(
     if data is not None:
         from optieval.core import load_dataset
 
-        ds = load_dataset(str(data), signature, labels_key=labels_key, max_samples=samples)
+        ds = load_dataset(
+            str(data), signature, labels_key=labels_key, max_samples=samples, ragged=True
+        )
+        if ds.is_ragged:
+            return _grouped_inputs(ds, labels_key, f"data:{data}")
         labels = None
         if labels_key is not None:
             labels = check_labels(ds.labels, ds.num_samples)
@@ -226,6 +244,23 @@ def gather_inputs(
     return GatheredInputs(
         _generate(signature, count, seed, shapes), None, f"generated:seed={seed}"
     )
+
+
+def _grouped_inputs(ds: Any, labels_key: str | None, source: str) -> GatheredInputs:
+    """Samples of several shapes: their groups, and labels put back in the data's order."""
+    groups = SampleGroups(
+        tuple(dict(g.inputs) for g in ds.groups),
+        tuple(np.asarray(g.positions) for g in ds.groups),
+        ds.source,
+    )
+    labels = None
+    if labels_key is not None:
+        first = ds.groups[0].labels
+        merged = np.empty((groups.samples, *first.shape[1:]), dtype=first.dtype)
+        for group in ds.groups:
+            merged[group.positions] = group.labels
+        labels = check_labels(merged, groups.samples)
+    return GatheredInputs({}, labels, source, groups=groups)
 
 
 def measure_latency_ms(
@@ -251,7 +286,7 @@ def measure_latency_ms(
 def localize_artifact(
     model_proto: Any,
     artifact: Path,
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray] | SampleGroups,
     tolerances: ToleranceSet,
     batch: int,
     localize_samples: int,
@@ -259,19 +294,17 @@ def localize_artifact(
 ) -> Localization:
     """Localize where ``artifact``'s error against ``model_proto`` is born, on the samples that
     differ most (each output's ``worst_samples``), topped up with the first samples to
-    ``localize_samples``, run in batches of ``batch``."""
+    ``localize_samples``, run in batches of ``batch`` (grouped samples within their group)."""
     from optieval.core import load_onnx
 
-    n = int(next(iter(inputs.values())).shape[0])
+    n = sample_count(inputs)
     chosen: list[int] = []
     for index in [i for o in outputs for i in o.worst_samples] + list(range(n)):
         if len(chosen) >= min(n, localize_samples):
             break
         if index not in chosen:
             chosen.append(index)
-    order = np.asarray(chosen, dtype=np.int64)
-    subset = {k: v[order] for k, v in inputs.items()}
-    batches = list(split_batches(subset, batch))
+    batches = subset_batches(inputs, chosen, batch)
     return localize_models(
         model_proto,
         load_onnx(artifact),
