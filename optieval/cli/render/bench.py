@@ -114,6 +114,14 @@ def baseline_table(comparison: Any) -> Table:
         table.add_row(label, "-", "-", f"not compared: {reason}")
     for difference in comparison.env_differences:
         table.caption = (table.caption or "environments differ: ") + difference + "; "
+    blocks = [c.ratio for c in comparison.cells if c.ratio.between]
+    if blocks:
+        # Issue 15: say that the interval covers variation between processes, and from what.
+        ratio = blocks[0]
+        table.caption = (table.caption or "") + (
+            f"intervals include variation between processes ({ratio.blocks_new} blocks new, "
+            f"{ratio.blocks_old} baseline)"
+        )
     return table
 
 
