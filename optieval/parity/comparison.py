@@ -254,7 +254,10 @@ def compare(
         )
     model_sha = sha256_file(model_path)
     warnings = manifest_warnings(model_path)
-    if calib is None and data is not None and any(c.precision == "int8" for c in cells):
+    calib_from_data = (
+        calib is None and data is not None and any(c.precision == "int8" for c in cells)
+    )
+    if calib_from_data:
         # Calibrating on the evaluation data flatters INT8; say so rather than refuse.
         calib = data
         warnings.append("no `calib`: INT8 calibrated on the `data` samples it is evaluated on")
@@ -275,7 +278,7 @@ def compare(
     count = given.samples
     if given.groups is not None:
         # Each shape group runs in batches of its own shape (see parity.sample_groups).
-        _check_grouped(given.groups, fixed, save_golden_dir)
+        _check_grouped(given.groups, fixed, save_golden_dir, calib_from_data)
     elif fixed is not None and count % fixed:
         keep = count - count % fixed
         if keep == 0:
@@ -355,9 +358,19 @@ def compare(
     )
 
 
-def _check_grouped(groups: SampleGroups, fixed: int | None, save_golden_dir: Any) -> None:
+def _check_grouped(
+    groups: SampleGroups, fixed: int | None, save_golden_dir: Any, calib_from_data: bool
+) -> None:
     """Refuse what grouped samples cannot do: a fixed batch that a group does not fill whole,
-    and a golden folder (one array per input)."""
+    a golden folder (one array per input), INT8 calibrated on them (calibration takes samples
+    of one shape)."""
+    if calib_from_data:
+        raise InputError(
+            "INT8 calibration takes samples of one length, and the `data` samples differ in "
+            f"length ({groups.describe()}); with no `calib`, INT8 would calibrate on them",
+            where="calib",
+            hint="pass `calib`: data of one length (padded, marking the padding)",
+        )
     if fixed is not None:
         sizes = [int(p.shape[0]) for p in groups.positions]
         if any(n % fixed for n in sizes):

@@ -19,7 +19,7 @@ from optieval.parity.runs import gather_inputs
 from optieval.parity.sample_groups import run_grouped
 from optieval.release import gate
 from optieval.stats import Verdict
-from tests.parity.kind_models import make_encoder
+from tests.parity.kind_models import make_encoder, token_data
 from tests.release.gate_helpers import FAST_MEASURE
 from tests.text_encoder import VOCAB, encoder_onnx, sentences
 
@@ -178,13 +178,27 @@ def test_gate_accuracy_on_varying_lengths(pooled: Path, tmp_path: Path) -> None:
     folder = sentences(tmp_path / "s", LENGTHS)
     config = tmp_path / "rel" / "release.toml"
     config.parent.mkdir()
+    calib = token_data(tmp_path / "calib.npz", 32, seed=1)  # padded to one length
+    targets = "".join(
+        f'[[target]]\nbackend = "ort-cpu"\nprecision = "{p}"\nbatch = 2\n'
+        "[target.latency]\np50_ms_max = 10000.0\n[target.accuracy]\ncosine_min = 0.9\n"
+        for p in ("fp16", "int8")
+    )
     config.write_text(
-        f'[model]\npath = "{pooled}"\n[data]\nevaluation = "{folder}"\n{FAST_MEASURE}\n'
-        '[[target]]\nbackend = "ort-cpu"\nprecision = "fp16"\nbatch = 2\n'
-        "[target.latency]\np50_ms_max = 10000.0\n[target.accuracy]\ncosine_min = 0.99\n"
+        f'[model]\npath = "{pooled}"\n[data]\nevaluation = "{folder}"\n'
+        f'calibration = "{calib}"\n{FAST_MEASURE}\n{targets}'
     )
     report = gate(config, out_dir=tmp_path / "out")
     assert report.exit_code == 0, [c.judgement.evidence for c in report.checks]
     cosine = [c for c in report.checks if c.key == "cosine_min"]
-    assert cosine and all(c.judgement.verdict is Verdict.PASS for c in cosine), cosine
+    assert len(cosine) == 2 and all(c.judgement.verdict is Verdict.PASS for c in cosine), cosine
     assert all("all 20 samples" in c.judgement.evidence for c in cosine)
+
+
+def test_int8_without_calib_on_varying_lengths_is_exit_2(pooled: Path, tmp_path: Path) -> None:
+    folder = sentences(tmp_path / "s", [4, 9, 4])
+    result = runner.invoke(app, ["compare", str(pooled), "-c", "ort-cpu:int8",
+                                 "--data", str(folder)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--calib" in result.output and "differ in length" in result.output
+
