@@ -156,3 +156,29 @@ def test_benchmark_in_blocks_records_block_medians_and_round_trips(mlp_onnx: Pat
     assert Cell.from_json(plain).block_medians_ms is None
     comparison = compare_to_baseline([cell.to_json()], [plain])
     assert comparison.cells[0].ratio.blocks_new == 3
+
+
+def test_cli_baseline_measures_in_three_blocks_by_default(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from optieval.assets import DIGITS_ONNX
+    from optieval.cli import app
+
+    fast = ["--warmup", "0", "--duration", "0.09", "--min-samples", "30", "--no-isolate"]
+    runner = CliRunner()
+    base, out = tmp_path / "base.json", tmp_path / "new.json"
+    result = runner.invoke(app, ["bench", str(DIGITS_ONNX), *fast, "--json", str(base)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(base.read_text())["results"][0]["block_medians_ms"] is None
+    result = runner.invoke(
+        app, ["bench", str(DIGITS_ONNX), *fast, "--baseline", str(base), "--json", str(out)]
+    )
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(out.read_text())
+    assert len(data["results"][0]["block_medians_ms"]) == 3
+    ratio = data["baseline"]["cells"][0]["ratio"]
+    assert ratio["blocks_new"] == 3 and "the baseline has none" in ratio["between"]
+    result = runner.invoke(
+        app, ["bench", str(DIGITS_ONNX), *fast, "--baseline", str(base), "--blocks", "0"]
+    )
+    assert result.exit_code == 2 and "--blocks" in result.output
