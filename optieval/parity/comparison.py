@@ -169,7 +169,9 @@ def compare(
             PyTorch source rebuilt from the export manifest, or from ``spec``).
         spec: model spec for a torch reference or candidate when the manifest has none.
         data: a data set (``.npz``, folder, or ``module:function``); default: seeded generated
-            inputs (64 samples; a warning for INT8, where random inputs say little).
+            inputs (64 samples; a warning for INT8, where random inputs say little). Samples
+            whose dynamic dimensions vary (sentences of several lengths) run grouped by shape,
+            outputs judged in the data's sample order (:mod:`optieval.parity.sample_groups`).
         labels: the labels' key in ``data`` (``--labels``); adds the accuracy metrics.
         labels_key: deprecated name of ``labels`` (warns).
         calib: calibration data for INT8 artifacts (default: the precision step's).
@@ -208,7 +210,9 @@ def compare(
         InputError: bad cells, options or data; reference and candidate outputs that differ in
             names or shapes; labels of the wrong length or type; a data set missing an input;
             a golden folder from another model; a ``tol`` naming no output; an output kind that
-            does not fit its output, or a budget that no output's kind has (exit 2).
+            does not fit its output, or a budget that no output's kind has; with samples of
+            several lengths, an output whose shape follows the length, ``save_golden_dir``, or
+            INT8 without ``calib`` (exit 2).
         BackendUnavailable / BackendFailed: a backend cannot run here or crashed (exit 3).
     """
     from optieval.core import load_onnx, sha256_file, signature_from_onnx
