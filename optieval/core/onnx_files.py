@@ -126,21 +126,56 @@ def verify_onnx(
             hint="a converter fault: `exclude` the op type named to keep it in float, and "
             "report it",
         )
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    try:
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        text = str(exc) or type(exc).__name__
+    problem = _session_problem(path)
+    if problem is not None:
         raise BackendFailed(
-            f"ONNX Runtime cannot load {what}{_node_text(path, text)}: {_first_line(text)}",
+            f"ONNX Runtime cannot load {what}{_node_text(path, problem)}: {_first_line(problem)}",
             where=where or str(path),
             hint="a converter fault: `exclude` the op type named to keep it in float, and "
             "report it",
-        ) from exc
+        )
+
+
+_SESSION_PROBE = """
+import sys
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.log_severity_level = 3
+options.intra_op_num_threads = 1
+try:
+    ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+except Exception as exc:
+    sys.stderr.write(str(exc) or type(exc).__name__)
+    sys.exit(1)
+"""
+
+
+def _session_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why an ONNX Runtime CPU session with default options cannot open ``path``, or None.
+
+    The session is opened in a child process: ONNX Runtime's graph optimizers can crash the
+    process on a valid model (1.31 segfaults on an FP16 MatMul fed by a batch-axis Transpose),
+    and a crash must become an error about the artifact, not the end of optieval.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SESSION_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return f"ONNX Runtime crashed ({name}) while creating the session"
+    return done.stderr.strip() or f"the session probe exited {done.returncode}"
 
 
 def _first_line(text: str) -> str:

@@ -204,7 +204,7 @@ def build_fp16(
         model,
         types,
         op_block_list=options["op_block_list"],
-        node_block_list=options["node_block_list"],
+        node_block_list=[*options["node_block_list"], *batch_transposed_matmuls(model)],
         clock=clock,
     )
     clock.enter("saving")
@@ -216,6 +216,31 @@ def build_fp16(
         onnx.shape_inference.infer_shapes_path(str(out), str(out))
     clock.check()
     return out
+
+
+def batch_transposed_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMuls fed by a Transpose that swaps batch axes and keeps the last one
+    (``perm = [1, 0, 2]``, as ``nn.MultiheadAttention`` exports), and of those Transposes:
+    they stay in FP32.
+
+    ONNX Runtime (1.31, CPU, default optimization level) fuses such a pair into a FusedMatMul
+    with transposed batches, also through a Cast between them, and crashes creating the
+    session when the Transpose is FP16; in FP32 it runs.
+    """
+    transposes: dict[str, onnx.NodeProto] = {}
+    for node in model.graph.node:
+        if node.op_type == "Transpose":
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [])
+            if len(perm) >= 3 and perm[-1] == len(perm) - 1 and perm != sorted(perm):
+                transposes[node.output[0]] = node
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        feeders = [transposes[f] for f in node.input[:2] if f in transposes]
+        if feeders:
+            names.extend([node.name, *(t.name for t in feeders)])
+    return list(dict.fromkeys(names))
 
 
 def _tensor_types(model: onnx.ModelProto, path: Path, work: Path) -> dict[str, int]:

@@ -128,3 +128,20 @@ def test_verify_opens_an_onnx_runtime_session(tmp_path: Path) -> None:
     verify_onnx(good)
     (tmp_path / "dest").mkdir()
     assert list(publish_onnx(good, tmp_path / "dest" / "g.onnx", verify=True)) == ["g.onnx"]
+
+
+def test_a_crash_opening_the_session_is_an_error_about_the_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ONNX Runtime's optimizers can segfault on a valid model; the probe runs in a child
+    # process, so the crash is reported instead of ending optieval.
+    from optieval.core import onnx_files
+
+    path = tmp_path / "g.onnx"
+    model = _model(4)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    crash = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    monkeypatch.setattr(onnx_files, "_SESSION_PROBE", crash)
+    with pytest.raises(BackendFailed, match=r"load g.onnx: ONNX Runtime crashed \(SIGSEGV\)"):
+        verify_onnx(path)
