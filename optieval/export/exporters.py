@@ -249,16 +249,21 @@ def _run_exporter(
     stage: Path,
     notes: list[str],
 ) -> Any:
+    # The exporters name outputs as asked even when an inner value already has that name
+    # (torch calls an nn.Embedding's result "embedding"), which breaks SSA: export under
+    # placeholder names, then rename.
+    placeholders = [f"optieval_output_{i}" for i in range(len(out_names))]
     try:
         with _quiet() as caught:
             if name == "dynamo":
-                model = _export_dynamo(loaded, examples, dims, out_names, opset)
+                model = _export_dynamo(loaded, examples, dims, placeholders, opset)
             else:
                 model = _export_torchscript(
-                    loaded, examples, dims, out_names, opset, stage / "raw" / "model.onnx"
+                    loaded, examples, dims, placeholders, opset, stage / "raw" / "model.onnx"
                 )
     except Exception as exc:
         raise _export_error(exc, name, opset, loaded.spec) from exc
+    _rename_outputs(model.graph, dict(zip(placeholders, out_names, strict=True)))
     notes.extend(_tracer_notes(caught))
     if loaded.exported_program is None:
         try:
@@ -267,6 +272,37 @@ def _run_exporter(
             exc.where = loaded.spec
             raise
     return model
+
+
+def _rename_outputs(graph: Any, names: Mapping[str, str]) -> None:
+    """Rename the graph outputs ``old -> new`` in place; an inner value (or initializer)
+    already called ``new`` is renamed first (``new`` + ``_inner``), everywhere it is read."""
+    taken = {v for node in graph.node for v in (*node.input, *node.output)}
+    taken |= {i.name for i in graph.initializer} | {i.name for i in graph.input}
+    outputs = {o.name for o in graph.output}
+    for old, new in names.items():
+        if old not in outputs or old == new:
+            continue
+        if new in taken:
+            inner = new + "_inner"
+            while inner in taken:
+                inner += "_"
+            _rename_value(graph, new, inner)
+            taken.add(inner)
+        _rename_value(graph, old, new)
+        taken.add(new)
+
+
+def _rename_value(graph: Any, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if v == old else v for v in node.input]
+        node.output[:] = [new if v == old else v for v in node.output]
+        for attr in node.attribute:
+            for sub in (attr.g, *attr.graphs) if attr.HasField("g") else attr.graphs:
+                _rename_value(sub, old, new)
+    for info in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        if info.name == old:
+            info.name = new
 
 
 def _check_dynamic(model: Any, dims: Mapping[str, Mapping[int, DimInfo]], exporter: str) -> None:

@@ -320,3 +320,14 @@ def test_checker_failure_is_a_failed_check(tmp_path: Path, monkeypatch: pytest.M
     manifest = read_manifest(tmp_path / "tiny_linear.onnx")
     assert manifest is not None and manifest["parity"]["passed"] is False
     assert manifest["parity"]["error"].startswith("onnx.checker")
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_an_output_named_like_an_inner_value(tmp_path: Path, exporter: str) -> None:
+    # Exported as asked, the output "embedding" and torch's inner "embedding" broke SSA.
+    result = _export(tmp_path, "embedding_named_output", exporter=exporter, dynamic=["batch"])
+    graph = onnx.load(str(result.model_path)).graph
+    assert [o.name for o in graph.output] == ["embedding"]
+    produced = [v for node in graph.node for v in node.output]
+    assert produced.count("embedding") == 1
+    onnx.checker.check_model(str(result.model_path), full_check=True)

@@ -339,3 +339,19 @@ def raises() -> nn.Module:
 
 
 NOT_CALLABLE = 3
+
+
+def embedding_named_output() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A token encoder whose output is called ``embedding``, the name torch gives the
+    ``nn.Embedding`` result inside the graph."""
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(50, 8)
+
+        def forward(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"embedding": self.embedding(input_ids).mean(1)}
+
+    _seed()
+    return Pooled().eval(), {"input_ids": torch.randint(0, 50, (2, 5))}
