@@ -180,6 +180,7 @@ def benchmark(
         on_start(len(backends) * len(precisions) * len(cell_sets) * len(scenario_list))
     cells: list[Cell] = []
     deferred: list[tuple[int, CellRequest]] = []  # (slot in cells, request) for the executor
+    rounds: list[tuple[int, CellRequest, int]] = []  # (slot, request, blocks) measured in blocks
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
@@ -221,13 +222,16 @@ def benchmark(
                         deferred.extend((len(cells), request) for _ in range(count))
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
-                    cell = pool_blocks(
-                        [run_cell_request(request, isolate, cell_timeout_s) for _ in range(count)],
-                        settings,
-                    )
+                    if count > 1:
+                        rounds.append((len(cells), request, count))
+                        cells.append(Cell(backend, precision, batch, {}, "pending"))
+                        continue
+                    cell = run_cell_request(request, isolate, cell_timeout_s)
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
+    if rounds:
+        _run_block_rounds(rounds, cells, settings, isolate, cell_timeout_s, on_cell)
     if deferred:
         blocked = len(deferred) > len({slot for slot, _ in deferred})
         ran = executor.run_cells(
@@ -273,6 +277,29 @@ def benchmark(
         results=tuple(cells),
         warnings=tuple(warnings),
     )
+
+
+def _run_block_rounds(
+    rounds: list[tuple[int, CellRequest, int]],
+    cells: list[Cell],
+    settings: MeasureSettings,
+    isolate: bool,
+    timeout_s: float | None,
+    on_cell: Callable[[Cell], None] | None,
+) -> None:
+    """Measure cells in blocks round by round (block 1 of every cell, then block 2, ...), so a
+    cell's blocks are spread over the whole run and see slower changes of the machine's load
+    than back-to-back blocks would; each cell is pooled and shown after its last block."""
+    parts: dict[int, list[Cell]] = {slot: [] for slot, _, _ in rounds}
+    for block in range(max(count for _, _, count in rounds)):
+        for slot, request, count in rounds:
+            if block >= count:
+                continue
+            parts[slot].append(run_cell_request(request, isolate, timeout_s))
+            if len(parts[slot]) == count:
+                cells[slot] = pool_blocks(parts[slot], settings)
+                if on_cell is not None:
+                    on_cell(cells[slot])
 
 
 def run_cell_request(

@@ -182,3 +182,28 @@ def test_cli_baseline_measures_in_three_blocks_by_default(tmp_path: Path) -> Non
         app, ["bench", str(DIGITS_ONNX), *fast, "--baseline", str(base), "--blocks", "0"]
     )
     assert result.exit_code == 2 and "--blocks" in result.output
+
+
+def test_blocks_run_round_by_round_across_cells(
+    mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optieval.bench.runner as runner_module
+
+    order: list[int] = []
+    real = runner_module.run_cell_request
+
+    def recording(request, isolate=True, timeout_s=None):  # type: ignore[no-untyped-def]
+        order.append(request.batch)
+        return real(request, isolate, timeout_s)
+
+    monkeypatch.setattr(runner_module, "run_cell_request", recording)
+    settings = MeasureSettings(warmup_s=0.0, warmup_iters=2, duration_s=0.1, max_duration_s=0.4,
+                               min_samples=40, target_percentile=50.0)  # fmt: skip
+    shown: list[Cell] = []
+    report = benchmark(mlp_onnx, batches=[1, 2], settings=settings, isolate=False, blocks=2,
+                       on_cell=shown.append)  # fmt: skip
+    # Block 1 of every cell, then block 2: a cell's blocks are spread over the run.
+    assert order == [1, 2, 1, 2]
+    assert [c.batch for c in report.results] == [1, 2]
+    assert [c.batch for c in shown] == [1, 2]
+    assert all(len(c.block_medians_ms or []) == 2 for c in report.results)
