@@ -44,7 +44,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -108,8 +107,21 @@ def _bimodal_quantile(p: float) -> float:
 def _ar1_draw(rng: np.random.Generator, n: int, rho: float = 0.9) -> np.ndarray:
     e = rng.standard_normal(n) * math.sqrt(1 - rho * rho)
     e[0] = rng.standard_normal()
-    z = lfilter([1.0], [1.0, -rho], e)
-    return np.exp(0.5 * z)
+    return np.exp(0.5 * _ar1_filter(e, rho))
+
+
+def _ar1_filter(e: np.ndarray, rho: float, chunk: int = 128) -> np.ndarray:
+    """``z[t] = rho * z[t-1] + e[t]`` from ``z[-1] = 0``, vectorised in chunks (within a chunk
+    ``z[s+j] = rho^(j+1) z[s-1] + sum_i rho^(j-i) e[s+i]``; chunks keep ``rho^-j`` small)."""
+    z = np.empty(len(e))
+    powers = rho ** np.arange(chunk)
+    previous = 0.0
+    for start in range(0, len(e), chunk):
+        seg = e[start : start + chunk]
+        pw = powers[: len(seg)]
+        z[start : start + len(seg)] = np.cumsum(seg / pw) * pw + previous * rho * pw
+        previous = z[start + len(seg) - 1]
+    return z
 
 
 TICK = 0.05
