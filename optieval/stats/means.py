@@ -191,8 +191,11 @@ def throughput_estimate(
     if not math.isfinite(high):
         # A mean interval reaching zero gives no upper bound worth printing.
         return ThroughputEstimate(point, None, None, float(confidence), int(batch), batches)
+    # The interval is built on whole batches, the point on every sample: keep the point inside
+    # when the interval is (nearly) zero wide, as for identical latencies.
+    low = min(batch * 1000.0 / hi_ms, point)
     return ThroughputEstimate(
-        point, batch * 1000.0 / hi_ms, high, float(confidence), int(batch), batches
+        point, low, max(high, point), float(confidence), int(batch), batches
     )
 
 

@@ -390,3 +390,12 @@ def test_stopping_rule_round_trips() -> None:
 def test_all_zero_latencies_are_refused() -> None:
     with pytest.raises(InputError, match="zero"):
         summarize([0.0] * 400, batch=1)
+
+
+def test_a_zero_width_throughput_interval_still_holds_its_point() -> None:
+    # Identical latencies (a quiet machine, a deterministic backend): the batch means agree
+    # exactly and only rounding separates the interval from the point.
+    for ms in (2.5641, 0.1 + 0.2, 1 / 3):
+        est = throughput_estimate(np.full(1000, ms), batch=1)
+        assert est.low is not None and est.high is not None
+        assert est.low <= est.items_per_s <= est.high

@@ -58,7 +58,10 @@ def rate_estimate(
     if ci is None or len(inside) < 2:
         return ThroughputEstimate(point, None, None, confidence, batch, 0, RATE_METHOD)
     low, high, batches = ci
-    return ThroughputEstimate(point, max(0.0, low), high, confidence, batch, batches, RATE_METHOD)
+    # The slices' mean is the point estimate up to rounding; an interval of zero width (every
+    # slice completed the same count) must still hold the point it was rounded from.
+    low, high = max(0.0, min(low, point)), max(high, point)
+    return ThroughputEstimate(point, low, high, confidence, batch, batches, RATE_METHOD)
 
 
 class Instances:
