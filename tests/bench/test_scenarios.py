@@ -195,3 +195,17 @@ def test_max_qps_search_lands_near_the_md1_answer() -> None:
     again = max_qps_from_cell({"search": result.to_json()})
     assert again == MaxQpsResult.from_json(result.to_json())
     assert again.answer_qps == result.answer_qps
+
+
+def test_a_rate_interval_of_zero_width_holds_its_point() -> None:
+    # Completions exactly one period apart fill every slice alike: the slices' mean is the
+    # point up to rounding, which put the point just outside [low, high] on a quiet CI machine.
+    import numpy as np
+
+    from optieval.bench.scenarios.generators import RATE_SLICES, rate_estimate
+
+    count, period, t0 = RATE_SLICES * 20, 2_823_576, 10**9
+    ends = t0 + period // 2 + np.arange(count, dtype=np.int64) * period
+    est = rate_estimate(ends, t0, t0 + count * period, batch=1)
+    assert est.low is not None and est.high is not None
+    assert est.low <= est.items_per_s <= est.high
