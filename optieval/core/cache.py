@@ -2,14 +2,16 @@
 
 Entries are keyed by content hashes and library versions and verified on load by their caller.
 A cache folder that cannot be written (a read-only ``$OPTIEVAL_CACHE``) degrades to a temporary
-folder for this process, with one warning.
+folder for this process, with one warning, removed when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -33,6 +35,7 @@ def cache_root() -> Path:
     except OSError as exc:
         fallback = Path(tempfile.mkdtemp(prefix="optieval-cache-"))
         _FALLBACKS[str(root)] = fallback
+        atexit.register(shutil.rmtree, fallback, ignore_errors=True)
         warnings.warn(
             f"cache folder {root} is not writable ({exc.strerror or exc}); "
             f"caching in {fallback} for this run",

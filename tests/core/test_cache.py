@@ -28,3 +28,22 @@ def test_writable_cache_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("OPTIEVAL_CACHE", str(tmp_path / "c"))
     assert cache.cache_root() == tmp_path / "c"
     assert not list((tmp_path / "c").iterdir())  # the probe leaves nothing behind
+
+
+def test_the_temporary_cache_goes_when_the_process_exits(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "somefile"
+    blocker.write_text("nothing can be created below a file")
+    code = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from optieval.core import cache\n"
+        "print(cache.cache_dir('precision', 'abc'))\n"
+    )
+    env = {**os.environ, "OPTIEVAL_CACHE": str(blocker / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    entry = Path(done.stdout.strip())
+    assert done.returncode == 0 and entry.name == "abc"
+    assert not entry.parent.parent.exists()  # the fallback folder, removed at exit
