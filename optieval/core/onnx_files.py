@@ -12,7 +12,8 @@ the same three steps:
    the manifest (:func:`optieval.core.write_manifest`) with the hashes it returns.
 
 An interrupted write therefore never leaves a half-written model under the destination name.
-Every artifact optieval makes (FP16, INT8, a copy of either) is published with ``verify=True``:
+Every artifact optieval makes (FP16, INT8; a copy of either saved anew) is published with
+``verify=True``:
 :func:`verify_onnx` runs ``onnx.checker`` with ``full_check`` (strict shape and type inference)
 and opens the file in an ONNX Runtime CPU session with default options, as a user deploys it,
 so a file that does not load is a :class:`~optieval.errors.BackendFailed` naming the node and
