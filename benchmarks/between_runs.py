@@ -1,8 +1,10 @@
 """A/A baseline comparisons across separate invocations (issue 15): the same model benched
 against one baseline JSON again and again while another optieval process runs beside it, counting
-``slower`` verdicts with one process per cell (``--blocks 1``, the behaviour before blocks) and
-with blocks (the default with ``--baseline``), against a baseline written without and with
-blocks. Every verdict here is a false alarm: nothing changed between runs.
+``slower`` verdicts with one process per cell (``--blocks 1``, the behaviour before blocks),
+with blocks against the baseline's recorded samples (``--no-interleave``), and with the
+baseline's model measured again in blocks alternating with the new run's (the default when
+the model is at hand). Every verdict but "no significant change" is a false alarm: nothing
+changed between runs.
 
     python benchmarks/between_runs.py --runs 20 --duration 3
 """
@@ -54,19 +56,19 @@ def main() -> None:
             neighbour = subprocess.Popen(["bash", "-c", loop], start_new_session=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         conditions = {
-            "before: --blocks 1, baseline without blocks": (base1, "1"),
-            "after: 3 blocks, baseline without blocks": (base1, "3"),
-            "after: 3 blocks, baseline with 3 blocks": (base3, "3"),
+            "before: --blocks 1, recorded baseline without blocks": (base1, "1", "--no-interleave"),
+            "3 blocks, recorded baseline with 3 blocks": (base3, "3", "--no-interleave"),
+            "3 blocks, baseline model measured beside (default)": (base3, "3", "--interleave"),
         }
         rows: dict[str, list[tuple[int, dict]]] = {name: [] for name in conditions}
         try:
             _bench(model, base1, args.duration)
             _bench(model, base3, args.duration, "--blocks", "3")
             for i in range(args.runs):
-                for name, (base, blocks) in conditions.items():
+                for name, (base, blocks, interleave) in conditions.items():
                     out = root / f"run{i}.json"
                     code, payload = _bench(model, out, args.duration, "--baseline", str(base),
-                                           "--blocks", blocks)  # fmt: skip
+                                           "--blocks", blocks, interleave)  # fmt: skip
                     cell = payload["baseline"]["cells"][0]
                     rows[name].append((code, cell))
                     ratio = cell["ratio"]
@@ -79,16 +81,17 @@ def main() -> None:
                 neighbour.wait()
         print(f"\n{args.runs} invocations per condition, --duration {args.duration}, "
               f"neighbour: {'none' if args.no_neighbour else 'optieval bench loop'}")  # fmt: skip
-        print("| condition | slower (exit 1) | possible regression | ratio range "
+        print("| condition | slower (exit 1) | possible regression | faster | ratio range "
               "| median interval width |")  # fmt: skip
-        print("|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         for name, results in rows.items():
             ratios = [c["ratio"]["ratio"] for _, c in results]
             widths = [c["ratio"]["ci"][1] - c["ratio"]["ci"][0] for _, c in results]
             slower = sum(c["verdict"] == "slower" for _, c in results)
             possible = sum(c["verdict"] == "possible regression" for _, c in results)
+            faster = sum(c["verdict"] == "faster" for _, c in results)
             exits = sum(code == 1 for code, _ in results)
-            print(f"| {name} | {slower} ({exits}) | {possible} | {min(ratios):.3f}-"
+            print(f"| {name} | {slower} ({exits}) | {possible} | {faster} | {min(ratios):.3f}-"
                   f"{max(ratios):.3f} | {statistics.median(widths):.3f} |")  # fmt: skip
 
 

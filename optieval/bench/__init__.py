@@ -14,9 +14,11 @@ from optieval.core import lazy_exports
 if TYPE_CHECKING:
     from optieval.bench.baseline import BaselineComparison as BaselineComparison
     from optieval.bench.baseline import Regression as Regression
+    from optieval.bench.baseline import baseline_model_at_hand as baseline_model_at_hand
     from optieval.bench.baseline import cell_key as cell_key
     from optieval.bench.baseline import cell_label as cell_label
     from optieval.bench.baseline import compare_to_baseline as compare_to_baseline
+    from optieval.bench.baseline import setup_differences as setup_differences
     from optieval.bench.cell import CellRequest as CellRequest
     from optieval.bench.cell import resolve_artifact as resolve_artifact
     from optieval.bench.cell import run_cell as run_cell
@@ -71,7 +73,9 @@ _EXPORTS = {
     "check_scenario_support": "optieval.bench.scenarios.spec",
     "cell_key": "optieval.bench.baseline",
     "cell_label": "optieval.bench.baseline",
+    "baseline_model_at_hand": "optieval.bench.baseline",
     "compare_to_baseline": "optieval.bench.baseline",
+    "setup_differences": "optieval.bench.baseline",
     "find_max_qps": "optieval.bench.scenarios.run",
     "load_baseline": "optieval.bench.results",
     "max_qps_from_cell": "optieval.bench.scenarios.results",

@@ -14,15 +14,17 @@ blocks is taken to vary between runs as one block of the new run does). The ``th
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from optieval.errors import InputError
-from optieval.stats import RATIO_METHOD, RatioEstimate, median_ratio_ci
+from optieval.stats import RATIO_METHOD, RatioEstimate, interleaved_ratio_ci, median_ratio_ci
 
 DEFAULT_THRESHOLD = 0.05
 
@@ -336,6 +338,88 @@ def _block_medians(cell: Mapping[str, Any]) -> list[float] | None:
         return None
 
 
+_SETUP_KEYS = ("optieval", "python", "os", "machine", "hostname", "cpu", "versions", "gpus")
+
+
+def _setup(env: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What of an ``env`` fingerprint names the software and hardware (not the moment: load,
+    clocks): GPUs by name and driver."""
+    env = dict(env or {})
+    setup = {k: env.get(k) for k in _SETUP_KEYS if k != "gpus"}
+    cpu = env.get("cpu")
+    setup["cpu"] = cpu.get("model") if isinstance(cpu, Mapping) else None
+    gpus = env.get("gpus")
+    setup["gpus"] = {
+        str(i): f"{g.get('name')} (driver {g.get('driver_version')})"
+        for i, g in enumerate(gpus if isinstance(gpus, list) else [])
+        if isinstance(g, Mapping)
+    }
+    return setup
+
+
+def setup_differences(
+    new_env: Mapping[str, Any] | None, old_env: Mapping[str, Any] | None
+) -> tuple[str, ...]:
+    """The dotted keys in which two runs' software or hardware differ (versions, CPU model,
+    host, GPU names and drivers), ignoring what changes from moment to moment (load, clocks)."""
+    return env_differences(_setup(new_env), _setup(old_env), ignore=())
+
+
+def baseline_model_at_hand(
+    baseline: str | os.PathLike[str], env: Mapping[str, Any]
+) -> tuple[Path | None, str]:
+    """Whether a baseline's model can be measured again beside a new run, so that both see the
+    same machine (:func:`optieval.stats.interleaved_ratio_ci`): ``(path, why)`` when its file is
+    where the baseline says, unchanged (same SHA-256), and the baseline ran with this software
+    and hardware (``env``, this run's fingerprint); ``(None, why not)`` otherwise, when the
+    comparison is with the baseline's recorded samples.
+
+    Raises:
+        InputError (where the file): an unreadable baseline.
+    """
+    from optieval.bench.results import load_baseline
+    from optieval.core import sha256_file
+
+    _, old_env, old_model = load_baseline(Path(baseline))
+    recorded = old_model.get("path")
+    if not recorded:
+        return None, "the baseline does not name its model; comparing with its recorded samples"
+    path = Path(str(recorded))
+    if not path.is_file():
+        return None, (
+            f"the baseline's model {path} is not here; comparing with its recorded samples"
+        )
+    if old_model.get("sha256") and sha256_file(path) != old_model["sha256"]:
+        return None, (
+            f"the baseline's model {path} changed since the baseline was measured; comparing "
+            "with its recorded samples"
+        )
+    differ = setup_differences(env, old_env)
+    if differ:
+        return None, (
+            "the baseline ran with other software or hardware ("
+            + ", ".join(differ[:6])
+            + "); comparing with its recorded samples, which is what such a comparison asks"
+        )
+    return path, (
+        f"measuring the baseline's model {path.name} again, in blocks alternating with this "
+        "one's, so that both see the same machine (--no-interleave: compare with its recorded "
+        "samples)"
+    )
+
+
+def _blocks(cell: Mapping[str, Any]) -> list[Any] | None:
+    """The cell's samples split into its blocks (``block_samples``), or None without two."""
+    counts = cell.get("block_samples")
+    times = cell.get("times_ms")
+    if not isinstance(counts, list) or len(counts) < 2 or not isinstance(times, list):
+        return None
+    if sum(int(c) for c in counts) != len(times):
+        return None
+    bounds = np.cumsum([int(c) for c in counts])[:-1]
+    return list(np.split(np.asarray(times, dtype=np.float64), bounds))
+
+
 def compare_to_baseline(
     new_cells: Iterable[Mapping[str, Any]],
     old_cells: Iterable[Mapping[str, Any]],
@@ -345,6 +429,7 @@ def compare_to_baseline(
     threshold: float = DEFAULT_THRESHOLD,
     confidence: float = 0.95,
     ignore_env_keys: Collection[str] = DEFAULT_ENV_IGNORE,
+    interleaved: Iterable[Mapping[str, Any]] = (),
 ) -> BaselineComparison:
     """Pair bench cells by (backend, precision, batch, shapes) and judge each pair.
 
@@ -358,6 +443,10 @@ def compare_to_baseline(
         threshold: see :func:`regression_verdict`; default 0.05.
         confidence: of the ratio intervals; default 0.95.
         ignore_env_keys: ``env`` key names never reported as differences.
+        interleaved: the baseline's model measured again in this run, block by block beside
+            the new cells (``benchmark(baseline_model=...)``): a cell found here is judged on
+            its paired blocks (:func:`optieval.stats.interleaved_ratio_ci`) instead of the
+            recorded one.
 
     Returns:
         A :class:`BaselineComparison`.
@@ -373,6 +462,7 @@ def compare_to_baseline(
     old_by_key: dict[CellKey, Mapping[str, Any]] = {}
     for cell in old_cells:
         old_by_key.setdefault(cell_key(cell), cell)
+    again = {cell_key(c): c for c in interleaved if c.get("status", "ok") == "ok"}
     shared = [k for k in new_by_key if k in old_by_key]
     if not shared:
         raise InputError(
@@ -392,14 +482,19 @@ def compare_to_baseline(
         if reason is not None:
             not_compared.append((cell_label(key), reason))
             continue
+        rerun = again.get(key)
+        paired = None if rerun is None else (_blocks(new_by_key[key]), _blocks(rerun))
         try:
-            ratio = median_ratio_ci(
-                new_times,
-                old_times,
-                confidence,
-                new_blocks=_block_medians(new_by_key[key]),
-                old_blocks=_block_medians(old_by_key[key]),
-            )
+            if paired is not None and paired[0] and paired[1] and len(paired[0]) == len(paired[1]):
+                ratio = interleaved_ratio_ci(paired[0], paired[1], confidence)
+            else:
+                ratio = median_ratio_ci(
+                    new_times,
+                    old_times,
+                    confidence,
+                    new_blocks=_block_medians(new_by_key[key]),
+                    old_blocks=_block_medians(old_by_key[key]),
+                )
         except InputError as exc:
             raise InputError(
                 f"{cell_label(key)}: {exc.message}", where="baseline", hint=exc.hint
@@ -431,9 +526,11 @@ __all__ = [
     "BaselineComparison",
     "CellComparison",
     "Regression",
+    "baseline_model_at_hand",
     "cell_key",
     "cell_label",
     "compare_to_baseline",
     "env_differences",
     "regression_verdict",
+    "setup_differences",
 ]

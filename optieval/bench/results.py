@@ -119,10 +119,16 @@ class BenchReport:
     settings: dict[str, Any]
     results: tuple[Cell, ...]
     warnings: tuple[str, ...] = ()
+    baseline_model: dict[str, Any] | None = None
+    """The baseline's model when it was measured in this run beside ``results``
+    (``path``, ``sha256``); None otherwise."""
+    baseline_results: tuple[Cell, ...] = ()
+    """The baseline's model's cells, measured block by block in alternation with
+    ``results`` (``benchmark(baseline_model=...)``)."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain-data form with ``schema_version``."""
-        return {
+        out = {
             "schema_version": BENCH_SCHEMA_VERSION,
             "kind": "bench",
             "env": self.env,
@@ -131,6 +137,12 @@ class BenchReport:
             "warnings": list(self.warnings),
             "results": [c.to_json() for c in self.results],
         }
+        if self.baseline_model is not None:
+            out["baseline_run"] = {
+                "model": self.baseline_model,
+                "results": [c.to_json() for c in self.baseline_results],
+            }
+        return out
 
     def records(self) -> list[dict[str, Any]]:
         """One plain row per cell: the cell, its status, samples, percentiles with their 95%
@@ -179,7 +191,9 @@ class BenchReport:
             )
         try:
             cells = tuple(Cell.from_json(c) for c in data["results"])
-        except (KeyError, TypeError) as exc:
+            again = data.get("baseline_run") or {}
+            baseline_cells = tuple(Cell.from_json(c) for c in again.get("results", []))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"malformed bench results ({exc})", where=where) from exc
         return cls(
             env=data.get("env", {}),
@@ -187,6 +201,8 @@ class BenchReport:
             settings=data.get("settings", {}),
             results=cells,
             warnings=tuple(data.get("warnings", [])),
+            baseline_model=again.get("model") if again else None,
+            baseline_results=baseline_cells,
         )
 
 

@@ -4,6 +4,7 @@ statistics in :mod:`optieval.stats`."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,7 @@ def benchmark(
     hardware: str | None = None,
     on_start: Callable[[int], None] | None = None,
     blocks: int = 1,
+    baseline_model: str | os.PathLike[str] | None = None,
 ) -> BenchReport:
     """Benchmark ``model`` on every backend x precision x batch x shape cell.
 
@@ -113,6 +115,12 @@ def benchmark(
             ``max_duration_s``, pooled into one cell that records each block's median
             (``Cell.block_medians_ms``): what a baseline comparison needs to see variation
             between processes (:mod:`optieval.bench.blocks`). Default 1.
+        baseline_model: a previous version of ``model`` (same inputs and outputs) to measure
+            beside it: each blocked cell's blocks alternate between the two models (new, old,
+            old, new, ...), so that both see the same machine and a baseline comparison judges
+            the pairs (:func:`optieval.stats.interleaved_ratio_ci`). Its cells are
+            ``report.baseline_results``. Needs ``blocks >= 2`` and no ``executor``; load
+            scenario cells are not measured for it.
 
     Returns:
         A :class:`BenchReport`; unusable backends appear as ``skipped`` cells with the reason and
@@ -121,12 +129,17 @@ def benchmark(
     Raises:
         InputError: a missing or malformed model, unknown backend or precision, shapes the model
             does not accept (a set whose inputs disagree on a tied dimension, inputs with
-            different numbers of shapes), ``shapes`` with ``data``, or bad data (exit 2).
+            different numbers of shapes), ``shapes`` with ``data``, or bad data (exit 2); a
+            ``baseline_model`` with other inputs or outputs, with fewer than two blocks or
+            with an executor.
     """
     settings = (settings or MeasureSettings()).validate()
     check_blocks(blocks)
     path = Path(model)
     signature = model_signature(path)
+    old_path = None if baseline_model is None else Path(baseline_model)
+    if old_path is not None:
+        _check_baseline_model(old_path, signature, blocks, executor)
     for name in backends:
         check_backend_name(name)
         if is_engine(path) and name != "tensorrt":
@@ -180,7 +193,7 @@ def benchmark(
         on_start(len(backends) * len(precisions) * len(cell_sets) * len(scenario_list))
     cells: list[Cell] = []
     deferred: list[tuple[int, CellRequest]] = []  # (slot in cells, request) for the executor
-    rounds: list[tuple[int, CellRequest, int]] = []  # (slot, request, blocks) measured in blocks
+    rounds: list[BlockRound] = []  # cells measured in blocks
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
@@ -223,15 +236,21 @@ def benchmark(
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
                     if count > 1:
-                        rounds.append((len(cells), request, count))
+                        beside = None
+                        if old_path is not None:
+                            beside = dataclasses.replace(request, model=str(old_path))
+                        rounds.append(BlockRound(len(cells), request, count, beside))
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
                     cell = run_cell_request(request, isolate, cell_timeout_s)
                 cells.append(cell)
                 if on_cell is not None:
                     on_cell(cell)
+    baseline_cells: list[Cell] = []
     if rounds:
-        _run_block_rounds(rounds, cells, settings, isolate, cell_timeout_s, on_cell)
+        baseline_cells = _run_block_rounds(
+            rounds, cells, settings, isolate, cell_timeout_s, on_cell
+        )
     if deferred:
         blocked = len(deferred) > len({slot for slot, _ in deferred})
         ran = executor.run_cells(
@@ -276,30 +295,77 @@ def benchmark(
         },
         results=tuple(cells),
         warnings=tuple(warnings),
+        baseline_model=None
+        if old_path is None
+        else {"path": str(old_path), "sha256": sha256_file(old_path)},
+        baseline_results=tuple(baseline_cells),
     )
 
 
+def _check_baseline_model(old_path: Path, signature: Signature, blocks: int, executor: Any) -> None:
+    where = "baseline_model"
+    if blocks < 2:
+        raise InputError(
+            "measuring the baseline's model beside this one needs two or more blocks",
+            where=where,
+            hint="pass blocks=3 (the default with a baseline)",
+        )
+    if executor is not None:
+        raise InputError(
+            "the baseline's model is measured beside this one only on this machine",
+            where=where,
+            hint="drop the executor, or compare with the baseline's recorded samples",
+        )
+    old_signature = model_signature(old_path)
+    if old_signature.to_json() != signature.to_json():
+        raise InputError(
+            f"{old_path.name} has other inputs or outputs than this model",
+            where=where,
+            hint=f"baseline: {old_signature.to_json()}; now: {signature.to_json()}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockRound:
+    """A cell measured in blocks: its slot in the report, its request, how many blocks, and
+    the baseline model's request measured beside it (None without one)."""
+
+    slot: int
+    request: CellRequest
+    count: int
+    beside: CellRequest | None = None
+
+
 def _run_block_rounds(
-    rounds: list[tuple[int, CellRequest, int]],
+    rounds: list[BlockRound],
     cells: list[Cell],
     settings: MeasureSettings,
     isolate: bool,
     timeout_s: float | None,
     on_cell: Callable[[Cell], None] | None,
-) -> None:
+) -> list[Cell]:
     """Measure cells in blocks round by round (block 1 of every cell, then block 2, ...), so a
     cell's blocks are spread over the whole run and see slower changes of the machine's load
-    than back-to-back blocks would; each cell is pooled and shown after its last block."""
-    parts: dict[int, list[Cell]] = {slot: [] for slot, _, _ in rounds}
-    for block in range(max(count for _, _, count in rounds)):
-        for slot, request, count in rounds:
-            if block >= count:
+    than back-to-back blocks would; each cell is pooled and shown after its last block.
+
+    A round with a baseline request measures it next to each block, the order alternating
+    (new, old, then old, new, ...) so that neither model always runs first; returns the
+    baseline's pooled cells in the order of ``rounds``."""
+    parts: dict[int, list[Cell]] = {r.slot: [] for r in rounds}
+    beside: dict[int, list[Cell]] = {r.slot: [] for r in rounds if r.beside is not None}
+    for block in range(max(r.count for r in rounds)):
+        for r in rounds:
+            if block >= r.count:
                 continue
-            parts[slot].append(run_cell_request(request, isolate, timeout_s))
-            if len(parts[slot]) == count:
-                cells[slot] = pool_blocks(parts[slot], settings)
+            order = [r.request] if r.beside is None else [r.request, r.beside]
+            for request in order if block % 2 == 0 else order[::-1]:
+                measured = run_cell_request(request, isolate, timeout_s)
+                (parts if request is r.request else beside)[r.slot].append(measured)
+            if len(parts[r.slot]) == r.count:
+                cells[r.slot] = pool_blocks(parts[r.slot], settings)
                 if on_cell is not None:
-                    on_cell(cells[slot])
+                    on_cell(cells[r.slot])
+    return [pool_blocks(beside[r.slot], settings) for r in rounds if r.beside is not None]
 
 
 def run_cell_request(
@@ -432,7 +498,9 @@ def check_against_baseline(
     report: BenchReport, baseline: str | os.PathLike[str], *, threshold: float = 0.05
 ) -> Any:
     """Pair ``report``'s cells with a baseline's (a bench JSON or a gate report) and judge each
-    pair by the ratio of medians (:func:`optieval.bench.baseline.compare_to_baseline`).
+    pair by the ratio of medians (:func:`optieval.bench.baseline.compare_to_baseline`); cells
+    whose baseline model was measured beside them in this run (``report.baseline_results``)
+    are judged on those paired blocks.
 
     Raises:
         InputError (where ``baseline``): an unreadable baseline or one of another schema
@@ -455,4 +523,5 @@ def check_against_baseline(
         new_env=report.env,
         old_env=old_env,
         threshold=threshold,
+        interleaved=[c.to_json() for c in report.baseline_results],
     )

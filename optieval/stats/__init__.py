@@ -41,9 +41,11 @@ if TYPE_CHECKING:
     from optieval.stats.quantiles import quantile_bounds as quantile_bounds
     from optieval.stats.quantiles import quantile_ci as quantile_ci
     from optieval.stats.quantiles import quantile_lower_bound as quantile_lower_bound
+    from optieval.stats.ratios import INTERLEAVED_METHOD as INTERLEAVED_METHOD
     from optieval.stats.ratios import MIN_RATIO_SAMPLES as MIN_RATIO_SAMPLES
     from optieval.stats.ratios import RATIO_METHOD as RATIO_METHOD
     from optieval.stats.ratios import RatioEstimate as RatioEstimate
+    from optieval.stats.ratios import interleaved_ratio_ci as interleaved_ratio_ci
     from optieval.stats.ratios import median_ratio_ci as median_ratio_ci
     from optieval.stats.sequential import LOOK_FACTOR as LOOK_FACTOR
     from optieval.stats.sequential import MIN_LOOK_S as MIN_LOOK_S
@@ -76,6 +78,7 @@ _EXPORTS = {
     "LatencySummary": "optieval.stats.summary",
     "LookPlan": "optieval.stats.sequential",
     "MIN_LOOK_S": "optieval.stats.sequential",
+    "INTERLEAVED_METHOD": "optieval.stats.ratios",
     "MIN_RATIO_SAMPLES": "optieval.stats.ratios",
     "POINT_METHOD": "optieval.stats.quantiles",
     "QuantileEstimate": "optieval.stats.quantiles",
@@ -96,6 +99,7 @@ _EXPORTS = {
     "judge_min": "optieval.stats.verdict",
     "look_plan": "optieval.stats.sequential",
     "mean_ci_batch_means": "optieval.stats.means",
+    "interleaved_ratio_ci": "optieval.stats.ratios",
     "median_ratio_ci": "optieval.stats.ratios",
     "min_samples_for_mean": "optieval.stats.means",
     "min_samples_for_percentiles": "optieval.stats.quantiles",

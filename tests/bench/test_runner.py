@@ -141,8 +141,10 @@ def test_cli_slower_than_baseline_exits_1(tmp_path: Path) -> None:
     data["results"][0]["times_ms"] = [t / 3 for t in data["results"][0]["times_ms"]]
     out.write_text(json.dumps(data))
     result = runner.invoke(
-        app, ["bench", str(DIGITS_ONNX), *FAST, "--no-isolate", "--baseline", str(out)]
-    )
+        app,
+        ["bench", str(DIGITS_ONNX), *FAST, "--no-isolate", "--baseline", str(out),
+         "--no-interleave"],
+    )  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "slower" in result.output
 

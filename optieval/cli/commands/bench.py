@@ -87,6 +87,15 @@ def bench(
             "3 with --baseline, else 1); their spread widens the baseline ratio interval."
         ),
     ] = None,
+    interleave: Annotated[
+        bool | None,
+        typer.Option(
+            "--interleave/--no-interleave",
+            help="With --baseline: measure the baseline's model again, in blocks alternating "
+            "with this one's (default: when its file is unchanged and the software and "
+            "hardware match); --no-interleave compares with its recorded samples.",
+        ),
+    ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write results JSON here.")
     ] = None,
@@ -152,6 +161,8 @@ def bench(
         find_max_qps=find_max_qps,
         p99_ms_max=p99_ms_max,
     )
+    block_count = blocks if blocks is not None else (3 if baseline is not None else 1)
+    baseline_model = _baseline_model(baseline, interleave, block_count, executor)
     from optieval.cli.progress import cell_progress
 
     with cell_progress("bench") as shown, cell_executor(executor, ray_address) as cells_on:
@@ -173,14 +184,19 @@ def bench(
             on_start=shown.on_start,
             scenarios=scenarios,
             executor=cells_on,
-            blocks=blocks if blocks is not None else (3 if baseline is not None else 1),
+            blocks=block_count,
+            baseline_model=baseline_model,
         )
     comparison = None
     if baseline is not None:
         comparison = check_against_baseline(report, baseline, threshold=threshold)
     payload = report.to_json()
     if comparison is not None:
-        payload["baseline"] = {"path": str(baseline), **comparison.to_json()}
+        payload["baseline"] = {
+            "path": str(baseline),
+            "interleaved": baseline_model is not None,
+            **comparison.to_json(),
+        }
     write_json_output(json_file, payload)
     if len(backends) == 1 and all(c.status == "skipped" for c in report.results):
         reason = report.results[0].reason if report.results else "unusable"
@@ -202,3 +218,26 @@ def bench(
     code = combined_exit_code(codes)
     if code:
         raise typer.Exit(code)
+
+
+def _baseline_model(
+    baseline: Path | None, interleave: bool | None, blocks: int, executor: str
+) -> Path | None:
+    """The baseline's model to measure beside this one, or None; says on stderr which
+    comparison the run makes. ``--interleave`` that cannot be honoured is an error."""
+    if baseline is None or interleave is False:
+        if interleave and baseline is None:
+            raise InputError("--interleave needs --baseline", where="--interleave")
+        return None
+    from optieval.bench import baseline_model_at_hand
+    from optieval.core import fingerprint
+
+    path, why = baseline_model_at_hand(baseline, fingerprint())
+    if path is not None and blocks < 2:
+        path, why = None, "--blocks 1: comparing with the baseline's recorded samples"
+    if path is not None and executor != "local":
+        path, why = None, "cells run elsewhere: comparing with the baseline's recorded samples"
+    if interleave and path is None:
+        raise InputError(f"cannot interleave: {why}", where="--interleave")
+    err_console.print(f"baseline: {why}", highlight=False, soft_wrap=True, markup=False)
+    return path
