@@ -13,7 +13,7 @@ Sections (docs/reference/release-toml.md)::
     [[target]]    backend, precision, batch (int or list) or shape / shapes (shape sets),
                   threads, hardware, scenario, qps, concurrency, latency = {...},
                   accuracy = {...}   (at least one)
-    [baseline]    report, max_slowdown                       (optional)
+    [baseline]    report, max_slowdown, interleave           (optional)
     [outputs]     OUTPUT = "embedding" | "regression" | "logits" | ...; "*" for the rest
                   (optional; default: inferred from names, shapes and values)
 
@@ -68,7 +68,7 @@ TARGET_KEYS = (
 )
 TARGET_SCENARIOS = ("single-stream", "server", "concurrency")
 """Load scenarios a target may carry (:mod:`optieval.bench.scenarios`)."""
-BASELINE_KEYS = ("report", "max_slowdown")
+BASELINE_KEYS = ("report", "max_slowdown", "interleave")
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,11 @@ class BaselineConfig:
 
     report: Path
     max_slowdown: float = 0.05
+    interleave: bool | None = None
+    """Measure the baseline's model again, in blocks alternating with this model's: None
+    (default) when its file is unchanged and the software and hardware match
+    (:func:`optieval.bench.baseline_model_at_hand`); False compares with the report's samples;
+    True requires it."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,11 @@ class GateConfig:
             ],
             "baseline": None
             if self.baseline is None
-            else {"report": str(self.baseline.report), "max_slowdown": self.baseline.max_slowdown},
+            else {
+                "report": str(self.baseline.report),
+                "max_slowdown": self.baseline.max_slowdown,
+                "interleave": self.baseline.interleave,
+            },
         }
 
 

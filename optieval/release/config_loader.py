@@ -4,6 +4,10 @@
 Every problem (unknown key, wrong type, impossible value, missing file) is collected and raised
 once as :class:`InputError` (exit 2), each naming its TOML key path
 (``target[1].latency.p99_ms_mx``) and, for unknown keys, the nearest valid key.
+
+Why this module is long: it is the config's one validator, every key's rule and message in
+one place next to the validator that collects them; split, each part would need its private
+helpers.
 """
 
 from __future__ import annotations
@@ -591,9 +595,13 @@ def _baseline(v: _Validator, raw: Any) -> BaselineConfig | None:
     report = v.file(raw, "report", "baseline")
     slowdown = v.number(raw, "max_slowdown", "baseline", rule=lambda x: 0 <= x < 1,
                         rule_text="a fraction in [0, 1), e.g. 0.05 for 5%")  # fmt: skip
+    interleave = raw.get("interleave")
+    if interleave is not None and not isinstance(interleave, bool):
+        v.add("baseline.interleave", f"must be true or false, not {_type(interleave)}")
+        interleave = None
     if report is None:
         return None
-    return BaselineConfig(report, 0.05 if slowdown is None else slowdown)
+    return BaselineConfig(report, 0.05 if slowdown is None else slowdown, interleave)
 
 
 # Every budget key is known to the config's suggestions (kept in one place, checked here).

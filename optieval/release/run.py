@@ -32,6 +32,7 @@ from typing import Any
 
 from optieval.errors import BackendUnavailable, InputError, OptievalError
 from optieval.execution import Executor
+from optieval.release.baseline_check import baseline_checks
 from optieval.release.budgets import Check
 from optieval.release.config import GateConfig
 from optieval.release.config_loader import load_config, parse_config
@@ -184,8 +185,8 @@ def _gate(
     parity = run.parity(model_path)
     accuracy_checks = run.accuracy_checks(parity)
     cells, latency_checks = run.latency(model_path)
-    baseline_json, baseline_checks = run.baseline(cells, env)
-    checks = (*latency_checks, *accuracy_checks, *baseline_checks)
+    baseline_json, regression_checks = baseline_checks(run, model_path, cells, env)
+    checks = (*latency_checks, *accuracy_checks, *regression_checks)
     if not checks:
         run.warnings.append("no budgets in the config: PASS means that nothing was checked")
     run.step("checked every budget")

@@ -1,7 +1,7 @@
 """The steps of one gate run (:class:`GateRun`): the model (exported, or refused when its export
 parity failed), the precision artifacts, parity against the reference, the latency cells (each
-measured again, longer, while an interval check is inconclusive), and the baseline comparison;
-each step turns what it measured into checks.
+measured again, longer, while an interval check is inconclusive); each step turns what it
+measured into checks. The baseline comparison is :mod:`optieval.release.baseline_check`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from optieval.bench import Cell
 from optieval.errors import InputError
 from optieval.execution import Executor
-from optieval.release.budgets import Check, LatencyBudget, RegressionBudget
+from optieval.release.budgets import Check, LatencyBudget
 from optieval.release.config import GateConfig, TargetConfig
 from optieval.release.looks import elapsed_s, fixed_sample, pooled, with_looks
 from optieval.release.target_shapes import cells_text, in_target, parity_shapes, shape_error
@@ -491,45 +491,6 @@ class GateRun:
                 return more
             cell = pooled(cell, more, 1, plan)
         return cell
-
-    # -- baseline -------------------------------------------------------------------------------
-    def baseline(
-        self, cells: list[Cell], env: dict[str, Any]
-    ) -> tuple[dict[str, Any] | None, list[Check]]:
-        from optieval.bench import compare_to_baseline, load_baseline
-
-        cfg = self.config.baseline
-        if cfg is None:
-            return None, []
-        self.step(f"comparing with the baseline {cfg.report.name}", count=False)
-        old_cells, old_env, _ = load_baseline(cfg.report)
-        try:
-            comparison = compare_to_baseline(
-                [c.to_json() for c in cells],
-                old_cells,
-                new_env=env,
-                old_env=old_env,
-                threshold=cfg.max_slowdown,
-                confidence=self.config.measure.confidence,
-            )
-        except InputError as exc:
-            raise InputError(exc.message, where="baseline.report", hint=exc.hint) from exc
-        if comparison.env_differences:
-            self.warnings.append(
-                "the baseline ran in another environment; these differ: "
-                + ", ".join(comparison.env_differences[:12])
-            )
-        for label, reason in comparison.not_compared:
-            self.warnings.append(f"baseline: {label} not compared ({reason})")
-        if comparison.unmatched_new:
-            self.warnings.append(
-                "baseline has no counterpart for " + ", ".join(comparison.unmatched_new)
-            )
-        budget = RegressionBudget(cfg.max_slowdown)
-        self.step("compared with the baseline")
-        checks = [fixed_sample(budget.check(c), min(c.ratio.n_new, c.ratio.n_old))
-                  for c in comparison.cells]  # fmt: skip
-        return comparison.to_json(), checks
 
 
 def _undecided(budgets: tuple[LatencyBudget, ...], checks: list[Check]) -> bool:

@@ -76,6 +76,7 @@ def test_issue_example_parses_and_resolves_paths_against_the_config_folder(
     assert config.baseline is not None
     assert config.baseline.report == release / "previous" / "report.json"
     assert config.baseline.max_slowdown == 0.05
+    assert config.baseline.interleave is None  # the default: when the model is at hand
     (target,) = config.targets
     assert (target.backend, target.precision, target.batches, target.threads) == (
         "ort-cpu", "int8", (8,), 2,
@@ -218,6 +219,10 @@ TARGET = '[[target]]\nbackend = "ort-cpu"\n'
         (
             MODEL + TARGET + '[baseline]\nreport = "model.onnx"\nmax_slowdown = -0.1\n',
             ["baseline.max_slowdown"],
+        ),
+        (
+            MODEL + TARGET + '[baseline]\nreport = "model.onnx"\ninterleave = "yes"\n',
+            ["baseline.interleave", "true or false"],
         ),
         # missing or inconsistent pieces
         (TARGET, ["missing section [model]"]),

@@ -139,7 +139,8 @@ def test_baseline_regressions(tmp_path: Path) -> None:
     targets = UNMEETABLE.replace("p50_ms_max = 0.000001, ", "")
     slower = gate(
         write_config(tmp_path / "rel", targets, data=False,
-                     extra='[baseline]\nreport = "fast.json"\nmax_slowdown = 0.05\n'),
+                     extra='[baseline]\nreport = "fast.json"\nmax_slowdown = 0.05\n'
+                           "interleave = false\n"),
         out_dir=tmp_path / "b",
     )  # fmt: skip
     (regression,) = [c for c in slower.checks if c.group == "baseline"]
@@ -148,12 +149,42 @@ def test_baseline_regressions(tmp_path: Path) -> None:
 
     faster = gate(
         write_config(tmp_path / "rel", targets, data=False,
-                     extra='[baseline]\nreport = "slow.json"\n'),
+                     extra='[baseline]\nreport = "slow.json"\ninterleave = false\n'),
         out_dir=tmp_path / "c",
     )  # fmt: skip
     (improvement,) = [c for c in faster.checks if c.group == "baseline"]
     assert improvement.verdict is Verdict.PASS and "faster" in improvement.evidence
     assert faster.exit_code == 0
+    assert faster.baseline is not None and faster.baseline["interleaved"] is False
+
+
+def test_baseline_model_at_hand_is_measured_again_beside(tmp_path: Path) -> None:
+    from optieval.stats import INTERLEAVED_METHOD
+
+    first = gate(write_config(tmp_path / "rel", UNMEETABLE, data=False), out_dir=tmp_path / "a")
+    # The recorded samples say the baseline was 100x faster; measured again beside this model
+    # (the same file), it is not.
+    _shifted_baseline(Path(first.reports["json"]), 0.01, tmp_path / "rel" / "fast.json")
+    targets = UNMEETABLE.replace("p50_ms_max = 0.000001, ", "")
+    report = gate(
+        write_config(tmp_path / "rel", targets, data=False,
+                     extra='[baseline]\nreport = "fast.json"\nmax_slowdown = 0.5\n'),
+        out_dir=tmp_path / "b",
+    )  # fmt: skip
+    assert report.baseline is not None and report.baseline["interleaved"] is True
+    assert "measuring the baseline's model mlp.onnx again" in report.baseline["how"]
+    (regression,) = [c for c in report.checks if c.group == "baseline"]
+    assert regression.verdict is not Verdict.FAIL, regression.evidence
+    (cell,) = report.baseline["cells"]
+    assert cell["ratio"]["method"] == INTERLEAVED_METHOD and cell["ratio"]["blocks_new"] == 3
+
+    (tmp_path / "rel" / "mlp.onnx").unlink()
+    extra = '[baseline]\nreport = "fast.json"\ninterleave = true\n'
+    config = write_config(tmp_path / "rel", targets, data=False, model_name="other.onnx",
+                          extra=extra)  # fmt: skip
+    with pytest.raises(InputError, match="cannot interleave") as info:
+        gate(config, out_dir=tmp_path / "c")
+    assert info.value.where == "baseline.interleave"
 
 
 def test_baseline_without_a_shared_cell_is_bad_input(tmp_path: Path) -> None:
