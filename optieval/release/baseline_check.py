@@ -110,14 +110,16 @@ def _measure_beside(
     cells: list[Cell],
     old_cells: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Measure each single-stream target that shares a cell with the baseline again, in three
-    blocks alternating with the baseline's model (medians only: ``duration_s`` split between
-    the blocks); returns both models' cells as plain data, the gate's own cell for any cell
-    not measured again."""
+    """Measure each single-stream target that shares a cell with the baseline again, in
+    ``[baseline] blocks`` blocks alternating with the baseline's model (medians only:
+    ``duration_s`` split between the blocks); returns both models' cells as plain data, the
+    gate's own cell for any cell not measured again."""
     from optieval.bench import benchmark, cell_key
 
     old_keys = {cell_key(c) for c in old_cells}
     config = run.config
+    cfg = config.baseline
+    assert cfg is not None
     settings = replace(config.measure.settings(50.0), min_samples=None)
     new: list[dict[str, Any]] = []
     again: list[dict[str, Any]] = []
@@ -133,8 +135,8 @@ def _measure_beside(
         if not mine:
             continue
 
-        def on_cell(cell: Cell, label: str = target.label) -> None:
-            run.step(f"measured {label} {cell.label} beside the baseline's model", count=False)
+        def on_cell(cell: Cell) -> None:
+            run.step(f"measured {cell.label} beside the baseline's model", count=False)
 
         report = in_target(target, benchmark)(
             model,
@@ -147,7 +149,7 @@ def _measure_beside(
             calib=config.data.calibration,
             isolate=config.measure.isolate,
             on_cell=on_cell,
-            blocks=3,
+            blocks=cfg.blocks,
             baseline_model=old_model,
         )
         new.extend(c.to_json() for c in report.results)

@@ -13,7 +13,7 @@ Sections (docs/reference/release-toml.md)::
     [[target]]    backend, precision, batch (int or list) or shape / shapes (shape sets),
                   threads, hardware, scenario, qps, concurrency, latency = {...},
                   accuracy = {...}   (at least one)
-    [baseline]    report, max_slowdown, interleave           (optional)
+    [baseline]    report, max_slowdown, interleave, blocks   (optional)
     [outputs]     OUTPUT = "embedding" | "regression" | "logits" | ...; "*" for the rest
                   (optional; default: inferred from names, shapes and values)
 
@@ -68,7 +68,7 @@ TARGET_KEYS = (
 )
 TARGET_SCENARIOS = ("single-stream", "server", "concurrency")
 """Load scenarios a target may carry (:mod:`optieval.bench.scenarios`)."""
-BASELINE_KEYS = ("report", "max_slowdown", "interleave")
+BASELINE_KEYS = ("report", "max_slowdown", "interleave", "blocks")
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,9 @@ class BaselineConfig:
     (default) when its file is unchanged and the software and hardware match
     (:func:`optieval.bench.baseline_model_at_hand`); False compares with the report's samples;
     True requires it."""
+    blocks: int = 3
+    """Processes per model when the baseline's model is measured again (2-32): more narrow
+    the interval where processes differ, at a process start and warm-up each."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,7 @@ class GateConfig:
                 "report": str(self.baseline.report),
                 "max_slowdown": self.baseline.max_slowdown,
                 "interleave": self.baseline.interleave,
+                "blocks": self.baseline.blocks,
             },
         }
 

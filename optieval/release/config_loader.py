@@ -599,9 +599,13 @@ def _baseline(v: _Validator, raw: Any) -> BaselineConfig | None:
     if interleave is not None and not isinstance(interleave, bool):
         v.add("baseline.interleave", f"must be true or false, not {_type(interleave)}")
         interleave = None
+    blocks = v.integer(raw.get("blocks", 3), "baseline.blocks", minimum=2)
+    if blocks is not None and blocks > 32:
+        v.add("baseline.blocks", f"{blocks} is over 32", "3 to 8 processes per model is plenty")
     if report is None:
         return None
-    return BaselineConfig(report, 0.05 if slowdown is None else slowdown, interleave)
+    return BaselineConfig(report, 0.05 if slowdown is None else slowdown, interleave,
+                          min(blocks or 3, 32))  # fmt: skip
 
 
 # Every budget key is known to the config's suggestions (kept in one place, checked here).

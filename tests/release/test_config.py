@@ -77,6 +77,7 @@ def test_issue_example_parses_and_resolves_paths_against_the_config_folder(
     assert config.baseline.report == release / "previous" / "report.json"
     assert config.baseline.max_slowdown == 0.05
     assert config.baseline.interleave is None  # the default: when the model is at hand
+    assert config.baseline.blocks == 3
     (target,) = config.targets
     assert (target.backend, target.precision, target.batches, target.threads) == (
         "ort-cpu", "int8", (8,), 2,
@@ -224,6 +225,8 @@ TARGET = '[[target]]\nbackend = "ort-cpu"\n'
             MODEL + TARGET + '[baseline]\nreport = "model.onnx"\ninterleave = "yes"\n',
             ["baseline.interleave", "true or false"],
         ),
+        (MODEL + TARGET + '[baseline]\nreport = "model.onnx"\nblocks = 1\n', ["baseline.blocks"]),
+        (MODEL + TARGET + '[baseline]\nreport = "model.onnx"\nblocks = 64\n', ["over 32"]),
         # missing or inconsistent pieces
         (TARGET, ["missing section [model]"]),
         (MODEL, ["no [[target]]"]),
