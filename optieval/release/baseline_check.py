@@ -16,6 +16,7 @@ from optieval.release.budgets import Check, RegressionBudget
 from optieval.release.config import GateConfig
 from optieval.release.looks import fixed_sample
 from optieval.release.target_shapes import in_target
+from optieval.stats import Verdict
 
 __all__ = ["baseline_checks"]
 
@@ -80,9 +81,24 @@ def baseline_checks(
         )
     budget = RegressionBudget(cfg.max_slowdown)
     run.step("compared with the baseline")
-    checks = [fixed_sample(budget.check(c), min(c.ratio.n_new, c.ratio.n_old))
-              for c in comparison.cells]  # fmt: skip
+    checks = [_decided(budget.check(c), c.ratio) for c in comparison.cells]
     return {**comparison.to_json(), "interleaved": old_model is not None, "how": how}, checks
+
+
+def _decided(check: Check, ratio: Any) -> Check:
+    """``check`` with how it was decided (:func:`optieval.release.looks.fixed_sample`); on
+    interleaved pairs what would decide it is more pairs, not more samples."""
+    from optieval.stats import INTERLEAVED_METHOD, pairs_to_decide
+
+    check = fixed_sample(check, min(ratio.n_new, ratio.n_old))
+    if ratio.method != INTERLEAVED_METHOD or check.decision is None:
+        return check
+    more = None
+    if check.verdict is Verdict.INCONCLUSIVE:
+        more = pairs_to_decide(ratio, check.judgement.budget)
+    decision = {**check.decision, "samples_to_decide": None, "blocks": ratio.blocks_new,
+                "blocks_to_decide": more}  # fmt: skip
+    return replace(check, decision=decision)
 
 
 def _baseline_model(run: _Run, env: dict[str, Any]) -> tuple[Path | None, str]:

@@ -42,11 +42,13 @@ if TYPE_CHECKING:
     from optieval.stats.quantiles import quantile_ci as quantile_ci
     from optieval.stats.quantiles import quantile_lower_bound as quantile_lower_bound
     from optieval.stats.ratios import INTERLEAVED_METHOD as INTERLEAVED_METHOD
+    from optieval.stats.ratios import MAX_PAIRS as MAX_PAIRS
     from optieval.stats.ratios import MIN_RATIO_SAMPLES as MIN_RATIO_SAMPLES
     from optieval.stats.ratios import RATIO_METHOD as RATIO_METHOD
     from optieval.stats.ratios import RatioEstimate as RatioEstimate
     from optieval.stats.ratios import interleaved_ratio_ci as interleaved_ratio_ci
     from optieval.stats.ratios import median_ratio_ci as median_ratio_ci
+    from optieval.stats.ratios import pairs_to_decide as pairs_to_decide
     from optieval.stats.sequential import LOOK_FACTOR as LOOK_FACTOR
     from optieval.stats.sequential import MIN_LOOK_S as MIN_LOOK_S
     from optieval.stats.sequential import LookPlan as LookPlan
@@ -79,6 +81,7 @@ _EXPORTS = {
     "LookPlan": "optieval.stats.sequential",
     "MIN_LOOK_S": "optieval.stats.sequential",
     "INTERLEAVED_METHOD": "optieval.stats.ratios",
+    "MAX_PAIRS": "optieval.stats.ratios",
     "MIN_RATIO_SAMPLES": "optieval.stats.ratios",
     "POINT_METHOD": "optieval.stats.quantiles",
     "QuantileEstimate": "optieval.stats.quantiles",
@@ -101,6 +104,7 @@ _EXPORTS = {
     "mean_ci_batch_means": "optieval.stats.means",
     "interleaved_ratio_ci": "optieval.stats.ratios",
     "median_ratio_ci": "optieval.stats.ratios",
+    "pairs_to_decide": "optieval.stats.ratios",
     "min_samples_for_mean": "optieval.stats.means",
     "min_samples_for_percentiles": "optieval.stats.quantiles",
     "min_samples_for_quantile": "optieval.stats.quantiles",

@@ -283,6 +283,34 @@ def median_ratio_ci(
     )
 
 
+MAX_PAIRS = 32
+"""The most blocks per model :func:`pairs_to_decide` suggests (as ``--blocks`` allows)."""
+
+
+def pairs_to_decide(estimate: RatioEstimate, limit: float) -> int | None:
+    """About how many interleaved pairs of blocks would decide whether ``estimate``'s ratio is
+    under ``limit`` if the pairs kept varying as they did: the least count ``k'`` whose
+    half-width, this one's scaled by ``(t(k' - 1) / sqrt(k')) / (t(k - 1) / sqrt(k))``, clears
+    the distance from the ratio to ``limit`` on the log scale. None when the estimate is not
+    interleaved or has no interval, when the ratio sits on the limit, or when more than
+    :data:`MAX_PAIRS` would be needed."""
+    if estimate.method != INTERLEAVED_METHOD or estimate.high is None or estimate.ratio <= 0:
+        return None
+    gap = abs(math.log(estimate.ratio) - math.log(limit))
+    half = math.log(estimate.high / estimate.ratio)
+    k = estimate.blocks_new
+    if gap <= 0.0 or k < 2:
+        return None
+
+    def scale(m: int) -> float:
+        return t_quantile(estimate.confidence, m - 1) / math.sqrt(m)
+
+    for m in range(k + 1, MAX_PAIRS + 1):
+        if half * scale(m) / scale(k) < gap:
+            return m
+    return None
+
+
 def _block_count(blocks: Sequence[float] | None) -> int:
     return max(1, len(blocks)) if blocks is not None else 1
 
@@ -369,9 +397,11 @@ def interleaved_ratio_ci(
 __all__ = [
     "BETWEEN_METHOD",
     "INTERLEAVED_METHOD",
+    "MAX_PAIRS",
     "MIN_RATIO_SAMPLES",
     "RATIO_METHOD",
     "RatioEstimate",
     "interleaved_ratio_ci",
     "median_ratio_ci",
+    "pairs_to_decide",
 ]

@@ -222,3 +222,38 @@ def test_cli_interleaves_by_default_and_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot interleave" in result.output and "is not here" in result.output
     assert "Traceback" not in result.output
+
+
+def test_pairs_to_decide_grows_with_the_spread_and_stops_at_the_cap() -> None:
+    from optieval.stats import MAX_PAIRS, pairs_to_decide
+
+    rng = np.random.default_rng(6)
+    new, old = _pairs(rng, 3, shared=0.0, own=0.04)
+    r = interleaved_ratio_ci(new, old)
+    assert r.low is not None and r.high is not None
+    limit = r.high * 0.99  # just inside the interval: a few more pairs decide it
+    more = pairs_to_decide(r, limit)
+    assert more is not None and 3 < more <= MAX_PAIRS
+    assert pairs_to_decide(r, r.ratio * 1.0005) is None  # on the ratio: no count decides
+    plain = median_ratio_ci(np.concatenate(new), np.concatenate(old))
+    assert pairs_to_decide(plain, limit) is None  # not interleaved
+
+
+def test_an_undecided_interleaved_baseline_check_advises_more_blocks() -> None:
+    from optieval.release.budgets import RegressionBudget
+
+    rng = np.random.default_rng(7)
+    new, old = _pairs(rng, 3, shared=0.0, own=0.05)
+    cell = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]}}
+
+    def record(blocks: list[np.ndarray]) -> dict:
+        return {**cell, "times_ms": np.concatenate(blocks).tolist(),
+                "block_samples": [b.size for b in blocks]}  # fmt: skip
+
+    comparison = compare_to_baseline([record(new)], [record(old)], interleaved=[record(old)])
+    (pair,) = comparison.cells
+    assert pair.ratio.high is not None
+    check = RegressionBudget(pair.ratio.high - 1.0 - 0.01).check(pair)
+    assert check.verdict.value == "INCONCLUSIVE"
+    assert "interleaved pairs of blocks" in check.evidence
+    assert check.advice is not None and "blocks per model" in check.advice
