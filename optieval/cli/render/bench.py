@@ -117,11 +117,20 @@ def baseline_table(comparison: Any) -> Table:
     blocks = [c.ratio for c in comparison.cells if c.ratio.between]
     if blocks:
         # Issue 15: say that the interval covers variation between processes, and from what.
+        from optieval.stats import INTERLEAVED_METHOD
+
         ratio = blocks[0]
-        table.caption = (table.caption or "") + (
-            f"intervals include variation between processes ({ratio.blocks_new} blocks new, "
-            f"{ratio.blocks_old} baseline)"
-        )
+        if ratio.method == INTERLEAVED_METHOD:
+            text = (
+                f"the baseline's model measured again beside this one: {ratio.blocks_new} "
+                "interleaved pairs of blocks, ratio = their geometric mean"
+            )
+        else:
+            text = (
+                f"intervals include variation between processes ({ratio.blocks_new} blocks "
+                f"new, {ratio.blocks_old} baseline)"
+            )
+        table.caption = (table.caption or "") + text
     return table
 
 
