@@ -2,7 +2,8 @@
 
 Simulates each check kind of ``optieval gate`` on synthetic data whose true value is known, and
 judges it with optieval's own decision functions (``LatencyBudget.check``,
-``RegressionBudget.check`` on ``compare_to_baseline``, ``AccuracyBudget.check``), latency checks
+``RegressionBudget.check`` on ``compare_to_baseline``, ``AccuracyBudget.check``, the detection
+budgets' ``budget_value`` and ``judge`` on the paired bootstrap over images), latency checks
 through the gate's sequential looks (``optieval.stats.look_plan``: each look adds samples and is
 judged at ``1 - alpha / looks``). For each check kind, distribution and truth it prints:
 
@@ -26,6 +27,10 @@ Run::
 
     python benchmarks/verdict_conformance.py --reps 300      # the full table
     python benchmarks/verdict_conformance.py --reps 200 --only p99_ms_max
+    python benchmarks/verdict_conformance.py --reps 150 --only map_drop_max   # ~25 min
+
+The ``map_drop_max`` rows are slow (a bootstrap of 1000 resamples per replication, about 3 s on
+one core): a full ``--reps 300`` run spends an extra hour on them.
 
 The quick seeded subset runs in ``tests/stats/test_conformance.py``.
 """
@@ -345,6 +350,115 @@ def accuracy_trial(
     return AccuracyBudget(key, budget).check(out, candidate="c", samples=n).verdict
 
 
+# -- mAP drop (detection) ------------------------------------------------------------------------
+#
+# Scenes of 1-3 boxes (3 classes, 10-40 px in a 100 px image); the reference finds each box with
+# probability 0.9, its corners off by 6% of the box's size, scores around 0.8, plus Poisson(0.6)
+# false positives per image scored 0.05-0.85. The candidate is the reference's detections with
+# their corners moved by another ``t`` of the box size and their scores by ``t`` (what a lossy
+# precision does): mAP@0.5:0.95 drops by a few points. The true drop of a setting is its mean
+# over ``TRUTH_IMAGES`` images; the gate judges the drop on the paired percentile bootstrap over
+# images it reports (``optieval.detection``'s ``bootstrap_intervals`` and ``budget_value``).
+
+TRUTH_IMAGES = 40_000
+
+
+def _scene(rng: np.random.Generator, images: int) -> Any:
+    from optieval.detection.ground_truth import GroundTruth
+
+    counts = rng.integers(1, 4, images)
+    total = int(counts.sum())
+    wh = rng.uniform(10.0, 40.0, (total, 2))
+    xy = rng.uniform(0.0, 1.0, (total, 2)) * (100.0 - wh)
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    classes = rng.integers(0, 3, total).astype(np.int64)
+    return GroundTruth(boxes, classes, np.repeat(np.arange(images), counts), images)
+
+
+def _reference(rng: np.random.Generator, gt: Any) -> list[Any]:
+    from optieval.detection.boxes import Detections
+
+    out = []
+    for i in range(gt.images):
+        boxes, classes = gt.for_image(i)
+        found = rng.random(len(boxes)) > 0.1
+        boxes, classes = boxes[found], classes[found]
+        size = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+        boxes = boxes + rng.normal(0.0, 0.06, boxes.shape) * size
+        scores = np.clip(rng.normal(0.8, 0.1, len(boxes)), 0.01, 1.0)
+        extra = int(rng.poisson(0.6))
+        wh = rng.uniform(10.0, 40.0, (extra, 2))
+        xy = rng.uniform(0.0, 1.0, (extra, 2)) * (100.0 - wh)
+        out.append(Detections.make(
+            np.concatenate([boxes, np.concatenate([xy, xy + wh], axis=1)]),
+            np.concatenate([scores, rng.uniform(0.05, 0.85, extra)]),
+            np.concatenate([classes, rng.integers(0, 3, extra)]),
+        ))  # fmt: skip
+    return out
+
+
+def _candidate(rng: np.random.Generator, reference: list[Any], t: float) -> list[Any]:
+    from optieval.detection.boxes import Detections
+
+    out = []
+    for d in reference:
+        size = np.concatenate([d.boxes[:, 2:] - d.boxes[:, :2]] * 2, axis=1)
+        boxes = d.boxes + rng.normal(0.0, t, d.boxes.shape) * size
+        scores = np.clip(d.scores + rng.normal(0.0, t, len(d)), 0.001, 1.0)
+        out.append(Detections.make(boxes, scores, d.classes))
+    return out
+
+
+_TRUTHS: dict[float, float] = {}
+
+
+def map_truth(t: float) -> float:
+    """The true mAP@0.5:0.95 drop (reference minus candidate) at degradation ``t``: measured
+    once on ``TRUTH_IMAGES`` images (its standard error about 0.0003), seeded."""
+    if t not in _TRUTHS:
+        from optieval.detection.metrics import evaluate
+
+        rng = np.random.default_rng(1234)
+        gt = _scene(rng, TRUTH_IMAGES)
+        ref = _reference(rng, gt)
+        cand = _candidate(rng, ref, t)
+        _TRUTHS[t] = _map(evaluate(ref, gt)) - _map(evaluate(cand, gt))
+    return _TRUTHS[t]
+
+
+def map_trial(
+    rng: np.random.Generator, factor: str, n: int, t: float, resamples: int = 1000
+) -> Verdict:
+    """One gate decision on ``map_drop_max`` over ``n`` images, the budget placed by
+    ``factor`` around the true drop."""
+    from optieval.detection import budget_value
+    from optieval.detection.metrics import bootstrap_intervals, evaluate, match_detections
+    from optieval.stats import judge
+
+    truth = map_truth(t)
+    budget = {"at+": truth * (1 - 1e-9), "at-": truth * (1 + 1e-9)}.get(factor)
+    if budget is None:  # "0.8x", "1.25x": the true drop at that multiple of the budget
+        budget = truth / float(factor.rstrip("x"))
+    gt = _scene(rng, n)
+    ref = _reference(rng, gt)
+    cand = _candidate(rng, ref, t)
+    a, b = evaluate(ref, gt), evaluate(cand, gt)
+    matches = [match_detections(r, c) for r, c in zip(ref, cand, strict=True)]
+    ci = bootstrap_intervals(matches, a, b, resamples=resamples,
+                             seed=int(rng.integers(2**31)))["map_delta"]  # fmt: skip
+    parity = SimpleNamespace(map_delta=_map(b) - _map(a), map_delta_ci=ci)
+    value, interval = budget_value(parity, "map_drop_max")  # type: ignore[arg-type]
+    assert value is not None and interval is not None
+    return judge("map", "max", budget, value=value, low=interval.low, high=interval.high,
+                 confidence=interval.confidence).verdict  # fmt: skip
+
+
+def _map(table: Any) -> float:
+    from optieval.detection.metrics import MapScores, average_precisions
+
+    return MapScores.of(average_precisions(table)).map50_95
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 
@@ -408,6 +522,8 @@ def grid(only: str | None = None) -> list[Spec]:
     out += [Spec(k, "paired", s, f) for k, s in (("accuracy_drop_max", "n=1000 b=0.02"),
             ("accuracy_drop_max", "n=5000 b=0.02"), ("accuracy_ratio_min", "n=1000 b=0.98"),
             ("accuracy_ratio_min", "n=5000 b=0.98")) for f in FACTORS]  # fmt: skip
+    out += [Spec("map_drop_max", "detections", s, f) for s in ("n=300 t=0.02",)
+            for f in FACTORS]  # fmt: skip
     return [spec for spec in out if only in (None, spec.kind)]
 
 
@@ -433,6 +549,8 @@ def run_row(spec: Spec, reps: int, rng: np.random.Generator) -> Row:
             n = int(opts["n"])
             if spec.kind == "flip_rate_max":
                 verdict = flip_trial(rng, spec.factor, n, opts["b"])
+            elif spec.kind == "map_drop_max":
+                verdict = map_trial(rng, spec.factor, n, opts["t"], int(opts.get("r", 1000)))
             else:
                 verdict = accuracy_trial(rng, spec.kind, spec.factor, n, opts["b"])
         _count(row, verdict, n)

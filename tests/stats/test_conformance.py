@@ -71,3 +71,22 @@ def test_clear_cases_are_decided(
     row = vc.run_row(vc.Spec(kind, data, setting, truth), 40, np.random.default_rng(16))
     assert row.false_rate == 0.0, row.line()
     assert row.decided >= least, row.line()
+
+
+def test_map_drop_false_pass_at_the_budget_stays_within_alpha_half(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The detection budget through the gate's own path (paired bootstrap over images,
+    ``budget_value``, ``judge``) on simulated detections, the true drop a hair over the budget.
+    Few images and resamples keep it quick: this catches a gross error (a one-sided interval,
+    the drop's sign flipped), the full table is in the benchmark."""
+    monkeypatch.setattr(vc, "TRUTH_IMAGES", 4000)
+    monkeypatch.setattr(vc, "_TRUTHS", {})
+    reps = 40
+    spec = vc.Spec("map_drop_max", "detections", "n=60 t=0.04 r=200", "at+")
+    row = vc.run_row(spec, reps, np.random.default_rng(17))
+    assert row.false_rate <= 0.025 + 3.0 * math.sqrt(0.025 * 0.975 / reps), row.line()
+    # Far over the budget (four times the drop it allows), 60 images decide it.
+    far = vc.Spec("map_drop_max", "detections", "n=60 t=0.04 r=200", "4x")
+    row = vc.run_row(far, 10, np.random.default_rng(18))
+    assert row.false_rate == 0.0 and row.decided >= 0.8, row.line()
