@@ -7,8 +7,11 @@ printed). Iterations within a run are often correlated (the interval allows for 
 runs on one machine differ by more than their samples show (memory layout, clocks, neighbours):
 when a cell was measured in blocks, each in its own process (``block_medians_ms``), the spread of
 the block medians widens the interval (a Welch t interval on their logs; a baseline without
-blocks is taken to vary between runs as one block of the new run does). The ``threshold``
-(default 5%) is the change that counts as a regression.
+blocks is taken to vary between runs as one block of the new run does). When the baseline's
+model was measured again in this run, block by block beside the new one
+(:func:`baseline_model_at_hand`, ``benchmark(baseline_model=)``), a cell is judged on those
+pairs instead (:func:`optieval.stats.interleaved_ratio_ci`): slow changes of the machine cancel
+within a pair. The ``threshold`` (default 5%) is the change that counts as a regression.
 """
 
 from __future__ import annotations
@@ -338,14 +341,14 @@ def _block_medians(cell: Mapping[str, Any]) -> list[float] | None:
         return None
 
 
-_SETUP_KEYS = ("optieval", "python", "os", "machine", "hostname", "cpu", "versions", "gpus")
+_SETUP_KEYS = ("optieval", "python", "os", "machine", "hostname", "versions")
 
 
 def _setup(env: Mapping[str, Any] | None) -> dict[str, Any]:
     """What of an ``env`` fingerprint names the software and hardware (not the moment: load,
     clocks): GPUs by name and driver."""
     env = dict(env or {})
-    setup = {k: env.get(k) for k in _SETUP_KEYS if k != "gpus"}
+    setup = {k: env.get(k) for k in _SETUP_KEYS}
     cpu = env.get("cpu")
     setup["cpu"] = cpu.get("model") if isinstance(cpu, Mapping) else None
     gpus = env.get("gpus")

@@ -193,7 +193,7 @@ def benchmark(
         on_start(len(backends) * len(precisions) * len(cell_sets) * len(scenario_list))
     cells: list[Cell] = []
     deferred: list[tuple[int, CellRequest]] = []  # (slot in cells, request) for the executor
-    rounds: list[BlockRound] = []  # cells measured in blocks
+    rounds: list[_BlockRound] = []  # cells measured in blocks
     for backend in backends:
         state = availability(backend)
         for precision in precisions:
@@ -239,7 +239,7 @@ def benchmark(
                         beside = None
                         if old_path is not None:
                             beside = dataclasses.replace(request, model=str(old_path))
-                        rounds.append(BlockRound(len(cells), request, count, beside))
+                        rounds.append(_BlockRound(len(cells), request, count, beside))
                         cells.append(Cell(backend, precision, batch, {}, "pending"))
                         continue
                     cell = run_cell_request(request, isolate, cell_timeout_s)
@@ -326,7 +326,7 @@ def _check_baseline_model(old_path: Path, signature: Signature, blocks: int, exe
 
 
 @dataclasses.dataclass(frozen=True)
-class BlockRound:
+class _BlockRound:
     """A cell measured in blocks: its slot in the report, its request, how many blocks, and
     the baseline model's request measured beside it (None without one)."""
 
@@ -337,7 +337,7 @@ class BlockRound:
 
 
 def _run_block_rounds(
-    rounds: list[BlockRound],
+    rounds: list[_BlockRound],
     cells: list[Cell],
     settings: MeasureSettings,
     isolate: bool,
