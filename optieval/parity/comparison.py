@@ -321,7 +321,11 @@ def compare(
             save_golden(
                 save_golden_dir,
                 Golden(
-                    model_sha, ref_label, dict(given.inputs), ref_outputs, given.labels,
+                    model_sha,
+                    ref_label,
+                    dict(given.inputs),
+                    ref_outputs,
+                    given.labels,
                     given.source,
                 ),
             )

@@ -192,8 +192,9 @@ class OutputParity:
             "checks": tuple(MetricCheck.from_json(c) for c in data.get("checks", ())),
             "worst_metric": data.get("worst_metric"),
             # Version 1 had no kinds: its argmax metrics were there for batch x classes.
-            "kind": str(data.get("kind") or ("logits" if data.get("flip_rate") is not None
-                                             else "tensor")),
+            "kind": str(
+                data.get("kind") or ("logits" if data.get("flip_rate") is not None else "tensor")
+            ),
             "kind_reason": str(data.get("kind_reason", "")),
         }
         for key, kind in (("cosine_per_sample", CosineStats), ("neighbours", NeighbourStats),

@@ -241,9 +241,7 @@ def gather_inputs(
     if labels_key is not None:
         raise InputError("`labels` names a key in `data`; no `data` was given", where="labels")
     count = samples or DEFAULT_GENERATED_SAMPLES
-    return GatheredInputs(
-        _generate(signature, count, seed, shapes), None, f"generated:seed={seed}"
-    )
+    return GatheredInputs(_generate(signature, count, seed, shapes), None, f"generated:seed={seed}")
 
 
 def _grouped_inputs(ds: Any, labels_key: str | None, source: str) -> GatheredInputs:

@@ -183,8 +183,9 @@ def cached_artifact(request: ConversionRequest, data: Dataset | None = None) -> 
         "int8_format": request.int8_format,
         # What a deployment must set on its ONNX Runtime session (nothing, for optieval's
         # artifacts); optieval's backends apply it from here, so the bench measures it too.
-        "session_options": {k: (dict(v) if isinstance(v, dict) else list(v))
-                            for k, v in SESSION_OPTIONS.items()},
+        "session_options": {
+            k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in SESSION_OPTIONS.items()
+        },
         "files": files,
         "source": {
             "path": str(request.source.resolve()),

@@ -65,6 +65,7 @@ def default_calib_method(int8_format: str) -> str:
     any other format)."""
     return DEFAULT_CALIB_METHODS.get(int8_format, "minmax")
 
+
 _ENTROPY_CANDIDATES = 64  # thresholds per round of the coarse-to-fine KL search
 _KL_EPS = 1e-4
 

@@ -154,9 +154,7 @@ def fp16_time_limit() -> float:
         except ValueError:
             value = -1.0
         if not value > 0:
-            raise InputError(
-                f"{text!r} is not a positive number of seconds", where=TIME_LIMIT_ENV
-            )
+            raise InputError(f"{text!r} is not a positive number of seconds", where=TIME_LIMIT_ENV)
         return value
     return DEFAULT_FP16_TIME_LIMIT_S
 

@@ -371,6 +371,7 @@ class LatencyBudget:
                 decision["samples_to_decide"] = math.ceil(n * (half / gap) ** 2)
         return judgement, advice, decision
 
+
 def cell_subject(cell: Any) -> str:
     """A check's subject for a bench cell: its label, followed by its load scenario when that
     is not the plain single-stream loop (``"ort-cpu:fp32 b1 server qps=50"``)."""

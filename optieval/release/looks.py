@@ -116,4 +116,3 @@ def fixed_sample(check: Check, samples: int) -> Check:
     decision = {"bound": bound, "samples": samples, "samples_to_decide": more, "look": 1,
                 "looks": 1, "look_confidence": j.confidence, "stopped_early": False}  # fmt: skip
     return replace(check, decision=decision)
-

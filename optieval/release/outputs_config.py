@@ -34,7 +34,7 @@ def parse_outputs_section(
     for name, kind in table.items():
         path = f"outputs.{name}"
         if not isinstance(kind, str):
-            problems.append(f"{path}: must be a kind such as \"embedding\", not {kind!r}")
+            problems.append(f'{path}: must be a kind such as "embedding", not {kind!r}')
             continue
         try:
             check_kind_name(kind, where=path)

@@ -194,9 +194,7 @@ def throughput_estimate(
     # The interval is built on whole batches, the point on every sample: keep the point inside
     # when the interval is (nearly) zero wide, as for identical latencies.
     low = min(batch * 1000.0 / hi_ms, point)
-    return ThroughputEstimate(
-        point, low, max(high, point), float(confidence), int(batch), batches
-    )
+    return ThroughputEstimate(point, low, max(high, point), float(confidence), int(batch), batches)
 
 
 __all__ = [

@@ -140,9 +140,7 @@ def test_embedding_kind_is_printed_with_its_worst_samples(tmp_path: Path) -> Non
         ("embeding", "--output-kind: unknown output kind 'embeding'"),
     ],
 )
-def test_output_kind_that_does_not_fit_exits_2(
-    tmp_path: Path, kind: str, message: str
-) -> None:
+def test_output_kind_that_does_not_fit_exits_2(tmp_path: Path, kind: str, message: str) -> None:
     from tests.parity.kind_models import make_regressor
 
     model = make_regressor(tmp_path / "reg.onnx", name="logits")  # (batch x 1)

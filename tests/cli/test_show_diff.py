@@ -125,9 +125,7 @@ def test_diff_gate_reports_names_checks_whose_verdict_changed(
     assert "| cell | old p50 ms | new p50 ms | new/old | interval | verdict |" in text
 
 
-@pytest.mark.parametrize(
-    "content", [None, "not json", '{"kind": "something-else"}', "[1, 2]"]
-)
+@pytest.mark.parametrize("content", [None, "not json", '{"kind": "something-else"}', "[1, 2]"])
 def test_unreadable_file_is_one_line_exit_2(tmp_path: Path, content: str | None) -> None:
     path = tmp_path / "r.json"
     if content is not None:

@@ -201,4 +201,3 @@ def test_int8_without_calib_on_varying_lengths_is_exit_2(pooled: Path, tmp_path:
                                  "--data", str(folder)])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert "--calib" in result.output and "differ in length" in result.output
-

@@ -222,9 +222,7 @@ def test_hand_built_graph_converts_exactly_where_it_should(tmp_path: Path) -> No
         np.testing.assert_allclose(a, b, rtol=0.02, atol=0.02)
 
 
-def test_time_limit_names_the_slow_stage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_time_limit_names_the_slow_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = _model_with_float_input(tmp_path, seed=5)  # not in the cache yet
     real = fp16_module._tensor_types
 

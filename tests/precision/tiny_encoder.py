@@ -24,9 +24,7 @@ class Block(nn.Module):
         h = self.heads
         q, k, v = (t.view(b, s, h, d // h).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
         scores = q @ k.transpose(-1, -2) / (d // h) ** 0.5
-        additive = (1.0 - mask[:, None, None, :].to(torch.float32)) * torch.finfo(
-            torch.float32
-        ).min
+        additive = (1.0 - mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
         attention = torch.softmax(scores + additive, dim=-1)
         y = (attention @ v).transpose(1, 2).reshape(b, s, d)
         x = self.ln1(x + self.out(y))

@@ -213,9 +213,7 @@ def _round_metrics(outputs: tuple[OutputParity, ...]) -> str:
     parts = []
     for out in outputs:
         shown = [c for c in out.checks if not c.passed] or list(out.checks)
-        checks = ", ".join(
-            f"{c.name} {_g(c.value, 6)} (limit {_g(c.limit, 6)})" for c in shown
-        )
+        checks = ", ".join(f"{c.name} {_g(c.value, 6)} (limit {_g(c.limit, 6)})" for c in shown)
         cos = out.cosine_per_sample
         cos_text = "" if cos is None else f", cos worst {_cos(cos.min)}"
         top1 = "" if out.top1_agreement is None else f", top-1 {_pct(out.top1_agreement)}"

@@ -193,6 +193,7 @@ def _unmatched_lines(diff: ResultDiff) -> list[str]:
 
 def diff_markdown(diff: ResultDiff) -> str:
     """The diff as GitHub Markdown, for a pull request comment."""
+
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
 
