@@ -18,7 +18,7 @@ from optieval.release.looks import fixed_sample
 from optieval.release.target_shapes import in_target
 from optieval.stats import Verdict
 
-__all__ = ["baseline_checks"]
+__all__ = ["baseline_checks", "decided"]
 
 
 class _Run(Protocol):
@@ -81,24 +81,34 @@ def baseline_checks(
         )
     budget = RegressionBudget(cfg.max_slowdown)
     run.step("compared with the baseline")
-    checks = [_decided(budget.check(c), c.ratio) for c in comparison.cells]
+    checks = [decided(budget.check(c), c.ratio) for c in comparison.cells]
     return {**comparison.to_json(), "interleaved": old_model is not None, "how": how}, checks
 
 
-def _decided(check: Check, ratio: Any) -> Check:
-    """``check`` with how it was decided (:func:`optieval.release.looks.fixed_sample`); on
-    interleaved pairs what would decide it is more pairs, not more samples."""
-    from optieval.stats import INTERLEAVED_METHOD, pairs_to_decide
+def decided(check: Check, ratio: Any) -> Check:
+    """``check`` (:meth:`RegressionBudget.check` of a cell whose ratio is ``ratio``) with how
+    it was decided (:func:`optieval.release.looks.fixed_sample`); on interleaved pairs what
+    would decide an INCONCLUSIVE one is more pairs of blocks, not more samples: the advice and
+    ``decision.blocks_to_decide`` say about how many (:func:`optieval.stats.pairs_to_decide`)."""
+    from optieval.stats import INTERLEAVED_METHOD, MAX_PAIRS, pairs_to_decide
 
     check = fixed_sample(check, min(ratio.n_new, ratio.n_old))
     if ratio.method != INTERLEAVED_METHOD or check.decision is None:
         return check
-    more = None
+    more, advice = None, check.advice
     if check.verdict is Verdict.INCONCLUSIVE:
-        more = pairs_to_decide(ratio, check.judgement.budget)
+        limit = check.judgement.budget
+        more = pairs_to_decide(ratio, limit)
+        advice = (
+            f"about {more} blocks per model would decide it if the pairs vary as these did "
+            "([baseline] blocks, bench --blocks)"
+            if more is not None
+            else f"no count of blocks up to {MAX_PAIRS} would decide it at this spread: the "
+            f"ratio sits too close to {limit:g} for how much the pairs vary"
+        )
     decision = {**check.decision, "samples_to_decide": None, "blocks": ratio.blocks_new,
                 "blocks_to_decide": more}  # fmt: skip
-    return replace(check, decision=decision)
+    return replace(check, decision=decision, advice=advice)
 
 
 def _baseline_model(run: _Run, env: dict[str, Any]) -> tuple[Path | None, str]:

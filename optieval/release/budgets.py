@@ -25,15 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from optieval.stats import (
-    INTERLEAVED_METHOD,
-    Judgement,
-    Kind,
-    Verdict,
-    confidence_text,
-    judge,
-    pairs_to_decide,
-)
+from optieval.stats import INTERLEAVED_METHOD, Judgement, Kind, Verdict, confidence_text, judge
 
 Group = Literal["latency", "accuracy", "baseline", "export"]
 
@@ -557,22 +549,11 @@ class RegressionBudget:
             interval = f"{level} interval [{ratio.low:.4g}, {ratio.high:.4g}]"
             why = f"the interval straddles {limit:g}"
         medians = f"{ratio.new_median_ms:.4g} ms vs {ratio.old_median_ms:.4g} ms"
-        advice = None
         if ratio.method == INTERLEAVED_METHOD:
             # The point is the pairs' geometric mean, not the pooled medians' ratio.
-            medians = (
-                f"geometric mean over {ratio.blocks_new} interleaved pairs of blocks; pooled "
-                f"medians {medians}"
+            medians = f"geometric mean over {ratio.blocks_new} interleaved pairs of blocks; " + (
+                f"pooled medians {medians}"
             )
-            if verdict is Verdict.INCONCLUSIVE:
-                pairs = pairs_to_decide(ratio, limit)
-                advice = (
-                    f"about {pairs} blocks per model would decide it if the pairs vary as "
-                    "these did ([baseline] blocks, bench --blocks)"
-                    if pairs is not None
-                    else f"no count of blocks up to 32 would decide it at this spread: the "
-                    f"ratio sits too close to {limit:g} for how much the pairs vary"
-                )
         evidence = (
             f"median new/old = {ratio.ratio:.4g} ({medians}), {interval}: "
             f"{comparison.verdict.value}; passes only when the whole interval is at or under "
@@ -591,8 +572,7 @@ class RegressionBudget:
             evidence,
         )
         return Check("baseline", f"{comparison.backend}:{comparison.precision}",
-                     _baseline_subject(comparison), "max_slowdown", judgement,
-                     advice)  # fmt: skip
+                     _baseline_subject(comparison), "max_slowdown", judgement)  # fmt: skip
 
 
 def _baseline_subject(comparison: Any) -> str:

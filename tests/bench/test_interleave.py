@@ -240,6 +240,7 @@ def test_pairs_to_decide_grows_with_the_spread_and_stops_at_the_cap() -> None:
 
 
 def test_an_undecided_interleaved_baseline_check_advises_more_blocks() -> None:
+    from optieval.release.baseline_check import decided
     from optieval.release.budgets import RegressionBudget
 
     rng = np.random.default_rng(7)
@@ -253,7 +254,9 @@ def test_an_undecided_interleaved_baseline_check_advises_more_blocks() -> None:
     comparison = compare_to_baseline([record(new)], [record(old)], interleaved=[record(old)])
     (pair,) = comparison.cells
     assert pair.ratio.high is not None
-    check = RegressionBudget(pair.ratio.high - 1.0 - 0.01).check(pair)
+    check = decided(RegressionBudget(pair.ratio.high - 1.0 - 0.01).check(pair), pair.ratio)
     assert check.verdict.value == "INCONCLUSIVE"
     assert "interleaved pairs of blocks" in check.evidence
     assert check.advice is not None and "blocks per model" in check.advice
+    assert check.decision is not None and check.decision["samples_to_decide"] is None
+    assert check.decision["blocks_to_decide"] is not None
