@@ -77,6 +77,17 @@ def test_sigint_cancels_the_ray_cells_and_their_subprocesses(
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, daemon=True)
+    # A run started in the background (``cmd &`` without job control, as a CI script may do)
+    # inherits SIGINT ignored, and handle_interrupts rightly keeps it ignored: give this test
+    # the terminal's default so that the signal below is what a Ctrl-C would be.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_while_measuring(worker, outcome)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_while_measuring(worker: threading.Thread, outcome: dict[str, Any]) -> None:
     with handle_interrupts():
         worker.start()
         deadline = time.monotonic() + 120
