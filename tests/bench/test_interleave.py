@@ -42,6 +42,16 @@ def _pairs(
     return new, old
 
 
+CELL = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]}}
+
+
+def _record(blocks: list[np.ndarray]) -> dict:
+    """A bench cell (JSON form) measured in ``blocks``."""
+    return {**CELL, "times_ms": np.concatenate(blocks).tolist(),
+            "block_samples": [b.size for b in blocks],
+            "block_medians_ms": [float(np.median(b)) for b in blocks]}  # fmt: skip
+
+
 def test_a_machine_that_changes_between_pairs_does_not_widen_the_interval() -> None:
     rng = np.random.default_rng(3)
     # The machine runs 1.5x slower in some pairs than in others: the same model on both sides.
@@ -98,18 +108,11 @@ def test_interleaved_input_errors() -> None:
 def test_compare_judges_cells_with_an_interleaved_rerun_on_their_pairs() -> None:
     rng = np.random.default_rng(5)
     new, old = _pairs(rng, 3, shared=0.03, own=0.0)
-    cell = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]}}
-
-    def record(blocks: list[np.ndarray]) -> dict:
-        return {**cell, "times_ms": np.concatenate(blocks).tolist(),
-                "block_samples": [b.size for b in blocks],
-                "block_medians_ms": [float(np.median(b)) for b in blocks]}  # fmt: skip
-
     # The recorded baseline ran on a machine 1.4x faster: against it, a false "slower".
-    recorded = {**cell, "times_ms": (np.concatenate(old) / 1.4).tolist()}
-    plain = compare_to_baseline([{**cell, "times_ms": record(new)["times_ms"]}], [recorded])
+    recorded = {**CELL, "times_ms": (np.concatenate(old) / 1.4).tolist()}
+    plain = compare_to_baseline([{**CELL, "times_ms": _record(new)["times_ms"]}], [recorded])
     assert plain.cells[0].verdict is Regression.SLOWER
-    paired = compare_to_baseline([record(new)], [recorded], interleaved=[record(old)])
+    paired = compare_to_baseline([_record(new)], [recorded], interleaved=[_record(old)])
     assert paired.cells[0].ratio.method == INTERLEAVED_METHOD
     assert paired.cells[0].verdict is Regression.NO_CHANGE
 
@@ -245,13 +248,7 @@ def test_an_undecided_interleaved_baseline_check_advises_more_blocks() -> None:
 
     rng = np.random.default_rng(7)
     new, old = _pairs(rng, 3, shared=0.0, own=0.05)
-    cell = {"backend": "ort-cpu", "precision": "fp32", "batch": 1, "shapes": {"x": [1, 4]}}
-
-    def record(blocks: list[np.ndarray]) -> dict:
-        return {**cell, "times_ms": np.concatenate(blocks).tolist(),
-                "block_samples": [b.size for b in blocks]}  # fmt: skip
-
-    comparison = compare_to_baseline([record(new)], [record(old)], interleaved=[record(old)])
+    comparison = compare_to_baseline([_record(new)], [_record(old)], interleaved=[_record(old)])
     (pair,) = comparison.cells
     assert pair.ratio.high is not None
     check = decided(RegressionBudget(pair.ratio.high - 1.0 - 0.01).check(pair), pair.ratio)
