@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,12 +26,41 @@ def install_fake(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
     fake = make_fake(**kwargs)
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(library, "trt_availability", lambda: Availability(True))
-    gpus = {0: ("NVIDIA H200", "9.0"), 1: ("NVIDIA L4", "8.9")}
-    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: gpus[device_id])
+    monkeypatch.setattr(library, "gpu_identity", lambda device_id=0: GPUS[device_id])
     return fake
 
 
 GPUS = {0: ("NVIDIA H200", "9.0"), 1: ("NVIDIA L4", "8.9")}
+
+
+def stub_trt_ep_sessions(
+    monkeypatch: pytest.MonkeyPatch, inputs: Sequence[Any] = (), outputs: Sequence[Any] = ()
+) -> list[list[Any]]:
+    """Stub out ONNX Runtime's sessions: the GPU providers' libraries count as present, and
+    each session records the providers it was given (the returned list, one entry a session),
+    reports that the TensorRT EP took it, and has ``inputs`` and ``outputs``."""
+    import onnxruntime
+
+    from optieval.runtime import ort_providers
+
+    seen: list[list[Any]] = []
+
+    class Session:
+        def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
+            seen.append(providers)
+
+        def get_providers(self) -> list[str]:
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self) -> list[Any]:
+            return list(inputs)
+
+        def get_outputs(self) -> list[Any]:
+            return list(outputs)
+
+    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    return seen
 
 
 def known_gpu(

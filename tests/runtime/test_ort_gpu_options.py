@@ -27,7 +27,7 @@ from optieval.runtime.ort_trt import (
 )
 from optieval.runtime.profiles import ProfileShape
 
-from .conftest import known_gpu
+from .conftest import known_gpu, stub_trt_ep_sessions
 
 
 def test_cuda_provider_options() -> None:
@@ -123,29 +123,11 @@ def test_ort_trt_options_from_census_and_shapes(
 ) -> None:
     """ort-trt's load computes its provider options before the session: check them with the
     session creation stubbed out."""
-    import onnxruntime
-
-    seen: dict[str, Any] = {}
-
-    class Session(_FakeSession):
-        def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
-            seen["providers"] = providers
-
-        def get_providers(self) -> list[str]:
-            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-        def get_inputs(self) -> list[Any]:
-            return []
-
-        def get_outputs(self) -> list[Any]:
-            return []
-
-    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
-    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    seen = stub_trt_ep_sessions(monkeypatch)
     known_gpu(monkeypatch)  # the engine cache is on only where the GPU can be identified
     backend = OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (16, 4)]})
     backend.load()
-    name, opts = seen["providers"][0]
+    name, opts = seen[-1][0]
     assert name == "TensorrtExecutionProvider"
     assert opts["trt_fp16_enable"] == "False"  # the mlp is fp32 by its graph census
     assert opts["trt_profile_min_shapes"] == "x:1x4" and opts["trt_profile_max_shapes"] == "x:16x4"
@@ -303,24 +285,11 @@ def test_fixed_buffer_path_updates_in_place(mlp_onnx: Path) -> None:
 def test_ort_trt_shape_outside_profile_names_the_range(
     mlp_onnx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import onnxruntime
-
     class Arg:
         def __init__(self, name: str, shape: list[Any]) -> None:
             self.name, self.type, self.shape = name, "tensor(float)", shape
 
-    class Session(_FakeSession):
-        def get_providers(self) -> list[str]:
-            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-        def get_inputs(self) -> list[Any]:
-            return [Arg("x", ["batch", 4])]
-
-        def get_outputs(self) -> list[Any]:
-            return [Arg("logits", ["batch", 3])]
-
-    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
-    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    stub_trt_ep_sessions(monkeypatch, [Arg("x", ["batch", 4])], [Arg("logits", ["batch", 3])])
     with OrtTrtBackend(mlp_onnx, shapes={"x": [(1, 4), (8, 4)]}) as backend:
         backend.check_feeds({"x": np.ones((8, 4), np.float32)})
         with pytest.raises(InputError, match=r"'x' shape 9x4 is outside .* 1x4 \.\. 8x4") as info:

@@ -6,43 +6,22 @@ creation is stubbed; the GPU identity is monkeypatched (tests/runtime/conftest.p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from optieval.runtime import ort_providers, ort_trt
+from optieval.runtime import ort_trt
 from optieval.runtime.ort_trt import OrtTrtBackend, ort_trt_cache_identity
 
-from .conftest import known_gpu
-
-
-class _Session:
-    """Records the providers ORT was given; says the TensorRT EP took the session."""
-
-    seen: ClassVar[list[Any]] = []
-
-    def __init__(self, path: str, sess_options: Any, providers: list[Any]) -> None:
-        _Session.seen.append(providers)
-
-    def get_providers(self) -> list[str]:
-        return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-
-    def get_inputs(self) -> list[Any]:
-        return []
-
-    def get_outputs(self) -> list[Any]:
-        return []
+from .conftest import known_gpu, stub_trt_ep_sessions
 
 
 def _load(model: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> tuple[dict, dict]:
     """(TensorRT EP options, backend options) of an ort-trt load."""
-    import onnxruntime
-
-    monkeypatch.setattr(ort_providers, "provider_library_error", lambda ort, provider: None)
-    monkeypatch.setattr(onnxruntime, "InferenceSession", _Session)
+    seen = stub_trt_ep_sessions(monkeypatch)
     backend = OrtTrtBackend(model, shapes={"x": [(2, 4)]}, **kwargs)
     backend.load()
-    name, options = _Session.seen[-1][0]
+    name, options = seen[-1][0]
     assert name == "TensorrtExecutionProvider"
     return options, dict(backend.options)
 
