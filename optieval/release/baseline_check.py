@@ -15,7 +15,6 @@ from optieval.execution import Executor
 from optieval.release.budgets import Check, RegressionBudget
 from optieval.release.config import GateConfig
 from optieval.release.looks import fixed_sample
-from optieval.release.target_shapes import in_target
 from optieval.stats import Verdict
 
 __all__ = ["baseline_checks", "decided"]
@@ -29,6 +28,11 @@ class _Run(Protocol):
     warnings: list[str]
 
     def step(self, message: str, *, count: bool = True) -> None: ...
+
+    def bench_target(
+        self, model: Path, target: Any, batches: Any, settings: Any, *, count: bool = True,
+        **options: Any,
+    ) -> Any: ...  # fmt: skip
 
 
 def baseline_checks(
@@ -140,7 +144,7 @@ def _measure_beside(
     ``[baseline] blocks`` blocks alternating with the baseline's model (medians only:
     ``duration_s`` split between the blocks); returns both models' cells as plain data, the
     gate's own cell for any cell not measured again."""
-    from optieval.bench import benchmark, cell_key
+    from optieval.bench import cell_key
 
     old_keys = {cell_key(c) for c in old_cells}
     config = run.config
@@ -161,23 +165,10 @@ def _measure_beside(
         if not mine:
             continue
 
-        def on_cell(cell: Cell) -> None:
-            run.step(f"measured {cell.label} beside the baseline's model", count=False)
-
-        report = in_target(target, benchmark)(
-            model,
-            backends=[target.backend],
-            precisions=[target.precision],
-            batches=sorted({c.batch for c in mine}),
-            threads=target.threads,
-            settings=settings,
-            data=config.data.evaluation,
-            calib=config.data.calibration,
-            isolate=config.measure.isolate,
-            on_cell=on_cell,
-            blocks=cfg.blocks,
-            baseline_model=old_model,
-        )
+        # Measured here, not on an executor: the blocks of both models must alternate.
+        report = run.bench_target(model, target, sorted({c.batch for c in mine}), settings,
+                                  count=False, executor=None, blocks=cfg.blocks,
+                                  baseline_model=old_model)  # fmt: skip
         new.extend(c.to_json() for c in report.results)
         again.extend(c.to_json() for c in report.baseline_results)
     seen = {cell_key(c) for c in new}

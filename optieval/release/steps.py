@@ -379,9 +379,26 @@ class GateRun:
         count: bool = True,
         only: Cell | None = None,
     ) -> list[Cell]:
+        return list(self.bench_target(model, target, batches, settings, scenario=scenario,
+                                      count=count, only=only).results)  # fmt: skip
+
+    def bench_target(
+        self,
+        model: Path,
+        target: TargetConfig,
+        batches: Iterable[int],
+        settings: Any,
+        *,
+        scenario: Any = None,
+        count: bool = True,
+        only: Cell | None = None,
+        **options: Any,
+    ) -> Any:
         """Bench ``target`` at ``batches`` with ``settings`` in its own load scenario, or in
-        ``scenario`` (a :class:`optieval.bench.ScenarioSpec`, the max-QPS search); each cell
-        measured counts as a progress step unless not ``count`` (a later look)."""
+        ``scenario`` (a :class:`optieval.bench.ScenarioSpec`, the max-QPS search), and return
+        the :class:`optieval.bench.BenchReport`; each cell measured counts as a progress step
+        unless not ``count`` (a later look). ``options`` go to :func:`optieval.benchmark`
+        over the target's own (``blocks``, ``baseline_model``, ``executor``)."""
         from optieval.bench import benchmark
 
         cfg = self.config
@@ -398,27 +415,28 @@ class GateRun:
         def on_cell(cell: Cell) -> None:
             self.step(f"measured {cell.label}: {_cell_summary(cell)}", count=count)
 
-        report = in_target(target, benchmark, only)(  # shape sets: release/target_shapes.py
-            model,
-            backends=[target.backend],
-            precisions=[target.precision],
-            batches=batches,
-            threads=target.threads,
-            settings=settings,
-            data=cfg.data.evaluation,
-            calib=cfg.data.calibration,
-            isolate=cfg.measure.isolate,
-            on_cell=on_cell,
-            executor=self.executor,
-            hardware=target.hardware,
-            scenarios=None if spec is None else [spec],
-        )
+        kwargs: dict[str, Any] = {
+            "backends": [target.backend],
+            "precisions": [target.precision],
+            "batches": batches,
+            "threads": target.threads,
+            "settings": settings,
+            "data": cfg.data.evaluation,
+            "calib": cfg.data.calibration,
+            "isolate": cfg.measure.isolate,
+            "on_cell": on_cell,
+            "executor": self.executor,
+            "hardware": target.hardware,
+            "scenarios": None if spec is None else [spec],
+        }
+        # shape sets: release/target_shapes.py
+        report = in_target(target, benchmark, only)(model, **{**kwargs, **options})
         from optieval.core import validity_warnings
 
         # The machine's own warnings (load, governor) are added once, from the gate's fingerprint.
         known = set(validity_warnings(report.env))
         self.warnings.extend(w for w in report.warnings if w not in known)
-        return list(report.results)
+        return report
 
     def _decide(
         self, model: Path, target: TargetConfig, cell: Cell, plan: LookPlan
