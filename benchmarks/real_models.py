@@ -161,20 +161,35 @@ def minilm_section(
         "latency": lat,
     }
     if gate:
-        print("  optieval compare ...", flush=True)
-        result["compare"] = optieval_compare(
-            fp32, files["minilm_eval.npz"], calib, {"sentence_embedding": "embedding"}
-        )
-        config = work / "minilm_release.toml"
-        config.write_text(
-            MINILM_GATE.format(
-                model=fp32, calib=calib, eval=files["minilm_eval.npz"],
-                duration=0.5 if quick else 1.0, max_duration=1.0 if quick else 3.0,
-            )
-        )  # fmt: skip
-        print("  optieval gate ...", flush=True)
-        result["gate"] = optieval_gate(config, work / "minilm_gate")
+        outputs = {"sentence_embedding": "embedding"}
+        eval_path = files["minilm_eval.npz"]
+        result.update(compare_and_gate("minilm", MINILM_GATE, fp32, eval_path, calib, outputs,
+                                       work, quick))  # fmt: skip
     return result
+
+
+def compare_and_gate(
+    name: str,
+    template: str,
+    fp32: Path,
+    eval_path: Path,
+    calib: Path,
+    outputs: dict[str, str] | None,
+    work: Path,
+    quick: bool,
+) -> dict[str, Any]:
+    """``optieval compare`` and ``optieval gate`` (config from ``template``) on the model."""
+    print("  optieval compare ...", flush=True)
+    compared = optieval_compare(fp32, eval_path, calib, outputs)
+    config = work / f"{name}_release.toml"
+    config.write_text(
+        template.format(
+            model=fp32, calib=calib, eval=eval_path,
+            duration=0.5 if quick else 1.0, max_duration=1.0 if quick else 3.0,
+        )
+    )  # fmt: skip
+    print("  optieval gate ...", flush=True)
+    return {"compare": compared, "gate": optieval_gate(config, work / f"{name}_gate")}
 
 
 def effnet_section(
@@ -204,17 +219,8 @@ def effnet_section(
         "latency": lat,
     }
     if gate:
-        print("  optieval compare ...", flush=True)
-        result["compare"] = optieval_compare(fp32, eval_path, calib, None)
-        config = work / "effnet_release.toml"
-        config.write_text(
-            EFFNET_GATE.format(
-                model=fp32, calib=calib, eval=eval_path,
-                duration=0.5 if quick else 1.0, max_duration=1.0 if quick else 3.0,
-            )
-        )  # fmt: skip
-        print("  optieval gate ...", flush=True)
-        result["gate"] = optieval_gate(config, work / "effnet_gate")
+        result.update(compare_and_gate("effnet", EFFNET_GATE, fp32, eval_path, calib, None, work,
+                                       quick))  # fmt: skip
     return result
 
 
