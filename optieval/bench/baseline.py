@@ -369,17 +369,38 @@ def setup_differences(
 
 
 def baseline_model_at_hand(
-    baseline: str | os.PathLike[str], env: Mapping[str, Any]
+    baseline: str | os.PathLike[str],
+    env: Mapping[str, Any],
+    *,
+    blocks: int = 2,
+    local: bool = True,
+    required: bool = False,
+    where: str = "interleave",
 ) -> tuple[Path | None, str]:
     """Whether a baseline's model can be measured again beside a new run, so that both see the
     same machine (:func:`optieval.stats.interleaved_ratio_ci`): ``(path, why)`` when its file is
-    where the baseline says, unchanged (same SHA-256), and the baseline ran with this software
-    and hardware (``env``, this run's fingerprint); ``(None, why not)`` otherwise, when the
-    comparison is with the baseline's recorded samples.
+    where the baseline says, unchanged (same SHA-256), the baseline ran with this software and
+    hardware (``env``, this run's fingerprint), the run measures in two or more ``blocks`` and
+    its cells run here (``local``); ``(None, why not)`` otherwise, when the comparison is with
+    the baseline's recorded samples.
 
     Raises:
-        InputError (where the file): an unreadable baseline.
+        InputError (where the file): an unreadable baseline; (where ``where``) a ``required``
+            interleaving that cannot be done, saying why.
     """
+    path, why = _model_at_hand(baseline, env)
+    if path is not None and blocks < 2:
+        path, why = None, "one block a cell: comparing with the baseline's recorded samples"
+    if path is not None and not local:
+        path, why = None, "cells run elsewhere: comparing with the baseline's recorded samples"
+    if required and path is None:
+        raise InputError(f"cannot interleave: {why}", where=where)
+    return path, why
+
+
+def _model_at_hand(
+    baseline: str | os.PathLike[str], env: Mapping[str, Any]
+) -> tuple[Path | None, str]:
     from optieval.bench.results import load_baseline
     from optieval.core import sha256_file
 
@@ -406,8 +427,7 @@ def baseline_model_at_hand(
         )
     return path, (
         f"measuring the baseline's model {path.name} again, in blocks alternating with this "
-        "one's, so that both see the same machine (--no-interleave: compare with its recorded "
-        "samples)"
+        "one's, so that both see the same machine"
     )
 
 

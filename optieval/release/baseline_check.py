@@ -124,13 +124,14 @@ def _baseline_model(run: _Run, env: dict[str, Any]) -> tuple[Path | None, str]:
     assert cfg is not None
     if cfg.interleave is False:
         return None, "interleave = false: compared with the baseline's recorded samples"
-    if run.executor.name != "local":
-        path, how = None, "cells run elsewhere: compared with the baseline's recorded samples"
-    else:
-        path, how = baseline_model_at_hand(cfg.report, env)
-    if cfg.interleave and path is None:
-        raise InputError(f"cannot interleave: {how}", where="baseline.interleave")
-    return path, how.split(" (--no-interleave")[0]
+    return baseline_model_at_hand(
+        cfg.report,
+        env,
+        blocks=cfg.blocks,
+        local=run.executor.name == "local",
+        required=bool(cfg.interleave),
+        where="baseline.interleave",
+    )
 
 
 def _measure_beside(

@@ -232,12 +232,10 @@ def _baseline_model(
     from optieval.bench import baseline_model_at_hand
     from optieval.core import fingerprint
 
-    path, why = baseline_model_at_hand(baseline, fingerprint())
-    if path is not None and blocks < 2:
-        path, why = None, "--blocks 1: comparing with the baseline's recorded samples"
-    if path is not None and executor != "local":
-        path, why = None, "cells run elsewhere: comparing with the baseline's recorded samples"
-    if interleave and path is None:
-        raise InputError(f"cannot interleave: {why}", where="--interleave")
+    path, why = baseline_model_at_hand(baseline, fingerprint(), blocks=blocks,
+                                       local=executor == "local", required=bool(interleave),
+                                       where="--interleave")  # fmt: skip
+    if path is not None:
+        why += " (--no-interleave: compare with its recorded samples)"
     err_console.print(f"baseline: {why}", highlight=False, soft_wrap=True, markup=False)
     return path
