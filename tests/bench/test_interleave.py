@@ -151,6 +151,19 @@ def test_baseline_model_at_hand_says_when_and_why_not(tmp_path: Path) -> None:
     assert path is None and "not here" in why
 
 
+def test_baseline_model_at_hand_needs_blocks_and_local_cells(tmp_path: Path) -> None:
+    old = make_onnx_mlp(tmp_path / "old.onnx")
+    base = _bench_json(old, tmp_path / "base.json")
+    env = fingerprint()
+    path, why = baseline_model_at_hand(base, env, blocks=1)
+    assert path is None and "one block" in why
+    path, why = baseline_model_at_hand(base, env, local=False)
+    assert path is None and "elsewhere" in why
+    with pytest.raises(InputError, match="cannot interleave: one block") as info:
+        baseline_model_at_hand(base, env, blocks=1, required=True, where="--interleave")
+    assert info.value.where == "--interleave"
+
+
 def test_benchmark_measures_the_baseline_model_beside_in_alternating_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
